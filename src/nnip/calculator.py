@@ -1,0 +1,94 @@
+"""ASE calculator for any nnip Potential: the only module with ASE calculator names and Voigt stress."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+from ase.calculators.calculator import Calculator as _AseCalculator
+from ase.calculators.calculator import PropertyNotImplementedError, all_changes
+from ase.stress import full_3x3_to_voigt_6_stress
+
+from nnip import keys
+from nnip.data.graph import AtomicGraph
+from nnip.data.neighbors import VerletNeighborList
+from nnip.potentials.base import Potential
+
+__all__ = ["Calculator"]
+
+_DTYPES = {"float32": torch.float32, "float64": torch.float64, None: None}
+
+
+class Calculator(_AseCalculator):
+    """Energy, forces and stress of a Potential for ASE (MD, optimisers, phonons ...).
+
+    Results: ``energy``, ``free_energy`` (eV), ``energies`` (N,) eV, ``forces`` (N, 3) eV/Å,
+    ``stress`` (6,) Voigt eV/Å^3 with ASE's sign (only for cells periodic in all three
+    directions).
+
+    Args:
+        potential: the model; the calculator works on its own copy (in ``dtype``).
+        dtype: "float32" or "float64"; None keeps the potential's dtype.
+        device: torch device for the computation.
+        skin: Verlet skin, Å: the neighbour list is rebuilt only when an atom moved more
+            than skin/2 (results are identical to rebuilding every step).
+
+    Example:
+        >>> atoms.calc = nnip.Calculator(nnip.load("model.pt"), dtype="float64")
+        >>> atoms.get_potential_energy()
+    """
+
+    implemented_properties = ["energy", "free_energy", "energies", "forces", "stress"]
+
+    def __init__(
+        self,
+        potential: Potential,
+        dtype: str | None = None,
+        device: str | torch.device = "cpu",
+        skin: float = 0.5,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if dtype not in _DTYPES:
+            raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+        self.device = torch.device(device)
+        self.potential = copy.deepcopy(potential).to(self.device).eval()
+        if _DTYPES[dtype] is not None:
+            self.potential.to(_DTYPES[dtype])
+        self.dtype = self.potential.dtype
+        self.neighbors = VerletNeighborList(self.potential.cutoff, skin)
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        fully_periodic = bool(self.atoms.pbc.all())
+        if "stress" in properties and not fully_periodic:
+            raise PropertyNotImplementedError("stress needs a cell periodic in all three directions")
+        graph = self._graph()
+        with torch.set_grad_enabled(True):
+            out = self.potential(graph, compute_forces=True, compute_stress=fully_periodic)
+        energy = float(out[keys.ENERGY].detach().sum())
+        self.results = {
+            "energy": energy,
+            "free_energy": energy,
+            "energies": out[keys.ATOMIC_ENERGIES].detach().cpu().numpy().astype(np.float64),
+            "forces": out[keys.FORCES].detach().cpu().numpy().astype(np.float64),
+        }
+        if fully_periodic:
+            stress = out[keys.STRESS][0].detach().cpu().numpy().astype(np.float64)
+            self.results["stress"] = full_3x3_to_voigt_6_stress(stress)
+
+    def _graph(self) -> AtomicGraph:
+        atoms = self.atoms
+        edges = self.neighbors.get(atoms.positions, atoms.cell.array, atoms.pbc)
+        graph = AtomicGraph.from_arrays(
+            atoms.positions,
+            atoms.numbers,
+            atoms.cell.array,
+            atoms.pbc,
+            self.neighbors.list_cutoff,
+            edges=edges,
+            total_charge=float(atoms.info.get("charge", 0.0)),
+            dtype=self.dtype,
+        )
+        return graph.to(self.device)

@@ -1,0 +1,104 @@
+"""Neighbour lists through vesin, with skin (Verlet) reuse for molecular dynamics.
+
+Convention (ASE's): the list is full (both i->j and j->i), an edge is (i, j, S) with
+r_ij = r_j - r_i + S @ cell, and an atom sees every periodic image of a neighbour within
+the cutoff, including its own images when the cell is smaller than the cutoff.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import vesin
+
+__all__ = ["neighbor_list", "VerletNeighborList"]
+
+
+def _vesin_box(cell: np.ndarray, pbc: np.ndarray) -> np.ndarray:
+    """Cell handed to vesin: zeros when nothing is periodic (vesin ignores it then)."""
+    if not pbc.any():
+        return np.zeros((3, 3))
+    return cell
+
+
+def neighbor_list(
+    positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray, cutoff: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Full neighbour list of one structure.
+
+    Args:
+        positions: (N, 3) Å.
+        cell: (3, 3) Å, lattice vectors as rows; periodic rows must be linearly independent
+            (callers validate this: vesin aborts the process on a degenerate periodic cell).
+        pbc: (3,) bool.
+        cutoff: Å; pairs with r_ij < cutoff are returned.
+
+    Returns:
+        edge_index: (2, E) int64, row 0 the centre i, row 1 the neighbour j.
+        cell_shifts: (E, 3) int64 image shifts S.
+    """
+    positions = np.ascontiguousarray(positions, dtype=np.float64)
+    pbc = np.asarray(pbc, dtype=bool).reshape(3)
+    box = np.ascontiguousarray(_vesin_box(np.asarray(cell, dtype=np.float64), pbc))
+    calculator = vesin.NeighborList(cutoff=float(cutoff), full_list=True)
+    i, j, shifts = calculator.compute(positions, box, pbc.tolist(), quantities="ijS", copy=False)
+    edge_index = torch.from_numpy(np.stack((i.view(np.int64), j.view(np.int64))))
+    return edge_index, torch.from_numpy(shifts.astype(np.int64))
+
+
+class VerletNeighborList:
+    """Neighbour list with a skin, rebuilt only when an atom moved more than skin/2.
+
+    Edges are collected within ``cutoff + skin``; a potential keeps those within its own
+    cutoff, so results equal a fresh list at every step. The list is also rebuilt when
+    the number of atoms, the cell or the periodicity changes.
+
+    Args:
+        cutoff: interaction cutoff, Å.
+        skin: extra shell, Å (0 rebuilds every call).
+
+    Attributes:
+        n_builds: how many times the list was built (for tests and logs).
+    """
+
+    def __init__(self, cutoff: float, skin: float = 0.5):
+        if skin < 0:
+            raise ValueError(f"skin must be >= 0 Å, got {skin}")
+        self.cutoff = float(cutoff)
+        self.skin = float(skin)
+        self.n_builds = 0
+        self._reference: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._edges: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    @property
+    def list_cutoff(self) -> float:
+        """Cutoff of the stored list: cutoff + skin, Å."""
+        return self.cutoff + self.skin
+
+    def needs_rebuild(self, positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray) -> bool:
+        """True when the stored list may miss a pair within the cutoff."""
+        if self._reference is None:
+            return True
+        ref_positions, ref_cell, ref_pbc = self._reference
+        if ref_positions.shape != positions.shape or not np.array_equal(ref_pbc, pbc):
+            return True
+        if not np.array_equal(ref_cell, cell):
+            return True
+        if self.skin == 0.0:
+            return True
+        displacement = np.sqrt(((positions - ref_positions) ** 2).sum(axis=1)).max(initial=0.0)
+        return bool(displacement > 0.5 * self.skin)
+
+    def get(
+        self, positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return (edge_index, cell_shifts) within cutoff + skin, rebuilding when needed."""
+        positions = np.asarray(positions, dtype=np.float64)
+        cell = np.asarray(cell, dtype=np.float64)
+        pbc = np.asarray(pbc, dtype=bool)
+        if self.needs_rebuild(positions, cell, pbc):
+            self._edges = neighbor_list(positions, cell, pbc, self.list_cutoff)
+            self._reference = (positions.copy(), cell.copy(), pbc.copy())
+            self.n_builds += 1
+        assert self._edges is not None
+        return self._edges

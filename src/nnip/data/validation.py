@@ -1,0 +1,96 @@
+"""Checks of one structure; each problem is a short phrase, the caller adds file and frame."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from ase import Atoms
+from ase.data import chemical_symbols
+
+from nnip.data.neighbors import neighbor_list
+
+__all__ = ["MIN_DISTANCE", "REQUIRABLE", "frame_problems", "cell_problem"]
+
+#: Atoms closer than this (Å) are rejected as overlapping.
+MIN_DISTANCE = 0.3
+#: Labels ``read(require=...)`` can demand.
+REQUIRABLE = ("energy", "forces", "stress")
+
+
+def cell_problem(cell: np.ndarray, pbc: np.ndarray) -> str | None:
+    """A periodic direction needs a lattice vector independent of the other periodic ones."""
+    periodic = np.asarray(cell, dtype=float)[np.asarray(pbc, dtype=bool)]
+    if len(periodic) == 0:
+        return None
+    if not np.isfinite(periodic).all():
+        return "cell contains NaN or inf"
+    singular = np.linalg.svd(periodic, compute_uv=False)
+    if singular.min() < 1e-6 * max(1.0, singular.max()):
+        axes = "".join("abc"[k] for k in range(3) if pbc[k])
+        return f"zero-volume cell under pbc (periodic lattice vectors {axes} are zero or linearly dependent)"
+    return None
+
+
+def _closest_pair(atoms: Atoms) -> str | None:
+    edge_index, shifts = neighbor_list(atoms.positions, atoms.cell.array, atoms.pbc, MIN_DISTANCE)
+    if edge_index.shape[1] == 0:
+        return None
+    i, j = edge_index.numpy()
+    vectors = atoms.positions[j] - atoms.positions[i] + shifts.numpy() @ atoms.cell.array
+    k = int(np.argmin(np.linalg.norm(vectors, axis=1)))
+    distance = float(np.linalg.norm(vectors[k]))
+    return (f"atoms {i[k]} ({atoms.get_chemical_symbols()[i[k]]}) and {j[k]} "
+            f"({atoms.get_chemical_symbols()[j[k]]}) are {distance:.3f} Å apart "
+            f"(overlapping: closer than {MIN_DISTANCE} Å)")
+
+
+def _label_problems(atoms: Atoms, results: dict, require: Sequence[str]) -> list[str]:
+    problems = []
+    n = len(atoms)
+    for name in require:
+        if results.get(name) is None:
+            problems.append(f"missing {name}")
+    energy = results.get("energy")
+    if energy is not None and not np.isfinite(energy):
+        problems.append(f"energy is {energy}")
+    forces = results.get("forces")
+    if forces is not None:
+        forces = np.asarray(forces)
+        if forces.shape != (n, 3):
+            problems.append(f"shape mismatch: forces have shape {forces.shape}, expected ({n}, 3)")
+        elif not np.isfinite(forces).all():
+            bad = int(np.argwhere(~np.isfinite(forces))[0, 0])
+            problems.append(f"forces contain NaN or inf (atom {bad})")
+    stress = results.get("stress")
+    if stress is not None:
+        stress = np.asarray(stress)
+        if stress.shape not in ((6,), (3, 3)):
+            problems.append(f"shape mismatch: stress has shape {stress.shape}, expected (6,) or (3, 3)")
+        elif not np.isfinite(stress).all():
+            problems.append("stress contains NaN or inf")
+    return problems
+
+
+def frame_problems(atoms: Atoms, results: dict, require: Sequence[str] = ()) -> list[str]:
+    """All problems of one structure with labels ``results`` (energy, forces, stress)."""
+    problems = []
+    numbers = atoms.numbers
+    unknown = sorted({int(z) for z in numbers if not 0 < z < len(chemical_symbols)})
+    if unknown:
+        problems.append(f"unknown element (atomic number {unknown[0]})")
+    if len(atoms) == 0:
+        problems.append("structure has no atoms")
+    positions_ok = np.isfinite(atoms.positions).all()
+    if not positions_ok:
+        bad = int(np.argwhere(~np.isfinite(atoms.positions))[0, 0])
+        problems.append(f"positions contain NaN or inf (atom {bad})")
+    cell = cell_problem(atoms.cell.array, atoms.pbc)
+    if cell:
+        problems.append(cell)
+    if positions_ok and cell is None and len(atoms) > 1:
+        overlap = _closest_pair(atoms)
+        if overlap:
+            problems.append(overlap)
+    problems.extend(_label_problems(atoms, results, require))
+    return problems

@@ -1,0 +1,82 @@
+"""``nnip demo``: the package's main job end to end on what it ships.
+
+For now: a Lennard-Jones argon crystal run in NVE molecular dynamics through the ASE
+calculator, reporting how well the total energy is conserved.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from ase.build import bulk
+from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+from ase.md.verlet import VelocityVerlet
+from ase.units import fs
+from tqdm import tqdm
+
+from nnip.calculator import Calculator
+from nnip.potentials import LennardJones, LennardJonesConfig, Potential
+
+__all__ = ["argon_nve", "run_demo"]
+
+
+def argon_potential() -> Potential:
+    """LJ argon, eps = 0.0104 eV, sigma = 3.40 Å, cut at 8.5 Å with the energy shifted to zero there."""
+    term = LennardJones(LennardJonesConfig(epsilon=0.0104, sigma=3.40, cutoff=8.5), elements=["Ar"])
+    return Potential([term], elements=["Ar"])
+
+
+def argon_nve(repeat: int = 4, temperature: float = 50.0, steps: int = 1000, timestep: float = 5.0,
+              seed: int = 0, progress: bool = True) -> dict:
+    """NVE velocity-Verlet MD of fcc argon (a = 5.26 Å, 4 repeat^3 atoms) started at ``temperature`` K.
+
+    Returns time (fs), potential/kinetic/total energies (eV/atom) and the total-energy drift
+    (eV/atom over the run) plus its largest excursion.
+    """
+    atoms = bulk("Ar", "fcc", a=5.26, cubic=True).repeat(repeat)
+    atoms.calc = Calculator(argon_potential(), dtype="float64", skin=1.0)
+    MaxwellBoltzmannDistribution(atoms, temperature_K=2 * temperature, rng=np.random.default_rng(seed))
+    Stationary(atoms)
+    dynamics = VelocityVerlet(atoms, timestep=timestep * fs)
+    n = len(atoms)
+    record = {"time_fs": [], "potential": [], "kinetic": [], "total": []}
+
+    def sample() -> None:
+        potential, kinetic = atoms.get_potential_energy() / n, atoms.get_kinetic_energy() / n
+        record["time_fs"].append(dynamics.nsteps * timestep)
+        record["potential"].append(potential)
+        record["kinetic"].append(kinetic)
+        record["total"].append(potential + kinetic)
+
+    sample()
+    started = time.perf_counter()
+    for _ in tqdm(range(steps), desc="NVE argon", unit="step", disable=not progress, leave=False):
+        dynamics.run(1)
+        sample()
+    total = np.asarray(record["total"])
+    record.update(
+        n_atoms=n,
+        seconds=time.perf_counter() - started,
+        drift=float(total[-1] - total[0]),
+        max_deviation=float(np.abs(total - total[0]).max()),
+        neighbor_list_builds=atoms.calc.neighbors.n_builds,
+        mean_temperature=float(np.mean(record["kinetic"]) / (1.5 * 8.617333262e-5)),
+    )
+    return record
+
+
+def run_demo(quick: bool = False) -> int:
+    """Run the demo and print a summary; returns the exit status."""
+    steps = 200 if quick else 1000
+    print(f"nnip demo: Lennard-Jones argon, NVE velocity Verlet, {steps} steps of 5 fs from 50 K")
+    result = argon_nve(repeat=3 if quick else 4, steps=steps)
+    print(f"  atoms                    {result['n_atoms']}")
+    print(f"  mean temperature         {result['mean_temperature']:.1f} K")
+    print(f"  total energy drift       {result['drift']:+.2e} eV/atom over {steps * 5 / 1000:.1f} ps")
+    print(f"  largest |E_tot - E_0|    {result['max_deviation']:.2e} eV/atom")
+    print(f"  neighbour-list rebuilds  {result['neighbor_list_builds']} in {steps} steps (skin 1.0 Å)")
+    print(f"  wall time                {result['seconds']:.1f} s ({1000 * result['seconds'] / steps:.2f} ms/step)")
+    ok = result["max_deviation"] < 1e-4
+    print("  energy conserved" if ok else "  WARNING: energy not conserved to 1e-4 eV/atom")
+    return 0 if ok else 1

@@ -1,0 +1,220 @@
+"""The term contract and Potential: terms -> per-atom energies -> E0 + scale/shift -> energy.
+
+Every potential in nnip is a :class:`Potential` built from one or more :class:`Term` s.
+A local term maps species and edges (vectors within its cutoff) to per-atom energies;
+it never sees absolute positions or the cell, so translation invariance and locality
+hold by construction. Potential owns everything else, in this order: prepare positions
+and strain for differentiation, build edge vectors, run the terms, add the per-element
+reference energies E0 and the scale/shift (float64), sum per structure, and take
+forces, stress and virial by one autograd call (``derivatives.py``).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar
+
+import torch
+from ase.data import atomic_numbers as _symbol_to_z
+from ase.data import chemical_symbols
+from torch import nn
+
+from nnip import keys
+from nnip.data.graph import AtomicGraph
+from nnip.errors import DataError
+from nnip.nn.scatter import scatter_sum
+from nnip.potentials.derivatives import energy_derivatives, prepare_inputs
+
+__all__ = ["Edges", "Term", "Potential", "to_atomic_numbers"]
+
+#: Buffers kept in float64 whatever the model dtype: per-element E0, scale, shift.
+REFERENCE_BUFFERS = ("e0", "scale", "shift")
+
+
+def to_atomic_numbers(elements: Sequence[int | str]) -> list[int]:
+    """Element symbols or numbers -> sorted unique atomic numbers; unknown symbols raise ValueError."""
+    numbers = set()
+    for element in elements:
+        if isinstance(element, str):
+            if element not in _symbol_to_z or element == "X":
+                raise ValueError(f"unknown element {element!r}")
+            numbers.add(_symbol_to_z[element])
+        else:
+            if not 1 <= int(element) < len(chemical_symbols):
+                raise ValueError(f"unknown atomic number {element}")
+            numbers.add(int(element))
+    return sorted(numbers)
+
+
+@dataclass
+class Edges:
+    """Directed edges i -> j of a batch. Shapes: center, neighbor (E,) int64; vectors (E, 3) Å; lengths (E,) Å."""
+
+    center: torch.Tensor
+    neighbor: torch.Tensor
+    vectors: torch.Tensor
+    lengths: torch.Tensor
+
+    def within(self, cutoff: float) -> "Edges":
+        """The edges shorter than ``cutoff`` (no copy when all are)."""
+        keep = self.lengths < cutoff
+        if bool(keep.all()):
+            return self
+        return Edges(self.center[keep], self.neighbor[keep], self.vectors[keep], self.lengths[keep])
+
+
+class Term(nn.Module, abc.ABC):
+    """One energy term under the local contract: ``forward(species, edges) -> (N,)``.
+
+    Subclasses set ``name`` (the registry key), ``Config`` (a dataclass of their
+    hyperparameters), ``dimensionless`` (True when the output is in units of the
+    potential's scale, as for neural networks; False for terms in eV), and ``cutoff`` (Å).
+    They are built as ``Class(config, elements)``, where ``elements`` are the potential's
+    sorted atomic numbers and species index s refers to ``elements[s]``.
+    """
+
+    name: ClassVar[str]
+    dimensionless: ClassVar[bool] = False
+
+    def __init__(self, config: Any, elements: Sequence[int]):
+        super().__init__()
+        self.config = config
+        self.elements = to_atomic_numbers(elements)
+        self.cutoff = float(config.cutoff)
+
+    def spec(self) -> dict[str, Any]:
+        """Name and hyperparameters, enough to rebuild the term (weights live in state_dict)."""
+        return {"name": self.name, "config": asdict(self.config)}
+
+    @abc.abstractmethod
+    def forward(self, species: torch.Tensor, edges: Edges) -> torch.Tensor:
+        """Per-atom energies. Shapes: species (N,) int64, edges within ``cutoff`` -> (N,)."""
+
+
+class Potential(nn.Module):
+    """Sum of terms plus per-element reference energies, with forces and stress by autograd.
+
+    E = sum_i [ E0[Z_i] + shift + scale * sum_{dimensionless terms} e_i + sum_{eV terms} e_i ]
+
+    Args:
+        terms: the energy terms (at least one).
+        elements: chemical symbols or atomic numbers the potential knows.
+        e0: reference energy per element (symbol or Z -> eV); missing elements get 0.
+        scale: multiplies dimensionless terms, eV. shift: added per atom, eV.
+    """
+
+    def __init__(
+        self,
+        terms: Sequence[Term],
+        elements: Sequence[int | str],
+        e0: Mapping[int | str, float] | None = None,
+        scale: float = 1.0,
+        shift: float = 0.0,
+    ):
+        super().__init__()
+        if len(terms) == 0:
+            raise ValueError("a Potential needs at least one term")
+        numbers = to_atomic_numbers(elements)
+        self.terms = nn.ModuleList(terms)
+        for term in terms:
+            if term.elements != numbers:
+                raise ValueError(f"term {term.name!r} was built for elements {term.elements}, potential has {numbers}")
+        species_of = torch.full((len(chemical_symbols),), -1, dtype=torch.int64)
+        species_of[torch.tensor(numbers)] = torch.arange(len(numbers))
+        self.register_buffer("elements", torch.tensor(numbers, dtype=torch.int64))
+        self.register_buffer("species_of", species_of)
+        reference = torch.zeros(len(numbers), dtype=torch.float64)
+        for element, value in (e0 or {}).items():
+            z = to_atomic_numbers([element])[0]
+            if z in numbers:
+                reference[numbers.index(z)] = float(value)
+        self.register_buffer("e0", reference)
+        self.register_buffer("scale", torch.tensor(float(scale), dtype=torch.float64))
+        self.register_buffer("shift", torch.tensor(float(shift), dtype=torch.float64))
+
+    def _apply(self, fn, recurse=True):
+        # .to(dtype)/.float() convert the model arithmetic; reference sums stay float64.
+        reference = {name: self._buffers[name] for name in REFERENCE_BUFFERS}
+        super()._apply(fn, recurse)
+        for name, tensor in reference.items():
+            self._buffers[name] = tensor.to(device=self._buffers[name].device)
+        return self
+
+    @property
+    def cutoff(self) -> float:
+        """Largest term cutoff, Å: neighbour lists must cover it."""
+        return max(term.cutoff for term in self.terms)
+
+    @property
+    def element_symbols(self) -> list[str]:
+        return [chemical_symbols[int(z)] for z in self.elements]
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """Floating-point dtype of the model arithmetic (float32 unless converted)."""
+        for tensor in self.parameters():
+            return tensor.dtype
+        for name, tensor in self.named_buffers():
+            if tensor.is_floating_point() and name not in REFERENCE_BUFFERS:
+                return tensor.dtype
+        return torch.get_default_dtype()
+
+    def spec(self) -> dict[str, Any]:
+        """Architecture description (plain data) from which :func:`nnip.potentials.build_potential` rebuilds it."""
+        return {"elements": [int(z) for z in self.elements], "terms": [t.spec() for t in self.terms]}
+
+    def species(self, atomic_numbers: torch.Tensor) -> torch.Tensor:
+        """Atomic numbers (N,) -> species indices (N,); an element the potential lacks raises DataError."""
+        species = self.species_of[atomic_numbers.clamp(0, self.species_of.shape[0] - 1)]
+        if bool((species < 0).any()):
+            unknown = sorted({int(z) for z in atomic_numbers[species < 0]})
+            names = ", ".join(chemical_symbols[z] if 0 < z < len(chemical_symbols) else str(z) for z in unknown)
+            raise DataError(f"element(s) {names} not known to this potential (it has {', '.join(self.element_symbols)})")
+        return species
+
+    def forward(
+        self,
+        graph: AtomicGraph,
+        compute_forces: bool = True,
+        compute_stress: bool = False,
+        create_graph: bool = False,
+    ) -> dict[str, torch.Tensor]:
+        """Energy (B,), atomic energies (N,) in float64; forces (N, 3); stress and virial (B, 3, 3).
+
+        Args:
+            graph: structures with edges built for at least ``self.cutoff``.
+            compute_forces: return forces = -dE/dr.
+            compute_stress: return stress (ASE sign, NaN for non-periodic) and virial.
+            create_graph: keep the autograd graph of the derivatives (training, attacks).
+        """
+        if graph.cutoff < self.cutoff - 1e-12:
+            raise ValueError(
+                f"graph edges were built with cutoff {graph.cutoff} Å < potential cutoff {self.cutoff} Å"
+            )
+        species = self.species(graph.atomic_numbers)
+        inputs = prepare_inputs(graph, compute_forces, compute_stress)
+        edges = self._edges(graph, inputs.positions, inputs.cell)
+        atomic = self.e0[species] + self.shift
+        for term in self.terms:
+            energies = term(species, edges.within(term.cutoff)).to(torch.float64)
+            atomic = atomic + (self.scale * energies if term.dimensionless else energies)
+        energy = scatter_sum(atomic, graph.structure_index, graph.n_structures)
+        out = {keys.ENERGY: energy, keys.ATOMIC_ENERGIES: atomic}
+        out.update(energy_derivatives(energy, inputs, graph, compute_forces, compute_stress, create_graph))
+        return out
+
+    @staticmethod
+    def _edges(graph: AtomicGraph, positions: torch.Tensor, cell: torch.Tensor) -> Edges:
+        """Edge vectors r_ij = r_j - r_i + S @ cell, computed here so autograd sees them."""
+        center, neighbor = graph.edge_index
+        vectors = positions[neighbor] - positions[center]
+        if bool(graph.pbc.any()):
+            shifts = graph.cell_shifts.to(positions.dtype)
+            if cell.shape[0] == 1:
+                vectors = vectors + shifts @ cell[0]
+            else:
+                edge_cell = cell[graph.structure_index[center]]
+                vectors = vectors + torch.einsum("ea,eab->eb", shifts, edge_cell)
+        return Edges(center, neighbor, vectors, torch.linalg.vector_norm(vectors, dim=1))

@@ -1,0 +1,217 @@
+"""Classical pair potentials with trainable per-element-pair parameters.
+
+All follow the pair-term conventions of :mod:`nnip.potentials.pair` (energy shift and/or
+C2 switch at the cutoff) and combine per-element values into pair values by the rule
+named in each class; any pair can be given explicitly in ``pairs``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from nnip.errors import ConfigError
+from nnip.potentials.pair import (
+    PairConfig,
+    PairTable,
+    PairTerm,
+    PerElement,
+    arithmetic_mean,
+    geometric_mean,
+    harmonic_mean,
+)
+from nnip.units import COULOMB_CONSTANT
+
+__all__ = [
+    "LennardJones", "LennardJonesConfig", "Morse", "MorseConfig", "Harmonic", "HarmonicConfig",
+    "Buckingham", "BuckinghamConfig", "ZBL", "ZBLConfig",
+]
+
+PairValues = dict[str, dict[str, float]]
+
+
+def _tables(term: PairTerm, per_element: dict[str, PerElement], pairs: PairValues, rules: dict) -> None:
+    """Create one PairTable attribute per parameter name, with explicit pair values from ``pairs``."""
+    known = set(per_element)
+    for key, values in pairs.items():
+        unknown = set(values) - known
+        if unknown:
+            raise ConfigError(f"pairs.{key}: unknown parameter(s) {sorted(unknown)}; expected {sorted(known)}")
+    for name, value in per_element.items():
+        explicit = {key: v[name] for key, v in pairs.items() if name in v}
+        setattr(term, name, PairTable(name, term.elements, value, explicit, rules[name]))
+
+
+@dataclass
+class LennardJonesConfig(PairConfig):
+    """Lennard-Jones: V = 4 eps [(sigma/r)^12 - (sigma/r)^6].
+
+    epsilon (eV) and sigma (Å) per element, combined by Lorentz-Berthelot (sigma arithmetic,
+    eps geometric) or ``mixing="geometric"`` (both geometric). Defaults: argon.
+    """
+
+    epsilon: PerElement = 0.0104
+    sigma: PerElement = 3.40
+    pairs: PairValues = field(default_factory=dict)
+    mixing: str = "lorentz-berthelot"
+    cutoff: float = 8.5
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.mixing not in ("lorentz-berthelot", "geometric"):
+            raise ConfigError(f"mixing must be 'lorentz-berthelot' or 'geometric', got {self.mixing!r}")
+
+
+class LennardJones(PairTerm):
+    """Lennard-Jones pair potential (Lennard-Jones, Proc. R. Soc. A 106, 463 (1924))."""
+
+    name = "lj"
+    Config = LennardJonesConfig
+
+    def __init__(self, config: LennardJonesConfig, elements: Sequence[int]):
+        super().__init__(config, elements)
+        sigma_rule = arithmetic_mean if config.mixing == "lorentz-berthelot" else geometric_mean
+        _tables(self, {"epsilon": config.epsilon, "sigma": config.sigma}, config.pairs,
+                {"epsilon": geometric_mean, "sigma": sigma_rule})
+
+    def pair_energy(self, r, species_i, species_j):
+        epsilon = self.epsilon(species_i, species_j)
+        c6 = (self.sigma(species_i, species_j) / r) ** 6
+        return 4.0 * epsilon * (c6 * c6 - c6)
+
+
+@dataclass
+class MorseConfig(PairConfig):
+    """Morse: V = D [(1 - exp(-a (r - r0)))^2 - 1], zero at infinity, minimum -D at r0.
+
+    The lecture's A [1 - exp(-a (r - r_eq))]^2 differs by the constant D per pair. ASE's
+    MorsePotential(epsilon, rho0, r0) is D = epsilon, a = rho0 / r0. D (eV) geometric,
+    a (1/Å) and r0 (Å) arithmetic. Defaults: a Cu-like well, switched smoothly to zero.
+    """
+
+    D: PerElement = 0.3429
+    a: PerElement = 1.3588
+    r0: PerElement = 2.866
+    pairs: PairValues = field(default_factory=dict)
+    cutoff: float = 6.0
+    shift: bool = False
+    switch_on: float | None = 5.0
+
+
+class Morse(PairTerm):
+    """Morse pair potential (Morse, Phys. Rev. 34, 57 (1929))."""
+
+    name = "morse"
+    Config = MorseConfig
+
+    def __init__(self, config: MorseConfig, elements: Sequence[int]):
+        super().__init__(config, elements)
+        _tables(self, {"D": config.D, "a": config.a, "r0": config.r0}, config.pairs,
+                {"D": geometric_mean, "a": arithmetic_mean, "r0": arithmetic_mean})
+
+    def pair_energy(self, r, species_i, species_j):
+        x = torch.exp(-self.a(species_i, species_j) * (r - self.r0(species_i, species_j)))
+        return self.D(species_i, species_j) * x * (x - 2.0)
+
+
+@dataclass
+class HarmonicConfig(PairConfig):
+    """Harmonic pair: V = k (r - r0)^2 for r < cutoff (shifted to zero there by default).
+
+    k (eV/Å^2) geometric, r0 (Å) arithmetic. A bond-like spring between every pair within
+    the cutoff: meant for diatomics, toy models and restraints, with a cutoff below the
+    second-neighbour distance.
+    """
+
+    k: PerElement = 1.0
+    r0: PerElement = 1.0
+    pairs: PairValues = field(default_factory=dict)
+    cutoff: float = 2.0
+
+
+class Harmonic(PairTerm):
+    """Harmonic pair potential."""
+
+    name = "harmonic"
+    Config = HarmonicConfig
+
+    def __init__(self, config: HarmonicConfig, elements: Sequence[int]):
+        super().__init__(config, elements)
+        _tables(self, {"k": config.k, "r0": config.r0}, config.pairs,
+                {"k": geometric_mean, "r0": arithmetic_mean})
+
+    def pair_energy(self, r, species_i, species_j):
+        return self.k(species_i, species_j) * (r - self.r0(species_i, species_j)) ** 2
+
+
+@dataclass
+class BuckinghamConfig(PairConfig):
+    """Buckingham: V = A exp(-B r) - C / r^6.
+
+    A (eV) and C (eV Å^6) geometric, B (1/Å) harmonic mean (arithmetic mean of rho = 1/B).
+    Add a Coulomb term for Buckingham-Coulomb. Beware the unphysical collapse at short r
+    when C > 0 (the 'Buckingham catastrophe'); pair with ZBL for high-energy sampling.
+    """
+
+    A: PerElement = 1000.0
+    B: PerElement = 3.0
+    C: PerElement = 10.0
+    pairs: PairValues = field(default_factory=dict)
+    cutoff: float = 8.0
+
+
+class Buckingham(PairTerm):
+    """Buckingham exp-6 pair potential (Buckingham, Proc. R. Soc. A 168, 264 (1938))."""
+
+    name = "buckingham"
+    Config = BuckinghamConfig
+
+    def __init__(self, config: BuckinghamConfig, elements: Sequence[int]):
+        super().__init__(config, elements)
+        _tables(self, {"A": config.A, "B": config.B, "C": config.C}, config.pairs,
+                {"A": geometric_mean, "B": harmonic_mean, "C": geometric_mean})
+
+    def pair_energy(self, r, species_i, species_j):
+        repulsion = self.A(species_i, species_j) * torch.exp(-self.B(species_i, species_j) * r)
+        return repulsion - self.C(species_i, species_j) / r**6
+
+
+#: Universal ZBL screening function: coefficients and exponents (Ziegler, Biersack, Littmark 1985).
+ZBL_COEFFICIENTS = (0.18175, 0.50986, 0.28022, 0.02817)
+ZBL_EXPONENTS = (3.19980, 0.94229, 0.40290, 0.20162)
+#: Screening length prefactor 0.8854 a0 in Å.
+ZBL_LENGTH = 0.46850
+
+
+@dataclass
+class ZBLConfig(PairConfig):
+    """ZBL universal screened nuclear repulsion; no trainable parameters.
+
+    V = k Z_i Z_j / r * phi(r / a), a = 0.46850 / (Z_i^0.23 + Z_j^0.23) Å, switched to zero
+    between ``switch_on`` and ``cutoff`` (as LAMMPS' pair zbl does between its inner and
+    outer cutoffs). A core-repulsion prior for learned potentials.
+    """
+
+    cutoff: float = 2.0
+    shift: bool = False
+    switch_on: float | None = 1.0
+
+
+class ZBL(PairTerm):
+    """Ziegler-Biersack-Littmark repulsion (The Stopping and Range of Ions in Solids, 1985)."""
+
+    name = "zbl"
+    Config = ZBLConfig
+
+    def __init__(self, config: ZBLConfig, elements: Sequence[int]):
+        super().__init__(config, elements)
+        self.register_buffer("z", torch.tensor(self.elements, dtype=torch.get_default_dtype()))
+
+    def pair_energy(self, r, species_i, species_j):
+        zi = self.z[species_i].to(r.dtype)
+        zj = self.z[species_j].to(r.dtype)
+        x = r * (zi**0.23 + zj**0.23) / ZBL_LENGTH
+        phi = sum(c * torch.exp(-e * x) for c, e in zip(ZBL_COEFFICIENTS, ZBL_EXPONENTS))
+        return COULOMB_CONSTANT * zi * zj / r * phi

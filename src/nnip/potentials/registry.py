@@ -1,0 +1,42 @@
+"""Registry of term names: one literal dict, no decorators, no hidden imports."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from nnip.errors import ConfigError
+from nnip.potentials.base import Potential, Term
+from nnip.potentials.classical import (
+    ZBL, Buckingham, BuckinghamConfig, Harmonic, HarmonicConfig, LennardJones,
+    LennardJonesConfig, Morse, MorseConfig, ZBLConfig,
+)
+from nnip.potentials.coulomb import Coulomb, CoulombConfig, CoulombDSF, CoulombDSFConfig
+from nnip.strict import closest, from_dict
+
+__all__ = ["REGISTRY", "build_term", "build_potential"]
+
+REGISTRY: dict[str, tuple[type, type[Term]]] = {
+    "lj": (LennardJonesConfig, LennardJones),
+    "morse": (MorseConfig, Morse),
+    "harmonic": (HarmonicConfig, Harmonic),
+    "buckingham": (BuckinghamConfig, Buckingham),
+    "zbl": (ZBLConfig, ZBL),
+    "coulomb": (CoulombConfig, Coulomb),
+    "coulomb_dsf": (CoulombDSFConfig, CoulombDSF),
+}
+
+
+def build_term(name: str, config: Mapping[str, Any] | None, elements: Sequence[int], where: str = "term") -> Term:
+    """Term ``name`` from plain-data ``config`` for the given sorted atomic numbers."""
+    if name not in REGISTRY:
+        raise ConfigError(f"{where}: unknown potential {name!r}{closest(name, REGISTRY)}; known: {', '.join(REGISTRY)}")
+    config_class, term_class = REGISTRY[name]
+    return term_class(from_dict(config_class, config, where), elements)
+
+
+def build_potential(spec: Mapping[str, Any]) -> Potential:
+    """Potential from ``Potential.spec()`` data: {'elements': [Z...], 'terms': [{'name', 'config'}...]}."""
+    elements = list(spec["elements"])
+    terms = [build_term(t["name"], t.get("config"), elements, where=f"terms[{k}]") for k, t in enumerate(spec["terms"])]
+    return Potential(terms, elements)
