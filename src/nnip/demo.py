@@ -10,12 +10,12 @@ import time
 
 import numpy as np
 from ase.build import bulk
-from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
 from ase.md.verlet import VelocityVerlet
 from ase.units import fs
 from tqdm import tqdm
 
 from nnip.calculator import Calculator
+from nnip.md.velocities import maxwell_boltzmann
 from nnip.potentials import LennardJones, LennardJonesConfig, Potential
 
 __all__ = ["argon_nve", "run_demo"]
@@ -36,8 +36,7 @@ def argon_nve(repeat: int = 4, temperature: float = 50.0, steps: int = 1000, tim
     """
     atoms = bulk("Ar", "fcc", a=5.26, cubic=True).repeat(repeat)
     atoms.calc = Calculator(argon_potential(), dtype="float64", skin=1.0)
-    MaxwellBoltzmannDistribution(atoms, temperature_K=2 * temperature, rng=np.random.default_rng(seed))
-    Stationary(atoms)
+    maxwell_boltzmann(atoms, 2 * temperature, seed=seed)  # equipartition halves it
     dynamics = VelocityVerlet(atoms, timestep=timestep * fs)
     n = len(atoms)
     record = {"time_fs": [], "potential": [], "kinetic": [], "total": []}

@@ -20,6 +20,7 @@ from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io.formats import string2index
 
+from nnip.data.formats import is_mlearn_json, read_md17_npz, read_mlearn_json
 from nnip.data.validation import REQUIRABLE, frame_problems
 from nnip.data.xyz_scan import scan_xyz
 from nnip.errors import DataError
@@ -27,8 +28,6 @@ from nnip.units import energy_factor
 
 __all__ = ["read", "inspect", "write", "Inspection"]
 
-#: MD17 key sets: (positions, atomic numbers, energies, forces).
-MD17_KEYS = (("R", "z", "E", "F"), ("coords", "nuclear_charges", "energies", "forces"))
 _XYZ_SUFFIXES = {".xyz", ".extxyz"}
 
 
@@ -91,40 +90,6 @@ def _clean_atoms(atoms: Atoms, labels: dict, drop: Sequence[str]) -> Atoms:
     return out
 
 
-def _read_npz(path: Path, factor: float) -> list[tuple[Atoms, dict]]:
-    try:
-        data = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as error:
-        raise DataError(f"{path}: cannot read as .npz ({error})") from None
-    for r_key, z_key, e_key, f_key in MD17_KEYS:
-        if r_key in data and z_key in data:
-            break
-    else:
-        raise DataError(f"{path}: no MD17 key set (R/z/E/F or coords/nuclear_charges/energies/forces); "
-                        f"found {sorted(data.files)}")
-    positions, numbers = np.asarray(data[r_key], dtype=float), np.asarray(data[z_key]).astype(int)
-    if positions.ndim != 3 or positions.shape[2] != 3 or numbers.shape != (positions.shape[1],):
-        raise DataError(f"{path}: shape mismatch: {r_key} {positions.shape} and {z_key} {numbers.shape} "
-                        "should be (frames, atoms, 3) and (atoms,)")
-    n_frames, n_atoms = positions.shape[:2]
-    energies = np.asarray(data[e_key], dtype=float).reshape(-1) if e_key in data else None
-    forces = np.asarray(data[f_key], dtype=float) if f_key in data else None
-    if energies is not None and energies.shape != (n_frames,):
-        raise DataError(f"{path}: shape mismatch: {e_key} has {energies.shape[0]} values for {n_frames} frames")
-    if forces is not None and forces.shape != positions.shape:
-        raise DataError(f"{path}: shape mismatch: {f_key} has shape {forces.shape}, expected {positions.shape}")
-    frames = []
-    for k in range(n_frames):
-        atoms = Atoms(numbers=np.clip(numbers, 0, None), positions=positions[k])
-        labels = {
-            "energy": None if energies is None else energies[k] * factor,
-            "forces": None if forces is None else forces[k] * factor,
-            "stress": None,
-        }
-        frames.append((atoms, labels))
-    return frames
-
-
 def _read_ase(path: Path, fmt: str | None, keys: tuple[str, str, str], factor: float,
               problems: list[str]) -> list[tuple[Atoms, dict]]:
     """Frames ASE can parse; a parse failure ends the list and is added to ``problems``."""
@@ -151,7 +116,9 @@ def _load(path, fmt, keys, energy_unit) -> tuple[list[tuple[Atoms, dict]], list[
     except ValueError as error:
         raise DataError(f"{path}: {error}") from None
     if is_npz:
-        return _read_npz(path, factor), []
+        return read_md17_npz(path, factor), []
+    if path.suffix.lower() == ".json" and is_mlearn_json(path):
+        return read_mlearn_json(path, factor), []
     problems: list[str] = []
     if path.suffix.lower() in _XYZ_SUFFIXES or fmt in ("xyz", "extxyz"):
         text = path.read_text(errors="replace")

@@ -207,7 +207,7 @@ class ZBL(PairTerm):
 
     def __init__(self, config: ZBLConfig, elements: Sequence[int]):
         super().__init__(config, elements)
-        self.register_buffer("z", torch.tensor(self.elements, dtype=torch.get_default_dtype()))
+        self.register_buffer("z", torch.tensor(self.elements, dtype=torch.float64))
 
     def pair_energy(self, r, species_i, species_j):
         zi = self.z[species_i].to(r.dtype)

@@ -61,7 +61,7 @@ class _FixedCharges(PairTerm):
             if symbol not in chemical_symbols:
                 raise ConfigError(f"charges: unknown element {symbol!r}")
         values = [float(config.charges.get(s, 0.0)) for s in symbols]
-        self.charges = nn.Parameter(torch.tensor(values, dtype=torch.get_default_dtype()))
+        self.charges = nn.Parameter(torch.tensor(values, dtype=torch.float64))
 
     def charge_product(self, species_i: torch.Tensor, species_j: torch.Tensor) -> torch.Tensor:
         return self.charges[species_i] * self.charges[species_j]

@@ -114,7 +114,7 @@ class PairTable(nn.Module):
                                    self._element_value(name, per_element, elements[b]))
                 index[a, b] = index[b, a] = len(values)
                 values.append(value)
-        self.values = nn.Parameter(torch.tensor(values, dtype=torch.get_default_dtype()))
+        self.values = nn.Parameter(torch.tensor(values, dtype=torch.float64))
         self.register_buffer("index", index)
 
     @staticmethod

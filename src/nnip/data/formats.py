@@ -1,0 +1,103 @@
+"""Readers for formats ASE does not know: MD17/rMD17 ``.npz`` and mlearn/pymatgen JSON.
+
+Each returns a list of (Atoms, labels) with labels {energy, forces, stress} in eV units,
+scaled by ``factor`` (eV per energy unit of the file); validation happens in ``io``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+from ase.data import atomic_numbers as _symbol_to_z
+
+from nnip.errors import DataError
+
+__all__ = ["MD17_KEYS", "read_md17_npz", "is_mlearn_json", "read_mlearn_json"]
+
+#: MD17 key sets: (positions, atomic numbers, energies, forces).
+MD17_KEYS = (("R", "z", "E", "F"), ("coords", "nuclear_charges", "energies", "forces"))
+
+
+def read_md17_npz(path: Path, factor: float) -> list[tuple[Atoms, dict]]:
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise DataError(f"{path}: cannot read as .npz ({error})") from None
+    for r_key, z_key, e_key, f_key in MD17_KEYS:
+        if r_key in data and z_key in data:
+            break
+    else:
+        raise DataError(f"{path}: no MD17 key set (R/z/E/F or coords/nuclear_charges/energies/forces); "
+                        f"found {sorted(data.files)}")
+    positions, numbers = np.asarray(data[r_key], dtype=float), np.asarray(data[z_key]).astype(int)
+    if positions.ndim != 3 or positions.shape[2] != 3 or numbers.shape != (positions.shape[1],):
+        raise DataError(f"{path}: shape mismatch: {r_key} {positions.shape} and {z_key} {numbers.shape} "
+                        "should be (frames, atoms, 3) and (atoms,)")
+    n_frames, n_atoms = positions.shape[:2]
+    energies = np.asarray(data[e_key], dtype=float).reshape(-1) if e_key in data else None
+    forces = np.asarray(data[f_key], dtype=float) if f_key in data else None
+    if energies is not None and energies.shape != (n_frames,):
+        raise DataError(f"{path}: shape mismatch: {e_key} has {energies.shape[0]} values for {n_frames} frames")
+    if forces is not None and forces.shape != positions.shape:
+        raise DataError(f"{path}: shape mismatch: {f_key} has shape {forces.shape}, expected {positions.shape}")
+    frames = []
+    for k in range(n_frames):
+        atoms = Atoms(numbers=np.clip(numbers, 0, None), positions=positions[k])
+        labels = {
+            "energy": None if energies is None else energies[k] * factor,
+            "forces": None if forces is None else forces[k] * factor,
+            "stress": None,
+        }
+        frames.append((atoms, labels))
+    return frames
+
+
+def is_mlearn_json(path: Path) -> bool:
+    """True for a JSON list of {'structure': pymatgen dict, 'outputs': {...}} (the mlearn format)."""
+    with open(path, "rb") as handle:
+        head = handle.read(4096).lstrip()
+    return head.startswith(b"[") and b'"structure"' in head
+
+
+def _mlearn_atoms(structure: dict) -> Atoms:
+    symbols = []
+    for site in structure["sites"]:
+        species = max(site["species"], key=lambda s: s.get("occu", 1.0))
+        symbols.append(_symbol_to_z.get(species["element"], 0))
+    return Atoms(numbers=symbols, positions=[site["xyz"] for site in structure["sites"]],
+                 cell=structure["lattice"]["matrix"], pbc=True)
+
+
+def read_mlearn_json(path: Path, factor: float) -> list[tuple[Atoms, dict]]:
+    """mlearn data (Zuo et al. 2020): pymatgen structures with outputs energy (eV) and forces (eV/Å).
+
+    ``virial_stress`` is kept in ``atoms.info['virial_stress_mlearn']`` and not used as
+    stress: its unit and sign convention are not documented.
+    """
+    try:
+        entries = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as error:
+        raise DataError(f"{path}: cannot read as JSON ({error})") from None
+    frames = []
+    for k, entry in enumerate(entries):
+        try:
+            atoms = _mlearn_atoms(entry["structure"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise DataError(f"{path}: frame {k}: malformed pymatgen structure ({error!r})") from None
+        outputs = entry.get("outputs", {})
+        for key in ("group", "description", "tag"):
+            if key in entry:
+                atoms.info["config_type" if key == "group" else key] = entry[key]
+        if "virial_stress" in outputs:
+            atoms.info["virial_stress_mlearn"] = np.asarray(outputs["virial_stress"], dtype=float)
+        energy = outputs.get("energy")
+        forces = outputs.get("forces")
+        frames.append((atoms, {
+            "energy": None if energy is None else float(energy) * factor,
+            "forces": None if forces is None else np.asarray(forces, dtype=float) * factor,
+            "stress": None,
+        }))
+    return frames
