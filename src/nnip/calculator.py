@@ -57,16 +57,16 @@ class Calculator(_AseCalculator):
         if _DTYPES[dtype] is not None:
             self.potential.to(_DTYPES[dtype])
         self.dtype = self.potential.dtype
-        self.neighbors = VerletNeighborList(self.potential.cutoff, skin)
+        self.neighbors = VerletNeighborList(self.potential.cutoff, skin, full=not self.potential.pairwise)
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
-        fully_periodic = bool(self.atoms.pbc.all())
-        if "stress" in properties and not fully_periodic:
+        want_stress = "stress" in properties
+        if want_stress and not self.atoms.pbc.all():
             raise PropertyNotImplementedError("stress needs a cell periodic in all three directions")
         graph = self._graph()
         with torch.set_grad_enabled(True):
-            out = self.potential(graph, compute_forces=True, compute_stress=fully_periodic)
+            out = self.potential(graph, compute_forces=True, compute_stress=want_stress)
         energy = float(out[keys.ENERGY].detach().sum())
         self.results = {
             "energy": energy,
@@ -74,7 +74,7 @@ class Calculator(_AseCalculator):
             "energies": out[keys.ATOMIC_ENERGIES].detach().cpu().numpy().astype(np.float64),
             "forces": out[keys.FORCES].detach().cpu().numpy().astype(np.float64),
         }
-        if fully_periodic:
+        if want_stress:
             stress = out[keys.STRESS][0].detach().cpu().numpy().astype(np.float64)
             self.results["stress"] = full_3x3_to_voigt_6_stress(stress)
 
@@ -88,6 +88,7 @@ class Calculator(_AseCalculator):
             atoms.pbc,
             self.neighbors.list_cutoff,
             edges=edges,
+            half_list=not self.neighbors.full,
             total_charge=float(atoms.info.get("charge", 0.0)),
             dtype=self.dtype,
         )

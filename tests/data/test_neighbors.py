@@ -90,3 +90,31 @@ def test_md_with_skin_matches_rebuilding_every_step():
         np.testing.assert_allclose(skinned.get_stress(), fresh.get_stress(), atol=1e-14)
     assert fresh.calc.neighbors.n_builds >= 60
     assert 1 < skinned.calc.neighbors.n_builds < 30
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_half_list_holds_each_unordered_pair_once(seed):
+    atoms, cutoff = _random_triclinic(seed)
+    full = _triples(*neighbor_list(atoms.positions, atoms.cell.array, atoms.pbc, cutoff)[0],
+                    neighbor_list(atoms.positions, atoms.cell.array, atoms.pbc, cutoff)[1])
+    edge_index, shifts = neighbor_list(atoms.positions, atoms.cell.array, atoms.pbc, cutoff, full=False)
+    half = _triples(edge_index[0], edge_index[1], shifts)
+    mirrored = sorted(half + [(j, i, tuple(-s for s in S)) for i, j, S in half])
+    assert mirrored == full
+
+
+def test_pair_potential_gives_the_same_results_on_half_and_full_lists():
+    from nnip.data import AtomicGraph
+    from nnip.testing import periodic_cell
+
+    atoms = periodic_cell([18, 36], 3.8, seed=7)
+    config = LennardJonesConfig(epsilon={"Ar": 0.0104, "Kr": 0.014}, sigma={"Ar": 3.4, "Kr": 3.6}, cutoff=9.0)
+    potential = Potential([LennardJones(config, ["Ar", "Kr"])], ["Ar", "Kr"])
+    results = []
+    for full in (True, False):
+        edges = neighbor_list(atoms.positions, atoms.cell.array, atoms.pbc, 9.0, full=full)
+        graph = AtomicGraph.from_arrays(atoms.positions, atoms.numbers, atoms.cell.array, atoms.pbc, 9.0,
+                                        edges=edges, half_list=not full)
+        results.append(potential(graph, compute_stress=True))
+    for key in ("energy", "atomic_energies", "forces", "stress"):
+        torch.testing.assert_close(results[0][key], results[1][key], rtol=1e-12, atol=1e-14)

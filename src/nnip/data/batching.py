@@ -21,6 +21,8 @@ def collate(graphs: Sequence[AtomicGraph]) -> AtomicGraph:
         raise ValueError("collate needs at least one graph")
     if len(graphs) == 1:
         return graphs[0]
+    if len({g.half_list for g in graphs}) > 1:
+        raise ValueError("cannot collate graphs with half and full neighbour lists")
     atom_counts = torch.tensor([g.positions.shape[0] for g in graphs])
     structure_counts = torch.tensor([g.n_structures for g in graphs])
     atom_offsets = torch.cumsum(atom_counts, 0) - atom_counts
@@ -36,4 +38,5 @@ def collate(graphs: Sequence[AtomicGraph]) -> AtomicGraph:
         n_atoms=torch.cat([g.n_atoms for g in graphs]),
         total_charge=torch.cat([g.total_charge for g in graphs]),
         cutoff=min(g.cutoff for g in graphs),
+        half_list=graphs[0].half_list,
     )

@@ -28,6 +28,7 @@ class AtomicGraph:
         n_atoms: (B,) int64.
         total_charge: (B,) e, net charge of each structure (0 unless the data says otherwise).
         cutoff: Å, the neighbour-list cutoff the edges were built with.
+        half_list: each unordered pair appears once (only for potentials made of pair terms).
     """
 
     positions: torch.Tensor
@@ -40,6 +41,7 @@ class AtomicGraph:
     n_atoms: torch.Tensor
     total_charge: torch.Tensor
     cutoff: float
+    half_list: bool = False
 
     def __post_init__(self) -> None:
         n = self.positions.shape[0]
@@ -89,6 +91,7 @@ class AtomicGraph:
         cutoff: float,
         *,
         edges: tuple[torch.Tensor, torch.Tensor] | None = None,
+        half_list: bool = False,
         total_charge: float = 0.0,
         dtype: torch.dtype = torch.float64,
     ) -> "AtomicGraph":
@@ -97,6 +100,7 @@ class AtomicGraph:
         Args:
             positions: (N, 3) Å. cell: (3, 3) Å. pbc: (3,) bool. cutoff: Å.
             edges: precomputed (edge_index, cell_shifts) within at least ``cutoff``.
+            half_list: whether ``edges`` hold each unordered pair once.
             total_charge: net charge, e.
             dtype: floating-point dtype of positions and cell.
         """
@@ -119,6 +123,7 @@ class AtomicGraph:
             n_atoms=torch.tensor([n], dtype=torch.int64),
             total_charge=torch.tensor([float(total_charge)], dtype=dtype),
             cutoff=float(cutoff),
+            half_list=half_list and edges is not None,
         )
 
     @classmethod

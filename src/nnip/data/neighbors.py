@@ -14,17 +14,19 @@ import vesin
 __all__ = ["neighbor_list", "VerletNeighborList"]
 
 
-def _vesin_box(cell: np.ndarray, pbc: np.ndarray) -> np.ndarray:
-    """Cell handed to vesin: zeros when nothing is periodic (vesin ignores it then)."""
+def _vesin_box(cell: np.ndarray, pbc: np.ndarray) -> tuple[np.ndarray, bool | list[bool]]:
+    """Cell and periodicity handed to vesin (a plain bool takes vesin's faster path)."""
     if not pbc.any():
-        return np.zeros((3, 3))
-    return cell
+        return np.zeros((3, 3)), False
+    if pbc.all():
+        return cell, True
+    return cell, pbc.tolist()
 
 
 def neighbor_list(
-    positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray, cutoff: float
+    positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray, cutoff: float, full: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Full neighbour list of one structure.
+    """Neighbour list of one structure: full (both directions) or half (each pair once).
 
     Args:
         positions: (N, 3) Å.
@@ -32,6 +34,8 @@ def neighbor_list(
             (callers validate this: vesin aborts the process on a degenerate periodic cell).
         pbc: (3,) bool.
         cutoff: Å; pairs with r_ij < cutoff are returned.
+        full: both i -> j and j -> i (default); False gives each unordered pair once,
+            enough for potentials made only of pair terms.
 
     Returns:
         edge_index: (2, E) int64, row 0 the centre i, row 1 the neighbour j.
@@ -39,9 +43,9 @@ def neighbor_list(
     """
     positions = np.ascontiguousarray(positions, dtype=np.float64)
     pbc = np.asarray(pbc, dtype=bool).reshape(3)
-    box = np.ascontiguousarray(_vesin_box(np.asarray(cell, dtype=np.float64), pbc))
-    calculator = vesin.NeighborList(cutoff=float(cutoff), full_list=True)
-    i, j, shifts = calculator.compute(positions, box, pbc.tolist(), quantities="ijS", copy=False)
+    box, periodic = _vesin_box(np.asarray(cell, dtype=np.float64), pbc)
+    calculator = vesin.NeighborList(cutoff=float(cutoff), full_list=full)
+    i, j, shifts = calculator.compute(positions, np.ascontiguousarray(box), periodic, quantities="ijS", copy=False)
     edge_index = torch.from_numpy(np.stack((i.view(np.int64), j.view(np.int64))))
     return edge_index, torch.from_numpy(shifts.astype(np.int64))
 
@@ -56,16 +60,18 @@ class VerletNeighborList:
     Args:
         cutoff: interaction cutoff, Å.
         skin: extra shell, Å (0 rebuilds every call).
+        full: full list (default) or half list (each pair once, for pair potentials).
 
     Attributes:
         n_builds: how many times the list was built (for tests and logs).
     """
 
-    def __init__(self, cutoff: float, skin: float = 0.5):
+    def __init__(self, cutoff: float, skin: float = 0.5, full: bool = True):
         if skin < 0:
             raise ValueError(f"skin must be >= 0 Å, got {skin}")
         self.cutoff = float(cutoff)
         self.skin = float(skin)
+        self.full = full
         self.n_builds = 0
         self._reference: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._edges: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -97,7 +103,7 @@ class VerletNeighborList:
         cell = np.asarray(cell, dtype=np.float64)
         pbc = np.asarray(pbc, dtype=bool)
         if self.needs_rebuild(positions, cell, pbc):
-            self._edges = neighbor_list(positions, cell, pbc, self.list_cutoff)
+            self._edges = neighbor_list(positions, cell, pbc, self.list_cutoff, full=self.full)
             self._reference = (positions.copy(), cell.copy(), pbc.copy())
             self.n_builds += 1
         assert self._edges is not None

@@ -1,6 +1,7 @@
 """Potentials: the term contract, Potential, classical terms, the registry and model files."""
 
-from nnip.potentials.base import Edges, Potential, Term
+from nnip.potentials.base import Potential, Term
+from nnip.potentials.edges import Edges
 from nnip.potentials.classical import (
     ZBL, Buckingham, BuckinghamConfig, Harmonic, HarmonicConfig, LennardJones,
     LennardJonesConfig, Morse, MorseConfig, ZBLConfig,

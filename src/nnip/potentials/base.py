@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any, ClassVar
 
 import torch
@@ -26,6 +26,7 @@ from nnip.data.graph import AtomicGraph
 from nnip.errors import DataError
 from nnip.nn.scatter import scatter_sum
 from nnip.potentials.derivatives import energy_derivatives, prepare_inputs
+from nnip.potentials.edges import Edges, build_edges
 
 __all__ = ["Edges", "Term", "Potential", "to_atomic_numbers"]
 
@@ -48,23 +49,6 @@ def to_atomic_numbers(elements: Sequence[int | str]) -> list[int]:
     return sorted(numbers)
 
 
-@dataclass
-class Edges:
-    """Directed edges i -> j of a batch. Shapes: center, neighbor (E,) int64; vectors (E, 3) Å; lengths (E,) Å."""
-
-    center: torch.Tensor
-    neighbor: torch.Tensor
-    vectors: torch.Tensor
-    lengths: torch.Tensor
-
-    def within(self, cutoff: float) -> "Edges":
-        """The edges shorter than ``cutoff`` (no copy when all are)."""
-        keep = self.lengths < cutoff
-        if bool(keep.all()):
-            return self
-        return Edges(self.center[keep], self.neighbor[keep], self.vectors[keep], self.lengths[keep])
-
-
 class Term(nn.Module, abc.ABC):
     """One energy term under the local contract: ``forward(species, edges) -> (N,)``.
 
@@ -77,6 +61,8 @@ class Term(nn.Module, abc.ABC):
 
     name: ClassVar[str]
     dimensionless: ClassVar[bool] = False
+    #: True for sums of symmetric pair functions, which accept half edge lists (see Edges.half).
+    pairwise: ClassVar[bool] = False
 
     def __init__(self, config: Any, elements: Sequence[int]):
         super().__init__()
@@ -148,6 +134,11 @@ class Potential(nn.Module):
         return max(term.cutoff for term in self.terms)
 
     @property
+    def pairwise(self) -> bool:
+        """True when every term is a pair sum, so each pair needs computing only once (half list)."""
+        return all(term.pairwise for term in self.terms)
+
+    @property
     def element_symbols(self) -> list[str]:
         return [chemical_symbols[int(z)] for z in self.elements]
 
@@ -195,7 +186,7 @@ class Potential(nn.Module):
             )
         species = self.species(graph.atomic_numbers)
         inputs = prepare_inputs(graph, compute_forces, compute_stress)
-        edges = self._edges(graph, inputs.positions, inputs.cell)
+        edges = build_edges(graph, inputs.positions, inputs.cell, self.cutoff, half=self.pairwise)
         atomic = self.e0[species] + self.shift
         for term in self.terms:
             energies = term(species, edges.within(term.cutoff)).to(torch.float64)
@@ -204,17 +195,3 @@ class Potential(nn.Module):
         out = {keys.ENERGY: energy, keys.ATOMIC_ENERGIES: atomic}
         out.update(energy_derivatives(energy, inputs, graph, compute_forces, compute_stress, create_graph))
         return out
-
-    @staticmethod
-    def _edges(graph: AtomicGraph, positions: torch.Tensor, cell: torch.Tensor) -> Edges:
-        """Edge vectors r_ij = r_j - r_i + S @ cell, computed here so autograd sees them."""
-        center, neighbor = graph.edge_index
-        vectors = positions[neighbor] - positions[center]
-        if bool(graph.pbc.any()):
-            shifts = graph.cell_shifts.to(positions.dtype)
-            if cell.shape[0] == 1:
-                vectors = vectors + shifts @ cell[0]
-            else:
-                edge_cell = cell[graph.structure_index[center]]
-                vectors = vectors + torch.einsum("ea,eab->eb", shifts, edge_cell)
-        return Edges(center, neighbor, vectors, torch.linalg.vector_norm(vectors, dim=1))

@@ -21,6 +21,8 @@ from nnip.potentials.pair import (
     arithmetic_mean,
     geometric_mean,
     harmonic_mean,
+    per_edge,
+    unordered_pairs,
 )
 from nnip.units import COULOMB_CONSTANT
 
@@ -76,9 +78,9 @@ class LennardJones(PairTerm):
         _tables(self, {"epsilon": config.epsilon, "sigma": config.sigma}, config.pairs,
                 {"epsilon": geometric_mean, "sigma": sigma_rule})
 
-    def pair_energy(self, r, species_i, species_j):
-        epsilon = self.epsilon(species_i, species_j)
-        c6 = (self.sigma(species_i, species_j) / r) ** 6
+    def pair_energy(self, r, pair_id):
+        epsilon = self.epsilon(pair_id)
+        c6 = (self.sigma(pair_id) / r) ** 6
         return 4.0 * epsilon * (c6 * c6 - c6)
 
 
@@ -111,9 +113,9 @@ class Morse(PairTerm):
         _tables(self, {"D": config.D, "a": config.a, "r0": config.r0}, config.pairs,
                 {"D": geometric_mean, "a": arithmetic_mean, "r0": arithmetic_mean})
 
-    def pair_energy(self, r, species_i, species_j):
-        x = torch.exp(-self.a(species_i, species_j) * (r - self.r0(species_i, species_j)))
-        return self.D(species_i, species_j) * x * (x - 2.0)
+    def pair_energy(self, r, pair_id):
+        x = torch.exp(-self.a(pair_id) * (r - self.r0(pair_id)))
+        return self.D(pair_id) * x * (x - 2.0)
 
 
 @dataclass
@@ -142,8 +144,8 @@ class Harmonic(PairTerm):
         _tables(self, {"k": config.k, "r0": config.r0}, config.pairs,
                 {"k": geometric_mean, "r0": arithmetic_mean})
 
-    def pair_energy(self, r, species_i, species_j):
-        return self.k(species_i, species_j) * (r - self.r0(species_i, species_j)) ** 2
+    def pair_energy(self, r, pair_id):
+        return self.k(pair_id) * (r - self.r0(pair_id)) ** 2
 
 
 @dataclass
@@ -173,9 +175,9 @@ class Buckingham(PairTerm):
         _tables(self, {"A": config.A, "B": config.B, "C": config.C}, config.pairs,
                 {"A": geometric_mean, "B": harmonic_mean, "C": geometric_mean})
 
-    def pair_energy(self, r, species_i, species_j):
-        repulsion = self.A(species_i, species_j) * torch.exp(-self.B(species_i, species_j) * r)
-        return repulsion - self.C(species_i, species_j) / r**6
+    def pair_energy(self, r, pair_id):
+        repulsion = self.A(pair_id) * torch.exp(-self.B(pair_id) * r)
+        return repulsion - self.C(pair_id) / r**6
 
 
 #: Universal ZBL screening function: coefficients and exponents (Ziegler, Biersack, Littmark 1985).
@@ -207,11 +209,13 @@ class ZBL(PairTerm):
 
     def __init__(self, config: ZBLConfig, elements: Sequence[int]):
         super().__init__(config, elements)
-        self.register_buffer("z", torch.tensor(self.elements, dtype=torch.float64))
+        pairs = unordered_pairs(len(self.elements))
+        z = [float(self.elements[a]) for a, _ in pairs], [float(self.elements[b]) for _, b in pairs]
+        zi, zj = torch.tensor(z[0], dtype=torch.float64), torch.tensor(z[1], dtype=torch.float64)
+        self.register_buffer("charge_product", zi * zj, persistent=False)
+        self.register_buffer("inverse_screening_length", (zi**0.23 + zj**0.23) / ZBL_LENGTH, persistent=False)
 
-    def pair_energy(self, r, species_i, species_j):
-        zi = self.z[species_i].to(r.dtype)
-        zj = self.z[species_j].to(r.dtype)
-        x = r * (zi**0.23 + zj**0.23) / ZBL_LENGTH
+    def pair_energy(self, r, pair_id):
+        x = r * per_edge(self.inverse_screening_length.to(r.dtype), pair_id)
         phi = sum(c * torch.exp(-e * x) for c, e in zip(ZBL_COEFFICIENTS, ZBL_EXPONENTS))
-        return COULOMB_CONSTANT * zi * zj / r * phi
+        return COULOMB_CONSTANT * per_edge(self.charge_product.to(r.dtype), pair_id) / r * phi

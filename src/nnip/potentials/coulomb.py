@@ -17,7 +17,7 @@ from ase.data import chemical_symbols
 from torch import nn
 
 from nnip.errors import ConfigError
-from nnip.potentials.pair import PairConfig, PairTerm
+from nnip.potentials.pair import PairConfig, PairTerm, per_edge, unordered_pairs
 from nnip.units import COULOMB_CONSTANT
 
 __all__ = ["Coulomb", "CoulombConfig", "CoulombDSF", "CoulombDSFConfig"]
@@ -63,8 +63,12 @@ class _FixedCharges(PairTerm):
         values = [float(config.charges.get(s, 0.0)) for s in symbols]
         self.charges = nn.Parameter(torch.tensor(values, dtype=torch.float64))
 
-    def charge_product(self, species_i: torch.Tensor, species_j: torch.Tensor) -> torch.Tensor:
-        return self.charges[species_i] * self.charges[species_j]
+    def charge_product(self, pair_id: torch.Tensor) -> torch.Tensor:
+        """q_a q_b of each edge's species pair. Shapes: (E,) -> (E,)."""
+        pairs = unordered_pairs(len(self.elements))
+        first = torch.tensor([a for a, _ in pairs], device=pair_id.device)
+        second = torch.tensor([b for _, b in pairs], device=pair_id.device)
+        return per_edge(self.charges[first] * self.charges[second], pair_id)
 
 
 class Coulomb(_FixedCharges):
@@ -73,8 +77,8 @@ class Coulomb(_FixedCharges):
     name = "coulomb"
     Config = CoulombConfig
 
-    def pair_energy(self, r, species_i, species_j):
-        return COULOMB_CONSTANT * self.charge_product(species_i, species_j) / r
+    def pair_energy(self, r, pair_id):
+        return COULOMB_CONSTANT * self.charge_product(pair_id) / r
 
 
 class CoulombDSF(_FixedCharges):
@@ -83,9 +87,9 @@ class CoulombDSF(_FixedCharges):
     name = "coulomb_dsf"
     Config = CoulombDSFConfig
 
-    def pair_energy(self, r, species_i, species_j):
+    def pair_energy(self, r, pair_id):
         alpha, rc = self.config.alpha, self.cutoff
         erfc_rc = math.erfc(alpha * rc) / rc
         slope = math.erfc(alpha * rc) / rc**2 + 2.0 * alpha / math.sqrt(math.pi) * math.exp(-(alpha * rc) ** 2) / rc
         shape = torch.erfc(alpha * r) / r - erfc_rc + slope * (r - rc)
-        return COULOMB_CONSTANT * self.charge_product(species_i, species_j) * shape
+        return COULOMB_CONSTANT * self.charge_product(pair_id) * shape

@@ -1,7 +1,7 @@
 """Shared machinery of pair potentials: per-element-pair parameters and the pair-sum term.
 
-A pair term gives atom i the energy e_i = 1/2 sum_j V(r_ij) s(r_ij) over the full
-neighbour list, where V is shifted to zero at the cutoff when ``shift`` is set (energy
+A pair term gives atom i the energy e_i = 1/2 sum_j V(r_ij) s(r_ij) over its neighbours
+(computed once per pair on a half list), where V is shifted to zero at the cutoff when ``shift`` is set (energy
 continuous, forces jump) and s is the C2 quintic switch between ``switch_on`` and the
 cutoff when that is set (energy and forces continuous).
 """
@@ -23,7 +23,8 @@ from nnip.nn.cutoffs import quintic_switch
 from nnip.nn.scatter import scatter_sum
 from nnip.potentials.base import Edges, Term
 
-__all__ = ["PairConfig", "PairTable", "PairTerm", "arithmetic_mean", "geometric_mean", "harmonic_mean"]
+__all__ = ["PairConfig", "PairTable", "PairTerm", "per_edge", "unordered_pairs", "arithmetic_mean", "geometric_mean",
+           "harmonic_mean"]
 
 PerElement = float | dict[str, float]
 
@@ -76,6 +77,18 @@ def _pair_species(key: str, elements: Sequence[int]) -> tuple[int, int] | None:
     return elements.index(zs[0]), elements.index(zs[1])
 
 
+def per_edge(values: torch.Tensor, pair_id: torch.Tensor) -> torch.Tensor:
+    """values[pair_id], without a gather when there is a single pair (one element). Shapes: (P,), (E,) -> (E,)."""
+    if values.shape[0] == 1:
+        return values.expand(pair_id.shape[0])
+    return values.index_select(0, pair_id)
+
+
+def unordered_pairs(n_species: int) -> list[tuple[int, int]]:
+    """Species pairs (a, b), a <= b, in the order of pair ids 0, 1, ..."""
+    return [(a, b) for a in range(n_species) for b in range(a, n_species)]
+
+
 class PairTable(nn.Module):
     """One trainable value per unordered element pair, set by a combination rule or explicitly.
 
@@ -102,20 +115,14 @@ class PairTable(nn.Module):
             species_pair = _pair_species(key, elements)
             if species_pair is not None:
                 explicit[tuple(sorted(species_pair))] = float(value)
-        n = len(elements)
-        index = torch.empty((n, n), dtype=torch.int64)
         values = []
-        for a in range(n):
-            for b in range(a, n):
-                if (a, b) in explicit:
-                    value = explicit[(a, b)]
-                else:
-                    value = mixing(self._element_value(name, per_element, elements[a]),
-                                   self._element_value(name, per_element, elements[b]))
-                index[a, b] = index[b, a] = len(values)
-                values.append(value)
+        for a, b in unordered_pairs(len(elements)):
+            if (a, b) in explicit:
+                values.append(explicit[(a, b)])
+            else:
+                values.append(mixing(self._element_value(name, per_element, elements[a]),
+                                     self._element_value(name, per_element, elements[b])))
         self.values = nn.Parameter(torch.tensor(values, dtype=torch.float64))
-        self.register_buffer("index", index)
 
     @staticmethod
     def _element_value(name: str, per_element: PerElement, z: int) -> float:
@@ -125,34 +132,52 @@ class PairTable(nn.Module):
             return float(per_element[_symbol(z)])
         return float(per_element)
 
-    def forward(self, species_i: torch.Tensor, species_j: torch.Tensor) -> torch.Tensor:
-        """Pair values for edges. Shapes: (E,), (E,) -> (E,)."""
-        return self.values[self.index[species_i, species_j]]
+    def forward(self, pair_id: torch.Tensor) -> torch.Tensor:
+        """Values for edges of the given unordered-pair ids (see :func:`unordered_pairs`). Shapes: (E,) -> (E,)."""
+        return per_edge(self.values, pair_id)
 
 
 class PairTerm(Term):
-    """Base of pair potentials; subclasses implement :meth:`pair_energy` only."""
+    """Base of pair potentials; subclasses implement :meth:`pair_energy` only.
+
+    Edges are labelled by the id of their unordered species pair, computed once per call
+    from a flat (S*S,) lookup table, so every per-pair parameter is a single gather.
+    """
+
+    def __init__(self, config: PairConfig, elements: Sequence[int]):
+        super().__init__(config, elements)
+        n = len(self.elements)
+        ids = torch.empty((n, n), dtype=torch.int64)
+        for k, (a, b) in enumerate(unordered_pairs(n)):
+            ids[a, b] = ids[b, a] = k
+        self.register_buffer("pair_ids", ids.reshape(-1), persistent=False)
 
     @abc.abstractmethod
-    def pair_energy(self, r: torch.Tensor, species_i: torch.Tensor, species_j: torch.Tensor) -> torch.Tensor:
-        """Unshifted, unswitched pair energy V(r), eV. Shapes: (E,) Å, (E,), (E,) -> (E,)."""
+    def pair_energy(self, r: torch.Tensor, pair_id: torch.Tensor) -> torch.Tensor:
+        """Unshifted, unswitched pair energy V(r), eV. Shapes: r (E,) Å, pair_id (E,) -> (E,)."""
 
-    def _cutoff_values(self, species_i: torch.Tensor, species_j: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-        """V(cutoff) for each edge, evaluated once per element pair. Shapes -> (E,)."""
+    def edge_pair_ids(self, species: torch.Tensor, edges: Edges) -> torch.Tensor:
+        """Unordered species-pair id of every edge. Shapes: (N,), E edges -> (E,)."""
         n = len(self.elements)
-        grid = torch.arange(n, device=species_i.device)
-        si, sj = torch.meshgrid(grid, grid, indexing="ij")
-        r_cut = torch.full((n * n,), self.cutoff, dtype=like.dtype, device=like.device)
-        table = self.pair_energy(r_cut, si.reshape(-1), sj.reshape(-1)).view(n, n)
-        return table[species_i, species_j]
+        if n == 1:
+            return torch.zeros(1, dtype=torch.int64, device=species.device).expand(edges.center.shape[0])
+        flat = species.index_select(0, edges.center) * n + species.index_select(0, edges.neighbor)
+        return self.pair_ids.index_select(0, flat)
+
+    pairwise = True
 
     def forward(self, species: torch.Tensor, edges: Edges) -> torch.Tensor:
-        species_i = species[edges.center]
-        species_j = species[edges.neighbor]
+        edges = edges.half()
+        pair_id = self.edge_pair_ids(species, edges)
         r = edges.lengths
-        v = self.pair_energy(r, species_i, species_j)
+        v = self.pair_energy(r, pair_id)
         if self.config.shift:
-            v = v - self._cutoff_values(species_i, species_j, r)
+            n_pairs = len(unordered_pairs(len(self.elements)))
+            all_pairs = torch.arange(n_pairs, device=r.device)
+            at_cutoff = self.pair_energy(torch.full((n_pairs,), self.cutoff, dtype=r.dtype, device=r.device), all_pairs)
+            v = v - per_edge(at_cutoff, pair_id)
         if self.config.switch_on is not None:
             v = v * quintic_switch(r, self.config.switch_on, self.cutoff)
-        return scatter_sum(0.5 * v, edges.center, species.shape[0])
+        half_v = 0.5 * v
+        energies = scatter_sum(half_v, edges.center, species.shape[0])
+        return energies.index_add_(0, edges.neighbor, half_v)

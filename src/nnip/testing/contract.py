@@ -267,13 +267,13 @@ class PotentialContract(abc.ABC):
                 ((out[keys.FORCES] - target[keys.FORCES]) ** 2).mean()
 
         optimizer = torch.optim.Adam(parameters, lr=1e-3)
-        first = float(loss_value())
+        first = loss_value().item()
         for _ in range(5):
             optimizer.zero_grad()
             loss = loss_value()
             loss.backward()
             optimizer.step()
-        assert float(loss_value()) < first
+        assert loss_value().item() < first
 
     @pytest.mark.slow
     def test_nve_conserves_total_energy(self, potential, structures):

@@ -1,0 +1,55 @@
+"""The command line: help texts with examples, exit codes, one-line errors."""
+
+import subprocess
+import sys
+
+import pytest
+
+from nnip.cli import main
+from nnip.data import bundled
+
+
+def test_help_lists_commands_and_each_has_an_example(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for command in ("info", "demo"):
+        assert command in text
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        assert "example: nnip " + command in capsys.readouterr().out
+
+
+def test_info_summarises_bundled_data(capsys):
+    assert main(["info", str(bundled("ethanol_train.extxyz")), "--require", "energy,forces"]) == 0
+    out = capsys.readouterr().out
+    assert "frames:        250 valid of 250" in out
+    assert "C (500), H (1500), O (250)" in out
+    assert "C2H6O x250" in out
+    assert "0 periodic, 250 non-periodic" in out
+    assert "problems:      none" in out
+
+
+def test_info_lists_every_problem_with_status_1(tmp_path, capsys):
+    frame = "2\nenergy=1.0 pbc=\"F F F\"\nH 0 0 0\nH 0.1 0 0\n"
+    path = tmp_path / "bad.xyz"
+    path.write_text(frame + frame.replace("energy=1.0", "energy=nan"))
+    assert main(["info", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "problems:      3" in out
+    assert out.count("overlapping") == 2 and "frame 1: energy is nan" in out
+
+
+def test_user_error_exits_2_with_one_line_and_no_traceback(tmp_path):
+    missing = tmp_path / "missing.extxyz"
+    result = subprocess.run([sys.executable, "-m", "nnip.cli", "info", str(missing)], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"nnip info: error: {missing}: no such file"
+    assert "Traceback" not in result.stderr
+
+
+def test_demo_quick_runs_and_conserves_energy(capsys):
+    assert main(["demo", "--quick"]) == 0
+    out = capsys.readouterr().out
+    assert "energy conserved" in out and "total energy drift" in out
