@@ -8,7 +8,7 @@ ATOMIC_NUMBERS = "atomic_numbers"  # (N,) int64 | - | Z of each atom
 CELL = "cell"  # (B, 3, 3) | Å | lattice vectors as rows, zeros if non-periodic
 PBC = "pbc"  # (B, 3) bool | - | periodic along each lattice vector
 EDGE_INDEX = "edge_index"  # (2, E) int64 | - | row 0 centre i, row 1 neighbour j
-CELL_SHIFTS = "cell_shifts"  # (E, 3) | - | integer image shift S; r_ij = r_j - r_i + S @ cell
+CELL_SHIFTS = "cell_shifts"  # (E, 3) int | - | integer image shift S; r_ij = r_j - r_i + S @ cell
 STRUCTURE_INDEX = "structure_index"  # (N,) int64 | - | structure each atom belongs to
 N_ATOMS = "n_atoms"  # (B,) int64 | - | atoms per structure
 

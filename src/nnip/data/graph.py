@@ -23,7 +23,7 @@ class AtomicGraph:
         cell: (B, 3, 3) Å, lattice vectors as rows; zeros for a non-periodic structure.
         pbc: (B, 3) bool.
         edge_index: (2, E) int64; row 0 is the centre i (sums land here), row 1 the neighbour j.
-        cell_shifts: (E, 3) int64 image shifts S; r_ij = r_j - r_i + S @ cell.
+        cell_shifts: (E, 3) integer (int32 from vesin) image shifts S; r_ij = r_j - r_i + S @ cell.
         structure_index: (N,) int64, the structure of each atom.
         n_atoms: (B,) int64.
         total_charge: (B,) e, net charge of each structure (0 unless the data says otherwise).

@@ -38,16 +38,17 @@ def neighbor_list(
             enough for potentials made only of pair terms.
 
     Returns:
-        edge_index: (2, E) int64, row 0 the centre i, row 1 the neighbour j.
-        cell_shifts: (E, 3) int64 image shifts S.
+        edge_index: (2, E) int64, row 0 the centre i, row 1 the neighbour j (a transposed view).
+        cell_shifts: (E, 3) int32 image shifts S.
     """
     positions = np.ascontiguousarray(positions, dtype=np.float64)
     pbc = np.asarray(pbc, dtype=bool).reshape(3)
     box, periodic = _vesin_box(np.asarray(cell, dtype=np.float64), pbc)
     calculator = vesin.NeighborList(cutoff=float(cutoff), full_list=full)
-    i, j, shifts = calculator.compute(positions, np.ascontiguousarray(box), periodic, quantities="ijS", copy=False)
-    edge_index = torch.from_numpy(np.stack((i.view(np.int64), j.view(np.int64))))
-    return edge_index, torch.from_numpy(shifts.astype(np.int64))
+    pairs, shifts = calculator.compute(positions, np.ascontiguousarray(box), periodic, quantities="PS", copy=True)
+    # No further copies: (E, 2) uint64 pairs viewed as int64 and transposed, int32 shifts as they come.
+    edge_index = torch.from_numpy(pairs.view(np.int64)).T
+    return edge_index, torch.from_numpy(shifts)
 
 
 class VerletNeighborList:

@@ -21,7 +21,7 @@ __all__ = ["Edges", "build_edges", "half_edge_mask"]
 class Edges:
     """Directed edges i -> j of a batch.
 
-    Shapes: center, neighbor (E,) int64; shifts (E, 3) int64; vectors (E, 3) Å; lengths (E,) Å.
+    Shapes: center, neighbor (E,) int64; shifts (E, 3) int; vectors (E, 3) Å; lengths (E,) Å.
     ``is_half``: each unordered pair appears once (i -> j but not j -> i).
     """
 
