@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 
@@ -34,16 +35,30 @@ __all__ = [
 PairValues = dict[str, dict[str, float]]
 
 
-def _tables(term: PairTerm, per_element: dict[str, PerElement], pairs: PairValues, rules: dict) -> None:
-    """Create one PairTable attribute per parameter name, with explicit pair values from ``pairs``."""
-    known = set(per_element)
-    for key, values in pairs.items():
-        unknown = set(values) - known
-        if unknown:
-            raise ConfigError(f"pairs.{key}: unknown parameter(s) {sorted(unknown)}; expected {sorted(known)}")
-    for name, value in per_element.items():
-        explicit = {key: v[name] for key, v in pairs.items() if name in v}
-        setattr(term, name, PairTable(name, term.elements, value, explicit, rules[name]))
+class TabulatedPairTerm(PairTerm):
+    """Pair term whose parameters are per-element-pair tables named in ``mixing_rules``.
+
+    Each name in ``mixing_rules()`` becomes a :class:`PairTable` attribute, initialised from
+    the config field of that name (one value or one per element) combined by its rule,
+    with explicit values from ``config.pairs``.
+    """
+
+    rules: ClassVar[dict] = {}
+
+    def mixing_rules(self) -> dict:
+        """Parameter name -> combination rule."""
+        return self.rules
+
+    def __init__(self, config, elements: Sequence[int]):
+        super().__init__(config, elements)
+        rules = self.mixing_rules()
+        for key, values in config.pairs.items():
+            unknown = set(values) - set(rules)
+            if unknown:
+                raise ConfigError(f"pairs.{key}: unknown parameter(s) {sorted(unknown)}; expected {sorted(rules)}")
+        for name, rule in rules.items():
+            explicit = {key: v[name] for key, v in config.pairs.items() if name in v}
+            setattr(self, name, PairTable(name, self.elements, getattr(config, name), explicit, rule))
 
 
 @dataclass
@@ -66,17 +81,15 @@ class LennardJonesConfig(PairConfig):
             raise ConfigError(f"mixing must be 'lorentz-berthelot' or 'geometric', got {self.mixing!r}")
 
 
-class LennardJones(PairTerm):
+class LennardJones(TabulatedPairTerm):
     """Lennard-Jones pair potential (Lennard-Jones, Proc. R. Soc. A 106, 463 (1924))."""
 
     name = "lj"
     Config = LennardJonesConfig
 
-    def __init__(self, config: LennardJonesConfig, elements: Sequence[int]):
-        super().__init__(config, elements)
-        sigma_rule = arithmetic_mean if config.mixing == "lorentz-berthelot" else geometric_mean
-        _tables(self, {"epsilon": config.epsilon, "sigma": config.sigma}, config.pairs,
-                {"epsilon": geometric_mean, "sigma": sigma_rule})
+    def mixing_rules(self) -> dict:
+        sigma_rule = arithmetic_mean if self.config.mixing == "lorentz-berthelot" else geometric_mean
+        return {"epsilon": geometric_mean, "sigma": sigma_rule}
 
     def pair_energy(self, r, pair_id):
         epsilon = self.epsilon(pair_id)
@@ -102,16 +115,12 @@ class MorseConfig(PairConfig):
     switch_on: float | None = 5.0
 
 
-class Morse(PairTerm):
+class Morse(TabulatedPairTerm):
     """Morse pair potential (Morse, Phys. Rev. 34, 57 (1929))."""
 
     name = "morse"
     Config = MorseConfig
-
-    def __init__(self, config: MorseConfig, elements: Sequence[int]):
-        super().__init__(config, elements)
-        _tables(self, {"D": config.D, "a": config.a, "r0": config.r0}, config.pairs,
-                {"D": geometric_mean, "a": arithmetic_mean, "r0": arithmetic_mean})
+    rules = {"D": geometric_mean, "a": arithmetic_mean, "r0": arithmetic_mean}
 
     def pair_energy(self, r, pair_id):
         x = torch.exp(-self.a(pair_id) * (r - self.r0(pair_id)))
@@ -133,16 +142,12 @@ class HarmonicConfig(PairConfig):
     cutoff: float = 2.0
 
 
-class Harmonic(PairTerm):
+class Harmonic(TabulatedPairTerm):
     """Harmonic pair potential."""
 
     name = "harmonic"
     Config = HarmonicConfig
-
-    def __init__(self, config: HarmonicConfig, elements: Sequence[int]):
-        super().__init__(config, elements)
-        _tables(self, {"k": config.k, "r0": config.r0}, config.pairs,
-                {"k": geometric_mean, "r0": arithmetic_mean})
+    rules = {"k": geometric_mean, "r0": arithmetic_mean}
 
     def pair_energy(self, r, pair_id):
         return self.k(pair_id) * (r - self.r0(pair_id)) ** 2
@@ -164,16 +169,12 @@ class BuckinghamConfig(PairConfig):
     cutoff: float = 8.0
 
 
-class Buckingham(PairTerm):
+class Buckingham(TabulatedPairTerm):
     """Buckingham exp-6 pair potential (Buckingham, Proc. R. Soc. A 168, 264 (1938))."""
 
     name = "buckingham"
     Config = BuckinghamConfig
-
-    def __init__(self, config: BuckinghamConfig, elements: Sequence[int]):
-        super().__init__(config, elements)
-        _tables(self, {"A": config.A, "B": config.B, "C": config.C}, config.pairs,
-                {"A": geometric_mean, "B": harmonic_mean, "C": geometric_mean})
+    rules = {"A": geometric_mean, "B": harmonic_mean, "C": geometric_mean}
 
     def pair_energy(self, r, pair_id):
         repulsion = self.A(pair_id) * torch.exp(-self.B(pair_id) * r)
