@@ -1,7 +1,8 @@
-"""Run a benchmark under glibc malloc and under jemalloc, since the allocator changes large-system timings 2-3x.
+"""Run a benchmark under several allocator settings, since they change large-system timings 2-3x.
 
-jemalloc is used with its page decay disabled (MALLOC_CONF=dirty_decay_ms:-1,muzzy_decay_ms:-1),
-so freed pages are reused instead of being returned to the kernel and faulted in again.
+- glibc: the default malloc, which returns large freed blocks to the kernel;
+- glibc-retain: glibc after ``nnip.allocator.retain_freed_memory()`` (no mmap, no trim);
+- jemalloc: LD_PRELOAD with page decay disabled (MALLOC_CONF=dirty_decay_ms:-1,muzzy_decay_ms:-1).
 """
 
 from __future__ import annotations
@@ -20,8 +21,17 @@ JEMALLOC_CANDIDATES = [
 CHILD_FLAG = "NNIP_BENCH_ALLOCATOR"
 
 
+CHOICES = ["all", "glibc", "glibc-retain", "jemalloc"]
+
+
 def current_allocator() -> str:
-    return os.environ.get(CHILD_FLAG, "glibc malloc")
+    """Describe the allocator of this process, applying glibc-retain when that was asked for."""
+    name = os.environ.get(CHILD_FLAG, "glibc malloc")
+    if name.startswith("glibc-retain"):
+        from nnip.allocator import retain_freed_memory
+
+        name += " (applied)" if retain_freed_memory() else " (not glibc: no effect)"
+    return name
 
 
 def find_jemalloc() -> str | None:
@@ -32,7 +42,7 @@ def rerun_under_each_allocator(choice: str) -> bool:
     """In the parent: run this script again once per allocator and return True. In a child: return False."""
     if CHILD_FLAG in os.environ:
         return False
-    for allocator in (["glibc", "jemalloc"] if choice == "both" else [choice]):
+    for allocator in (CHOICES[1:] if choice == "all" else [choice]):
         env = dict(os.environ)
         if allocator == "jemalloc":
             library = find_jemalloc()
@@ -41,6 +51,8 @@ def rerun_under_each_allocator(choice: str) -> bool:
                 continue
             env.update(LD_PRELOAD=library, MALLOC_CONF="dirty_decay_ms:-1,muzzy_decay_ms:-1")
             env[CHILD_FLAG] = f"jemalloc ({library}, decay off)"
+        elif allocator == "glibc-retain":
+            env[CHILD_FLAG] = "glibc-retain: glibc malloc with nnip.allocator.retain_freed_memory()"
         else:
             env[CHILD_FLAG] = "glibc malloc"
         subprocess.run([sys.executable, *sys.argv], env=env, check=True)

@@ -6,10 +6,11 @@ so the cost of its (occasional) neighbour-list rebuilds is included. Reports ms 
 atoms*steps/s, the ratio, and the fitted scaling exponent of nnip over 1e3..1e5 atoms.
 Targets: exponent <= 1.1; nnip >= 10x faster than ASE at 1e4 atoms.
 
-Runs once under glibc malloc and once under jemalloc (when installed) and prints both.
+Runs under glibc malloc, glibc with nnip.allocator.retain_freed_memory(), and jemalloc (when
+installed), and prints each.
 
-Usage: python benchmarks/lj_md.py [--sizes 108 1372 10976 109744] [--steps 5] [--ase-max 10976]
-                                  [--dtype float64] [--skin 0.5] [--allocator both|glibc|jemalloc]
+Usage: python benchmarks/lj_md.py [--sizes 108 1372 10976 109744] [--steps 10] [--ase-max 10976]
+                                  [--dtype float64] [--skin 0.5] [--allocator all|glibc|glibc-retain|jemalloc]
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from ase.calculators.lj import LennardJones as AseLennardJones
 from ase.md.verlet import VelocityVerlet
 from ase.units import fs
 
-from _allocator import current_allocator, rerun_under_each_allocator
+from _allocator import CHOICES, current_allocator, rerun_under_each_allocator
 
 from nnip import Calculator
 from nnip.md import maxwell_boltzmann
@@ -47,12 +48,12 @@ def _ms_per_step(atoms, calculator, steps: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[108, 1372, 10976, 109744])
-    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--ase-max", type=int, default=10976, help="skip ASE above this many atoms")
     parser.add_argument("--dtype", default="float64", choices=["float32", "float64"])
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--skin", type=float, default=0.5, help="Verlet skin of nnip's neighbour list, Å")
-    parser.add_argument("--allocator", default="both", choices=["both", "glibc", "jemalloc"])
+    parser.add_argument("--allocator", default="all", choices=CHOICES)
     args = parser.parse_args()
     if rerun_under_each_allocator(args.allocator):
         return

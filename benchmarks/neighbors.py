@@ -4,10 +4,11 @@ Periodic fcc Cu (a = 3.61 Å) at a 5 Å cutoff. Timings are interleaved (ours an
 alternating order, then ASE; repeated) and the median is reported, since this machine's timings drift by up to 40%
 between runs. Target: ours within 1.3x of raw vesin at every size.
 
-Runs once under glibc malloc and once under jemalloc (when installed) and prints both.
+Runs under glibc malloc, glibc with nnip.allocator.retain_freed_memory(), and jemalloc (when
+installed), and prints each.
 
 Usage: python benchmarks/neighbors.py [--sizes 256 2048 16384 131072] [--repeats 5] [--ase-max 131072]
-                                      [--allocator both|glibc|jemalloc]
+                                      [--allocator all|glibc|glibc-retain|jemalloc]
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import vesin
 from ase.build import bulk
 from ase.neighborlist import neighbor_list as ase_neighbor_list
 
-from _allocator import current_allocator, rerun_under_each_allocator
+from _allocator import CHOICES, current_allocator, rerun_under_each_allocator
 
 from nnip.data import neighbor_list
 
@@ -43,7 +44,7 @@ def main() -> None:
     parser.add_argument("--cutoff", type=float, default=5.0)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--ase-max", type=int, default=131072, help="skip ASE above this many atoms")
-    parser.add_argument("--allocator", default="both", choices=["both", "glibc", "jemalloc"])
+    parser.add_argument("--allocator", default="all", choices=CHOICES)
     args = parser.parse_args()
     if rerun_under_each_allocator(args.allocator):
         return

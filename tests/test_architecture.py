@@ -8,7 +8,7 @@ import nnip
 PACKAGE = Path(nnip.__file__).parent
 # Layers from the bottom; a module may import its own layer and the layers below it.
 LAYERS = [
-    {"errors", "units", "keys", "version", "strict"},
+    {"errors", "units", "keys", "version", "strict", "allocator"},
     {"data"},
     {"nn"},
     {"potentials"},
