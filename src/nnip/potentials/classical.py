@@ -92,9 +92,9 @@ class LennardJones(TabulatedPairTerm):
         return {"epsilon": geometric_mean, "sigma": sigma_rule}
 
     def pair_energy(self, r, pair_id):
-        epsilon = self.epsilon(pair_id)
-        c6 = (self.sigma(pair_id) / r) ** 6
-        return 4.0 * epsilon * (c6 * c6 - c6)
+        c2 = (self.sigma(pair_id) / r).square()
+        c6 = c2 * c2 * c2  # products: a float power is ~20x slower on the CPU
+        return 4.0 * self.epsilon(pair_id) * (c6 * c6 - c6)
 
 
 @dataclass
@@ -178,7 +178,8 @@ class Buckingham(TabulatedPairTerm):
 
     def pair_energy(self, r, pair_id):
         repulsion = self.A(pair_id) * torch.exp(-self.B(pair_id) * r)
-        return repulsion - self.C(pair_id) / r**6
+        r2 = r.square()
+        return repulsion - self.C(pair_id) / (r2 * r2 * r2)
 
 
 #: Universal ZBL screening function: coefficients and exponents (Ziegler, Biersack, Littmark 1985).

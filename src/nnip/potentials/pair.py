@@ -78,9 +78,13 @@ def _pair_species(key: str, elements: Sequence[int]) -> tuple[int, int] | None:
 
 
 def per_edge(values: torch.Tensor, pair_id: torch.Tensor) -> torch.Tensor:
-    """values[pair_id], without a gather when there is a single pair (one element). Shapes: (P,), (E,) -> (E,)."""
+    """values[pair_id]; with a single pair (one element) the (1,) tensor itself, which broadcasts.
+
+    Broadcasting is several times faster than a gather or an expanded (stride-0) operand.
+    Shapes: (P,), (E,) -> (E,) or (1,).
+    """
     if values.shape[0] == 1:
-        return values.expand(pair_id.shape[0])
+        return values
     return values.index_select(0, pair_id)
 
 
