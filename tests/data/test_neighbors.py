@@ -118,3 +118,8 @@ def test_pair_potential_gives_the_same_results_on_half_and_full_lists():
         results.append(potential(graph, compute_stress=True))
     for key in ("energy", "atomic_energies", "forces", "stress"):
         torch.testing.assert_close(results[0][key], results[1][key], rtol=1e-12, atol=1e-14)
+
+
+def test_degenerate_periodic_cell_is_an_error_not_a_crash():
+    with pytest.raises(ValueError, match="zero-volume cell under pbc"):
+        neighbor_list(np.zeros((2, 3)) + [[0, 0, 0], [1, 1, 1]], np.diag([4.0, 4.0, 0.0]), np.ones(3, bool), 3.0)

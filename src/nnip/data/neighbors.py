@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import vesin
 
-__all__ = ["neighbor_list", "VerletNeighborList"]
+__all__ = ["neighbor_list", "VerletNeighborList", "degenerate_cell_message"]
 
 
 def _vesin_box(cell: np.ndarray, pbc: np.ndarray) -> tuple[np.ndarray, bool | list[bool]]:
@@ -23,6 +23,20 @@ def _vesin_box(cell: np.ndarray, pbc: np.ndarray) -> tuple[np.ndarray, bool | li
     return cell, pbc.tolist()
 
 
+def degenerate_cell_message(cell: np.ndarray, pbc: np.ndarray) -> str | None:
+    """Why a cell cannot be periodic along ``pbc`` (zero or linearly dependent periodic vectors), or None."""
+    periodic = np.asarray(cell, dtype=float)[np.asarray(pbc, dtype=bool)]
+    if len(periodic) == 0:
+        return None
+    if not np.isfinite(periodic).all():
+        return "cell contains NaN or inf"
+    singular = np.linalg.svd(periodic, compute_uv=False)
+    if singular.min() < 1e-6 * max(1.0, singular.max()):
+        axes = "".join("abc"[k] for k in range(3) if pbc[k])
+        return f"zero-volume cell under pbc (periodic lattice vectors {axes} are zero or linearly dependent)"
+    return None
+
+
 def neighbor_list(
     positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray, cutoff: float, full: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -31,7 +45,7 @@ def neighbor_list(
     Args:
         positions: (N, 3) Å.
         cell: (3, 3) Å, lattice vectors as rows; periodic rows must be linearly independent
-            (callers validate this: vesin aborts the process on a degenerate periodic cell).
+            (ValueError otherwise: vesin would abort the process on such a cell).
         pbc: (3,) bool.
         cutoff: Å; pairs with r_ij < cutoff are returned.
         full: both i -> j and j -> i (default); False gives each unordered pair once,
@@ -43,6 +57,9 @@ def neighbor_list(
     """
     positions = np.ascontiguousarray(positions, dtype=np.float64)
     pbc = np.asarray(pbc, dtype=bool).reshape(3)
+    problem = degenerate_cell_message(cell, pbc)
+    if problem:  # vesin would abort the whole process on such a cell
+        raise ValueError(problem)
     box, periodic = _vesin_box(np.asarray(cell, dtype=np.float64), pbc)
     calculator = vesin.NeighborList(cutoff=float(cutoff), full_list=full)
     pairs, shifts = calculator.compute(positions, np.ascontiguousarray(box), periodic, quantities="PS", copy=True)

@@ -8,28 +8,14 @@ import numpy as np
 from ase import Atoms
 from ase.data import chemical_symbols
 
-from nnip.data.neighbors import neighbor_list
+from nnip.data.neighbors import degenerate_cell_message, neighbor_list
 
-__all__ = ["MIN_DISTANCE", "REQUIRABLE", "frame_problems", "cell_problem"]
+__all__ = ["MIN_DISTANCE", "REQUIRABLE", "frame_problems"]
 
 #: Atoms closer than this (Å) are rejected as overlapping.
 MIN_DISTANCE = 0.3
 #: Labels ``read(require=...)`` can demand.
 REQUIRABLE = ("energy", "forces", "stress")
-
-
-def cell_problem(cell: np.ndarray, pbc: np.ndarray) -> str | None:
-    """A periodic direction needs a lattice vector independent of the other periodic ones."""
-    periodic = np.asarray(cell, dtype=float)[np.asarray(pbc, dtype=bool)]
-    if len(periodic) == 0:
-        return None
-    if not np.isfinite(periodic).all():
-        return "cell contains NaN or inf"
-    singular = np.linalg.svd(periodic, compute_uv=False)
-    if singular.min() < 1e-6 * max(1.0, singular.max()):
-        axes = "".join("abc"[k] for k in range(3) if pbc[k])
-        return f"zero-volume cell under pbc (periodic lattice vectors {axes} are zero or linearly dependent)"
-    return None
 
 
 def _closest_pair(atoms: Atoms) -> str | None:
@@ -85,7 +71,7 @@ def frame_problems(atoms: Atoms, results: dict, require: Sequence[str] = ()) -> 
     if not positions_ok:
         bad = int(np.argwhere(~np.isfinite(atoms.positions))[0, 0])
         problems.append(f"positions contain NaN or inf (atom {bad})")
-    cell = cell_problem(atoms.cell.array, atoms.pbc)
+    cell = degenerate_cell_message(atoms.cell.array, atoms.pbc)
     if cell:
         problems.append(cell)
     if positions_ok and cell is None and len(atoms) > 1:
