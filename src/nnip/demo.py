@@ -17,6 +17,7 @@ from tqdm import tqdm
 from nnip.calculator import Calculator
 from nnip.md.velocities import maxwell_boltzmann
 from nnip.potentials import LennardJones, LennardJonesConfig, Potential
+from nnip.units import kB
 
 __all__ = ["argon_nve", "run_demo"]
 
@@ -60,7 +61,7 @@ def argon_nve(repeat: int = 4, temperature: float = 50.0, steps: int = 1000, tim
         drift=float(total[-1] - total[0]),
         max_deviation=float(np.abs(total - total[0]).max()),
         neighbor_list_builds=atoms.calc.neighbors.n_builds,
-        mean_temperature=float(np.mean(record["kinetic"]) / (1.5 * 8.617333262e-5)),
+        mean_temperature=float(np.mean(record["kinetic"]) / (1.5 * kB)),
     )
     return record
 

@@ -56,3 +56,14 @@ def test_potential_refuses_edges_shorter_than_its_cutoff():
     graph = AtomicGraph.from_atoms(Atoms("Ar2", positions=np.eye(2, 3) * 3.0), cutoff=4.0)
     with pytest.raises(ValueError, match="cutoff"):
         potential(graph)
+
+
+def test_half_list_graph_built_without_edges_counts_each_pair_once():
+    from nnip.potentials import LennardJones, LennardJonesConfig, Potential
+
+    atoms = bulk("Ar", "fcc", a=5.26)
+    potential = Potential([LennardJones(LennardJonesConfig(cutoff=8.0), ["Ar"])], ["Ar"])
+    args = (atoms.positions, atoms.numbers, atoms.cell.array, atoms.pbc, 8.0)
+    full = potential(AtomicGraph.from_arrays(*args))["energy"]
+    half = potential(AtomicGraph.from_arrays(*args, half_list=True))["energy"]
+    torch.testing.assert_close(half, full, rtol=1e-13, atol=0)

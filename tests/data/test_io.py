@@ -172,3 +172,37 @@ def test_inspect_lists_every_problem_and_keeps_valid_frames(tmp_path):
     assert "frame 2: atoms 0 (O) and 1 (H)" in result.problems[1]
     with pytest.raises(DataError, match=r"and 1 more problem; run `nnip info"):
         nnip.read(_file(tmp_path, text, name="b.extxyz"))
+
+
+def test_bad_index_unknown_require_bad_npz_and_json_are_clear_errors(tmp_path):
+    from nnip.errors import ConfigError
+
+    path = _file(tmp_path, GOOD_FRAME)
+    with pytest.raises(DataError, match=r"bad frame index 'abc'"):
+        nnip.read(path, index="abc")
+    with pytest.raises(DataError, match=r"frame 5 does not exist \(file has 1 frames\)"):
+        nnip.read(path, index=5)
+    with pytest.raises(ConfigError, match=r"require: unknown label 'bogus'"):
+        nnip.read(path, require=("bogus",))
+    np.save(tmp_path / "single.npy", np.zeros(3))
+    (tmp_path / "single.npy").rename(tmp_path / "single.npz")
+    with pytest.raises(DataError, match=r"single.npz: holds a single array"):
+        nnip.read(tmp_path / "single.npz")
+    (tmp_path / "m.json").write_text('[{"structure": {"lattice": {"matrix": [[3,0,0],[0,3,0],[0,0,3]]}, '
+                                     '"sites": [{"species": [{"element": "Si", "occu": 1}], "xyz": [0,0,0]}]}, '
+                                     '"outputs": {"energy": "abc"}}]')
+    with pytest.raises(DataError, match=r"m.json: frame 0: malformed mlearn entry"):
+        nnip.read(tmp_path / "m.json")
+    with pytest.raises(DataError, match=r"cannot tell the file format"):
+        nnip.write(tmp_path / "out.unknownsuffix", nnip.read(path))
+
+
+def test_mlearn_json_reader(tmp_path):
+    (tmp_path / "m.json").write_text('[{"structure": {"lattice": {"matrix": [[3,0,0],[0,3,0],[0,0,3]]}, '
+                                     '"sites": [{"species": [{"element": "Si", "occu": 1}], "xyz": [0,0,0]}, '
+                                     '{"species": [{"element": "Si", "occu": 1}], "xyz": [1.5,1.5,1.5]}]}, '
+                                     '"group": "Bulk", "outputs": {"energy": -10.0, "forces": [[0,0,1],[0,0,-1]], '
+                                     '"virial_stress": [1,2,3,4,5,6]}}]')
+    atoms = nnip.read(tmp_path / "m.json", require=("energy", "forces"))[0]
+    assert atoms.pbc.all() and atoms.info["config_type"] == "Bulk"
+    assert atoms.get_potential_energy() == -10.0 and atoms.get_forces()[1, 2] == -1.0

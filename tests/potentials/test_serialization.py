@@ -87,3 +87,19 @@ def test_save_does_not_corrupt_an_existing_file_when_interrupted(tmp_path, monke
         nnip.save(_potential(), path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]
+
+
+def test_empty_file_and_malformed_spec_are_checkpoint_errors(tmp_path):
+    (tmp_path / "empty.pt").write_bytes(b"")
+    with pytest.raises(CheckpointError, match="empty.pt: is not an nnip model file"):
+        nnip.load(tmp_path / "empty.pt")
+    nnip.save(_potential(), tmp_path / "m.pt")
+    payload = torch.load(tmp_path / "m.pt", weights_only=True)
+    payload["spec"]["elements"] = [999]
+    torch.save(payload, tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError, match="bad.pt: malformed model description"):
+        nnip.load(tmp_path / "bad.pt")
+    payload["dtype"] = "float16"
+    torch.save(payload, tmp_path / "half.pt")
+    with pytest.raises(CheckpointError, match="unknown dtype 'float16'"):
+        nnip.load(tmp_path / "half.pt")

@@ -22,10 +22,20 @@ MD17_KEYS = (("R", "z", "E", "F"), ("coords", "nuclear_charges", "energies", "fo
 
 
 def read_md17_npz(path: Path, factor: float) -> list[tuple[Atoms, dict]]:
+    """Frames of an MD17/rMD17 archive; energies and forces multiplied by ``factor`` (eV per unit)."""
     try:
         data = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as error:
         raise DataError(f"{path}: cannot read as .npz ({error})") from None
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise DataError(f"{path}: holds a single array, not an .npz archive of MD17 keys")
+    try:
+        return _md17_frames(path, data, factor)
+    except ValueError as error:  # object arrays, non-numeric values
+        raise DataError(f"{path}: unreadable array ({error})") from None
+
+
+def _md17_frames(path: Path, data, factor: float) -> list[tuple[Atoms, dict]]:
     for r_key, z_key, e_key, f_key in MD17_KEYS:
         if r_key in data and z_key in data:
             break
@@ -81,23 +91,30 @@ def read_mlearn_json(path: Path, factor: float) -> list[tuple[Atoms, dict]]:
         entries = json.loads(Path(path).read_text())
     except (OSError, ValueError) as error:
         raise DataError(f"{path}: cannot read as JSON ({error})") from None
+    if not isinstance(entries, list):
+        raise DataError(f"{path}: expected a JSON list of mlearn entries")
     frames = []
     for k, entry in enumerate(entries):
         try:
-            atoms = _mlearn_atoms(entry["structure"])
-        except (KeyError, TypeError, ValueError) as error:
-            raise DataError(f"{path}: frame {k}: malformed pymatgen structure ({error!r})") from None
-        outputs = entry.get("outputs", {})
-        for key in ("group", "description", "tag"):
-            if key in entry:
-                atoms.info["config_type" if key == "group" else key] = entry[key]
-        if "virial_stress" in outputs:
-            atoms.info["virial_stress_mlearn"] = np.asarray(outputs["virial_stress"], dtype=float)
-        energy = outputs.get("energy")
-        forces = outputs.get("forces")
-        frames.append((atoms, {
-            "energy": None if energy is None else float(energy) * factor,
-            "forces": None if forces is None else np.asarray(forces, dtype=float) * factor,
-            "stress": None,
-        }))
+            frames.append(_mlearn_frame(entry, factor))
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise DataError(f"{path}: frame {k}: malformed mlearn entry ({error!r})") from None
     return frames
+
+
+def _mlearn_frame(entry: dict, factor: float) -> tuple[Atoms, dict]:
+    """One mlearn entry -> (Atoms, labels in eV units)."""
+    atoms = _mlearn_atoms(entry["structure"])
+    outputs = entry.get("outputs") or {}
+    for key in ("group", "description", "tag"):
+        if key in entry:
+            atoms.info["config_type" if key == "group" else key] = entry[key]
+    if "virial_stress" in outputs:
+        atoms.info["virial_stress_mlearn"] = np.asarray(outputs["virial_stress"], dtype=float)
+    energy = outputs.get("energy")
+    forces = outputs.get("forces")
+    return atoms, {
+        "energy": None if energy is None else float(energy) * factor,
+        "forces": None if forces is None else np.asarray(forces, dtype=float) * factor,
+        "stress": None,
+    }

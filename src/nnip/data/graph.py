@@ -100,7 +100,7 @@ class AtomicGraph:
         Args:
             positions: (N, 3) Å. cell: (3, 3) Å. pbc: (3,) bool. cutoff: Å.
             edges: precomputed (edge_index, cell_shifts) within at least ``cutoff``.
-            half_list: whether ``edges`` hold each unordered pair once.
+            half_list: each unordered pair once (the list built here, or ``edges`` as given).
             total_charge: net charge, e.
             dtype: floating-point dtype of positions and cell.
         """
@@ -110,7 +110,7 @@ class AtomicGraph:
         if not pbc_np.any():
             cell_np = np.zeros((3, 3))
         if edges is None:
-            edges = neighbor_list(positions_np, cell_np, pbc_np, cutoff)
+            edges = neighbor_list(positions_np, cell_np, pbc_np, cutoff, full=not half_list)
         n = positions_np.shape[0]
         return cls(
             positions=torch.as_tensor(positions_np, dtype=dtype),
@@ -123,7 +123,7 @@ class AtomicGraph:
             n_atoms=torch.tensor([n], dtype=torch.int64),
             total_charge=torch.tensor([float(total_charge)], dtype=dtype),
             cutoff=float(cutoff),
-            half_list=half_list and edges is not None,
+            half_list=half_list,
         )
 
     @classmethod

@@ -23,7 +23,7 @@ from ase.io.formats import string2index
 from nnip.data.formats import is_mlearn_json, read_md17_npz, read_mlearn_json
 from nnip.data.validation import REQUIRABLE, frame_problems
 from nnip.data.xyz_scan import scan_xyz
-from nnip.errors import DataError
+from nnip.errors import ConfigError, DataError
 from nnip.units import energy_factor
 
 __all__ = ["read", "inspect", "write", "Inspection"]
@@ -42,14 +42,18 @@ class Inspection:
     n_frames_in_file: int = 0
 
 
-def _selection(n: int, index: int | str | slice) -> list[int]:
-    selector = string2index(index) if isinstance(index, str) else index
-    ids = list(range(n))
-    if isinstance(selector, int):
-        if not -n <= selector < n:
-            raise IndexError(selector)
-        return [ids[selector]]
-    return ids[selector]
+def _selection(path, n: int, index: int | str | slice) -> list[int]:
+    """Frame ids chosen by an ASE-style index; DataError for a malformed or out-of-range one."""
+    try:
+        selector = string2index(index) if isinstance(index, str) else index
+        ids = list(range(n))
+        if isinstance(selector, int):
+            return [ids[selector]]
+        return ids[selector]
+    except IndexError:
+        raise DataError(f"{path}: frame {index} does not exist (file has {n} frames)") from None
+    except (TypeError, ValueError):
+        raise DataError(f"{path}: bad frame index {index!r} (use e.g. ':', '-1', '10:20' or an int)") from None
 
 
 def _as_float(value) -> float | None:
@@ -148,15 +152,11 @@ def inspect(
     """Read a file and collect every problem instead of stopping at the first (see :func:`read`)."""
     for name in require:
         if name not in REQUIRABLE:
-            raise ValueError(f"require: unknown label {name!r}; choose from {REQUIRABLE}")
+            raise ConfigError(f"require: unknown label {name!r}; choose from {', '.join(REQUIRABLE)}")
     keys = (energy_key, forces_key, stress_key)
     raw, problems = _load(path, format, keys, energy_unit)
     result = Inspection(str(path), problems=problems, n_frames_in_file=len(raw))
-    try:
-        selected = _selection(len(raw), index)
-    except IndexError:
-        raise DataError(f"{path}: frame {index} does not exist (file has {len(raw)} frames)") from None
-    for k in selected:
+    for k in _selection(path, len(raw), index):
         atoms, labels = raw[k]
         found = frame_problems(atoms, labels, require)
         result.problems.extend(f"{path}: frame {k}: {problem}" for problem in found)
@@ -215,11 +215,16 @@ def write(path: str | os.PathLike, frames: Sequence[Atoms] | Atoms, format: str 
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fmt = format or ("extxyz" if path.suffix.lower() in _XYZ_SUFFIXES else None)
+    try:
+        fmt = format or ("extxyz" if path.suffix.lower() in _XYZ_SUFFIXES else ase.io.formats.filetype(path, read=False))
+    except ase.io.formats.UnknownFileTypeError:
+        fmt = None
+    if fmt not in ase.io.formats.ioformats:
+        raise DataError(f"{path}: cannot tell the file format from its name; pass format= (e.g. 'extxyz')")
     handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
     os.close(handle)
     try:
-        ase.io.write(tmp, frames, format=fmt or ase.io.formats.filetype(path, read=False))
+        ase.io.write(tmp, frames, format=fmt)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -11,6 +11,8 @@ import numpy as np
 import torch
 import vesin
 
+from nnip.errors import DataError
+
 __all__ = ["neighbor_list", "VerletNeighborList", "degenerate_cell_message"]
 
 
@@ -45,7 +47,7 @@ def neighbor_list(
     Args:
         positions: (N, 3) Å.
         cell: (3, 3) Å, lattice vectors as rows; periodic rows must be linearly independent
-            (ValueError otherwise: vesin would abort the process on such a cell).
+            (DataError otherwise: vesin would abort the process on such a cell).
         pbc: (3,) bool.
         cutoff: Å; pairs with r_ij < cutoff are returned.
         full: both i -> j and j -> i (default); False gives each unordered pair once,
@@ -59,7 +61,7 @@ def neighbor_list(
     pbc = np.asarray(pbc, dtype=bool).reshape(3)
     problem = degenerate_cell_message(cell, pbc)
     if problem:  # vesin would abort the whole process on such a cell
-        raise ValueError(problem)
+        raise DataError(problem)
     box, periodic = _vesin_box(np.asarray(cell, dtype=np.float64), pbc)
     calculator = vesin.NeighborList(cutoff=float(cutoff), full_list=full)
     pairs, shifts = calculator.compute(positions, np.ascontiguousarray(box), periodic, quantities="PS", copy=True)

@@ -144,7 +144,7 @@ class Potential(nn.Module):
 
     @property
     def dtype(self) -> torch.dtype:
-        """Floating-point dtype of the model arithmetic (float32 unless converted)."""
+        """Floating-point dtype of the model arithmetic (classical terms start in float64, networks in float32)."""
         for tensor in self.parameters():
             return tensor.dtype
         for name, tensor in self.named_buffers():
@@ -189,7 +189,8 @@ class Potential(nn.Module):
         edges = build_edges(graph, inputs.positions, inputs.cell, self.cutoff, half=self.pairwise)
         atomic = self.e0[species] + self.shift
         for term in self.terms:
-            energies = term(species, edges.within(term.cutoff)).to(torch.float64)
+            term_edges = edges if term.cutoff >= self.cutoff else edges.within(term.cutoff)
+            energies = term(species, term_edges).to(torch.float64)
             atomic = atomic + (self.scale * energies if term.dimensionless else energies)
         energy = scatter_sum(atomic, graph.structure_index, graph.n_structures)
         out = {keys.ENERGY: energy, keys.ATOMIC_ENERGIES: atomic}

@@ -218,6 +218,6 @@ class ZBL(PairTerm):
         self.register_buffer("inverse_screening_length", (zi**0.23 + zj**0.23) / ZBL_LENGTH, persistent=False)
 
     def pair_energy(self, r, pair_id):
-        x = r * per_edge(self.inverse_screening_length.to(r.dtype), pair_id)
+        x = r * per_edge(self.inverse_screening_length, pair_id)
         phi = sum(c * torch.exp(-e * x) for c, e in zip(ZBL_COEFFICIENTS, ZBL_EXPONENTS))
-        return COULOMB_CONSTANT * per_edge(self.charge_product.to(r.dtype), pair_id) / r * phi
+        return COULOMB_CONSTANT * per_edge(self.charge_product, pair_id) / r * phi

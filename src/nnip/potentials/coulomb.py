@@ -17,7 +17,7 @@ from ase.data import chemical_symbols
 from torch import nn
 
 from nnip.errors import ConfigError
-from nnip.potentials.pair import PairConfig, PairTerm, per_edge, unordered_pairs
+from nnip.potentials.pair import PairConfig, PairTerm, per_edge
 from nnip.units import COULOMB_CONSTANT
 
 __all__ = ["Coulomb", "CoulombConfig", "CoulombDSF", "CoulombDSFConfig"]
@@ -65,10 +65,7 @@ class _FixedCharges(PairTerm):
 
     def charge_product(self, pair_id: torch.Tensor) -> torch.Tensor:
         """q_a q_b of each edge's species pair. Shapes: (E,) -> (E,)."""
-        pairs = unordered_pairs(len(self.elements))
-        first = torch.tensor([a for a, _ in pairs], device=pair_id.device)
-        second = torch.tensor([b for _, b in pairs], device=pair_id.device)
-        return per_edge(self.charges[first] * self.charges[second], pair_id)
+        return per_edge(self.charges[self.pair_first] * self.charges[self.pair_second], pair_id)
 
 
 class Coulomb(_FixedCharges):

@@ -59,7 +59,8 @@ class PairConfig:
         if not self.cutoff > 0:
             raise ConfigError(f"cutoff must be > 0 Å, got {self.cutoff}")
         if self.switch_on is not None and not 0 <= self.switch_on < self.cutoff:
-            raise ConfigError(f"switch_on must lie in [0, cutoff={self.cutoff}) Å, got {self.switch_on}")
+            raise ConfigError(f"switch_on must lie in [0, cutoff={self.cutoff}) Å, got {self.switch_on} "
+                              "(set switch_on, or null, together with the cutoff)")
 
 
 def _symbol(z: int) -> str:
@@ -151,10 +152,15 @@ class PairTerm(Term):
     def __init__(self, config: PairConfig, elements: Sequence[int]):
         super().__init__(config, elements)
         n = len(self.elements)
+        pairs = unordered_pairs(n)
         ids = torch.empty((n, n), dtype=torch.int64)
-        for k, (a, b) in enumerate(unordered_pairs(n)):
+        for k, (a, b) in enumerate(pairs):
             ids[a, b] = ids[b, a] = k
         self.register_buffer("pair_ids", ids.reshape(-1), persistent=False)
+        # species (a, b) of each pair id, and the ids themselves, for per-pair tables
+        self.register_buffer("pair_first", torch.tensor([a for a, _ in pairs]), persistent=False)
+        self.register_buffer("pair_second", torch.tensor([b for _, b in pairs]), persistent=False)
+        self.register_buffer("all_pairs", torch.arange(len(pairs)), persistent=False)
 
     @abc.abstractmethod
     def pair_energy(self, r: torch.Tensor, pair_id: torch.Tensor) -> torch.Tensor:
@@ -176,10 +182,8 @@ class PairTerm(Term):
         r = edges.lengths
         v = self.pair_energy(r, pair_id)
         if self.config.shift:
-            n_pairs = len(unordered_pairs(len(self.elements)))
-            all_pairs = torch.arange(n_pairs, device=r.device)
-            at_cutoff = self.pair_energy(torch.full((n_pairs,), self.cutoff, dtype=r.dtype, device=r.device), all_pairs)
-            v = v - per_edge(at_cutoff, pair_id)
+            r_cut = torch.full(self.all_pairs.shape, self.cutoff, dtype=r.dtype, device=r.device)
+            v = v - per_edge(self.pair_energy(r_cut, self.all_pairs), pair_id)
         if self.config.switch_on is not None:
             v = v * quintic_switch(r, self.config.switch_on, self.cutoff)
         half_v = 0.5 * v

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from nnip.errors import CheckpointError, ConfigError
+from nnip.errors import CheckpointError
 from nnip.potentials.base import Potential
 from nnip.potentials.registry import build_potential
 from nnip.version import __version__
@@ -66,7 +66,8 @@ def read_payload(path: str | os.PathLike) -> dict[str, Any]:
         with open(path, "rb") as handle:
             is_zip = handle.read(2) == b"PK"
         what = "is truncated or corrupted" if is_zip else "is not an nnip model file"
-        raise CheckpointError(f"{path}: {what} ({type(error).__name__}: {str(error).splitlines()[0][:120]})") from None
+        detail = str(error).splitlines()[0][:120] if str(error).strip() else "no detail"
+        raise CheckpointError(f"{path}: {what} ({type(error).__name__}: {detail})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path}: is not an nnip model file (no '{FORMAT}' header)")
     version = payload.get("format_version")
@@ -83,10 +84,15 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> Potenti
     payload = read_payload(path)
     if payload.get("kind") != "potential":
         raise CheckpointError(f"{path}: holds a {payload.get('kind')!r}, not a potential")
+    dtype = _DTYPES.get(payload.get("dtype", "float32"))
+    if dtype is None:
+        raise CheckpointError(f"{path}: unknown dtype {payload.get('dtype')!r} (expected float32 or float64)")
     try:
         potential = build_potential(payload["spec"])
-        potential.to(_DTYPES[payload.get("dtype", "float32")])
-        potential.load_state_dict(payload["state_dict"])
-    except (KeyError, ConfigError, RuntimeError) as error:
+    except (KeyError, TypeError, ValueError) as error:  # ConfigError is a ValueError
+        raise CheckpointError(f"{path}: malformed model description ({error})") from None
+    try:
+        potential.to(dtype).load_state_dict(payload["state_dict"])
+    except (KeyError, TypeError, RuntimeError) as error:
         raise CheckpointError(f"{path}: model description does not match its weights ({error})") from None
     return potential.to(device).eval()
