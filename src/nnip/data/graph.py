@@ -104,7 +104,9 @@ class AtomicGraph:
             total_charge: net charge, e.
             dtype: floating-point dtype of positions and cell.
         """
-        positions_np = np.asarray(torch.as_tensor(positions).detach().cpu(), dtype=np.float64)
+        if isinstance(positions, torch.Tensor):
+            positions = positions.detach().cpu().numpy()
+        positions_np = np.asarray(positions, dtype=np.float64)
         pbc_np = np.asarray(pbc, dtype=bool).reshape(3)
         cell_np = np.asarray(cell, dtype=np.float64).reshape(3, 3)
         if not pbc_np.any():

@@ -23,7 +23,6 @@ from nnip.potentials.pair import (
     geometric_mean,
     harmonic_mean,
     per_edge,
-    unordered_pairs,
 )
 from nnip.units import COULOMB_CONSTANT
 
@@ -211,9 +210,8 @@ class ZBL(PairTerm):
 
     def __init__(self, config: ZBLConfig, elements: Sequence[int]):
         super().__init__(config, elements)
-        pairs = unordered_pairs(len(self.elements))
-        z = [float(self.elements[a]) for a, _ in pairs], [float(self.elements[b]) for _, b in pairs]
-        zi, zj = torch.tensor(z[0], dtype=torch.float64), torch.tensor(z[1], dtype=torch.float64)
+        z = torch.tensor(self.elements, dtype=torch.float64)
+        zi, zj = z[self.pair_first], z[self.pair_second]
         self.register_buffer("charge_product", zi * zj, persistent=False)
         self.register_buffer("inverse_screening_length", (zi**0.23 + zj**0.23) / ZBL_LENGTH, persistent=False)
 
