@@ -8,7 +8,8 @@ import nnip
 PACKAGE = Path(nnip.__file__).parent
 # Layers from the bottom; a module may import its own layer and the layers below it.
 LAYERS = [
-    {"errors", "units", "keys", "version", "strict", "allocator"},
+    # plots takes plain arrays and imports nothing from nnip, so every layer may use it.
+    {"errors", "units", "keys", "version", "strict", "allocator", "plots"},
     {"data"},
     {"nn"},
     {"potentials"},
@@ -16,7 +17,7 @@ LAYERS = [
     {"md"},
     {"uncertainty"},
     {"active", "oracles"},
-    {"plots", "demo", "cli", "__init__", "__main__"},
+    {"demo", "cli", "__init__", "__main__"},
 ]
 
 

@@ -22,3 +22,5 @@ TOTAL_CHARGE = "total_charge"  # (B,) | e | net charge of each structure
 
 VAR_SUFFIX = "_var"  # ensembles: variance over members of <key>
 MEMBERS_SUFFIX = "_members"  # ensembles: (M, ...) stacked member predictions
+
+WEIGHT = "weight"  # (B,) | - | per-structure loss weight (atoms.info["weight"], default 1)

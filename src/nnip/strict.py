@@ -67,7 +67,12 @@ def _convert(value: Any, hint: Any) -> Any:
 
 
 def from_dict(cls: type[T], data: Mapping[str, Any] | None, where: str) -> T:
-    """Build dataclass ``cls`` from ``data``; ``where`` prefixes key names in errors (e.g. 'model')."""
+    """Build dataclass ``cls`` from ``data``; ``where`` prefixes key names in errors (e.g. 'model').
+
+    Fields whose type is itself a dataclass are built recursively from nested mappings.
+    """
+    if data is not None and not isinstance(data, Mapping):
+        raise ConfigError(f"{where}: expected a mapping of keys, got {data!r}")
     data = dict(data or {})
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls) if f.init]
@@ -77,6 +82,11 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, where: str) -> T:
     kwargs = {}
     for key, value in data.items():
         hint = hints[key]
+        if dataclasses.is_dataclass(hint) and not isinstance(value, hint):
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{where}.{key}: expected a mapping of {hint.__name__} keys, got {value!r}")
+            kwargs[key] = from_dict(hint, value, f"{where}.{key}")
+            continue
         if not _matches(value, hint):
             raise ConfigError(f"{where}.{key}: expected {_type_name(hint)}, got {value!r}")
         kwargs[key] = _convert(value, hint)

@@ -22,7 +22,7 @@ def _potential():
 def test_round_trip_restores_weights_e0_and_shift(tmp_path):
     potential = _potential()
     with torch.no_grad():
-        potential.terms[0].epsilon.values.add_(0.00123)  # as if trained
+        potential.terms[0].epsilon.raw.add_(0.123)  # as if trained
     nnip.save(potential, tmp_path / "m.pt")
     loaded = nnip.load(tmp_path / "m.pt")
     assert loaded.spec() == potential.spec()

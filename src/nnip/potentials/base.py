@@ -156,6 +156,26 @@ class Potential(nn.Module):
         """Architecture description (plain data) from which :func:`nnip.potentials.build_potential` rebuilds it."""
         return {"elements": [int(z) for z in self.elements], "terms": [t.spec() for t in self.terms]}
 
+    @property
+    def has_dimensionless_terms(self) -> bool:
+        """True when some term (a network) is scaled by ``scale``."""
+        return any(term.dimensionless for term in self.terms)
+
+    @torch.no_grad()
+    def set_reference(self, e0: Mapping[int | str, float] | None = None, scale: float | None = None,
+                      shift: float | None = None) -> None:
+        """Set per-element reference energies (element -> eV), scale (eV) and shift (eV/atom); None keeps a value."""
+        if e0 is not None:
+            numbers = self.elements.tolist()
+            for element, value in e0.items():
+                z = to_atomic_numbers([element])[0]
+                if z in numbers:
+                    self.e0[numbers.index(z)] = float(value)
+        if scale is not None:
+            self.scale.fill_(float(scale))
+        if shift is not None:
+            self.shift.fill_(float(shift))
+
     def species(self, atomic_numbers: torch.Tensor) -> torch.Tensor:
         """Atomic numbers (N,) -> species indices (N,); an element the potential lacks raises DataError."""
         species = self.species_of[atomic_numbers.clamp(0, self.species_of.shape[0] - 1)]

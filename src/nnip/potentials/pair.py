@@ -97,6 +97,10 @@ def unordered_pairs(n_species: int) -> list[tuple[int, int]]:
 class PairTable(nn.Module):
     """One trainable value per unordered element pair, set by a combination rule or explicitly.
 
+    Stored as ``unit * raw`` with ``unit`` the magnitude of the initial value, so that an
+    optimizer step changes every parameter by a similar relative amount whatever its unit
+    (sigma ~ 3 Å and epsilon ~ 0.01 eV train together with one learning rate).
+
     Args:
         name: parameter name, for error messages.
         elements: sorted atomic numbers; species s is ``elements[s]``.
@@ -127,7 +131,15 @@ class PairTable(nn.Module):
             else:
                 values.append(mixing(self._element_value(name, per_element, elements[a]),
                                      self._element_value(name, per_element, elements[b])))
-        self.values = nn.Parameter(torch.tensor(values, dtype=torch.float64))
+        initial = torch.tensor(values, dtype=torch.float64)
+        unit = torch.where(initial != 0, initial.abs(), torch.ones_like(initial))
+        self.register_buffer("unit", unit)
+        self.raw = nn.Parameter(initial / unit)
+
+    @property
+    def values(self) -> torch.Tensor:
+        """The pair values, ``unit * raw`` (the trainable ``raw`` starts at +-1 or 0)."""
+        return self.unit * self.raw
 
     @staticmethod
     def _element_value(name: str, per_element: PerElement, z: int) -> float:

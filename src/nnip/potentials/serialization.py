@@ -2,8 +2,10 @@
 
 A model file is a dict of plain data and tensors, never pickled code:
 ``{"format": "nnip-model", "format_version": 1, "nnip_version", "kind": "potential",
-"dtype", "spec", "state_dict"}``. Tensors are stored on the CPU, so a model saved on any
-device loads anywhere.
+"dtype", "spec", "state_dict", "metadata"}``; an ensemble file has ``"kind": "ensemble"``
+and ``"members"``: a list of ``{"dtype", "spec", "state_dict"}``. ``metadata`` holds plain
+data about how the model was made (dataset statistics, training summary). Tensors are
+stored on the CPU, so a model saved on any device loads anywhere.
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ import torch
 
 from nnip.errors import CheckpointError
 from nnip.potentials.base import Potential
+from nnip.potentials.ensemble import Ensemble
 from nnip.potentials.registry import build_potential
 from nnip.version import __version__
 
-__all__ = ["save", "load", "FORMAT", "FORMAT_VERSION"]
+__all__ = ["save", "load", "read_metadata", "FORMAT", "FORMAT_VERSION"]
 
 FORMAT = "nnip-model"
 FORMAT_VERSION = 1
@@ -41,17 +44,26 @@ def atomic_torch_save(payload: Any, path: str | os.PathLike) -> None:
             os.remove(tmp)
 
 
-def save(potential: Potential, path: str | os.PathLike) -> None:
-    """Write ``potential`` (architecture, weights, E0, scale/shift) to ``path``."""
-    payload = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "nnip_version": __version__,
-        "kind": "potential",
+def _member(potential: Potential) -> dict[str, Any]:
+    return {
         "dtype": str(potential.dtype).removeprefix("torch."),
         "spec": potential.spec(),
         "state_dict": {k: v.detach().cpu() for k, v in potential.state_dict().items()},
     }
+
+
+def save(model: Potential | Ensemble, path: str | os.PathLike, metadata: dict[str, Any] | None = None) -> None:
+    """Write a potential (architecture, weights, E0, scale/shift) or an ensemble to ``path``.
+
+    Args:
+        metadata: plain data (numbers, strings, lists, dicts) stored alongside, e.g. dataset statistics.
+    """
+    header = {"format": FORMAT, "format_version": FORMAT_VERSION, "nnip_version": __version__,
+              "metadata": dict(metadata or {})}
+    if isinstance(model, Ensemble):
+        payload = {**header, "kind": "ensemble", "members": [_member(m) for m in model.members]}
+    else:
+        payload = {**header, "kind": "potential", **_member(model)}
     atomic_torch_save(payload, path)
 
 
@@ -79,11 +91,26 @@ def read_payload(path: str | os.PathLike) -> dict[str, Any]:
     return payload
 
 
-def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> Potential:
-    """Read a model written by :func:`save`, on ``device`` (CPU by default, whatever device saved it)."""
+def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """The ``metadata`` stored with a model (empty for files written without it)."""
+    return dict(read_payload(path).get("metadata", {}))
+
+
+def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> Potential | Ensemble:
+    """Read a potential or ensemble written by :func:`save`, on ``device`` (CPU by default)."""
     payload = read_payload(path)
-    if payload.get("kind") != "potential":
-        raise CheckpointError(f"{path}: holds a {payload.get('kind')!r}, not a potential")
+    kind = payload.get("kind")
+    if kind == "ensemble":
+        members = payload.get("members")
+        if not isinstance(members, list) or not members:
+            raise CheckpointError(f"{path}: ensemble file without members")
+        return Ensemble([_build(path, m) for m in members]).to(device).eval()
+    if kind != "potential":
+        raise CheckpointError(f"{path}: holds a {kind!r}, not a potential or an ensemble")
+    return _build(path, payload).to(device).eval()
+
+
+def _build(path, payload: dict[str, Any]) -> Potential:
     dtype = _DTYPES.get(payload.get("dtype", "float32"))
     if dtype is None:
         raise CheckpointError(f"{path}: unknown dtype {payload.get('dtype')!r} (expected float32 or float64)")
@@ -95,4 +122,4 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> Potenti
         potential.to(dtype).load_state_dict(payload["state_dict"])
     except (KeyError, TypeError, RuntimeError) as error:
         raise CheckpointError(f"{path}: model description does not match its weights ({error})") from None
-    return potential.to(device).eval()
+    return potential

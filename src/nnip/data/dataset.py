@@ -1,0 +1,174 @@
+"""In-memory datasets of labelled structures, splits (random, counts, k-fold) and batches.
+
+A :class:`AtomicDataset` holds one :class:`Sample` per structure: its graph (neighbour list
+built once, for the potential's cutoff) and its labels in eV, eV/Å and eV/Å^3. A label a
+structure lacks is NaN and masked out of losses and metrics, so datasets may mix
+structures with and without forces or stress.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from ase import Atoms
+from tqdm import tqdm
+
+from nnip import keys
+from nnip.data.batching import collate
+from nnip.data.graph import AtomicGraph
+from nnip.errors import ConfigError
+
+__all__ = ["Sample", "AtomicDataset", "random_split", "kfold_splits", "split_sizes", "labels_of"]
+
+
+@dataclass
+class Sample:
+    """One labelled structure.
+
+    Shapes and units: energy () eV, forces (N, 3) eV/Å, stress (3, 3) eV/Å^3 (ASE sign),
+    all float64 and NaN where the structure has no such label; weight () dimensionless.
+    """
+
+    graph: AtomicGraph
+    energy: torch.Tensor
+    forces: torch.Tensor
+    stress: torch.Tensor
+    weight: float = 1.0
+
+
+def labels_of(atoms: Atoms) -> dict[str, np.ndarray]:
+    """Energy, forces and stress stored on ``atoms.calc`` (as :func:`nnip.read` leaves them), NaN when absent."""
+    results = dict(atoms.calc.results) if atoms.calc is not None else {}
+    n = len(atoms)
+    energy = results.get("energy", results.get("free_energy"))
+    stress = results.get("stress")
+    if stress is not None:
+        stress = np.asarray(stress, dtype=np.float64)
+        if stress.shape == (6,):
+            xx, yy, zz, yz, xz, xy = stress
+            stress = np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])
+    return {
+        keys.ENERGY: np.float64(np.nan if energy is None else energy),
+        keys.FORCES: np.asarray(results.get("forces", np.full((n, 3), np.nan)), dtype=np.float64).reshape(n, 3),
+        keys.STRESS: np.full((3, 3), np.nan) if stress is None else stress.reshape(3, 3),
+    }
+
+
+class AtomicDataset:
+    """Labelled structures with graphs built once for ``cutoff``.
+
+    Args:
+        frames: structures with labels on ``atoms.calc`` (see :func:`nnip.read`).
+        cutoff: neighbour-list cutoff, Å (the potential's cutoff).
+        half_list: build half neighbour lists (potentials made only of pair terms).
+        weight_key: ``atoms.info`` key of a per-structure loss weight (default 1).
+        progress: show a progress bar while building neighbour lists.
+    """
+
+    def __init__(
+        self,
+        frames: Sequence[Atoms],
+        cutoff: float,
+        half_list: bool = False,
+        weight_key: str = "weight",
+        progress: bool = False,
+    ):
+        self.cutoff = float(cutoff)
+        self.half_list = half_list
+        self.frames = list(frames)
+        self.samples: list[Sample] = []
+        for atoms in tqdm(self.frames, desc="neighbour lists", disable=not progress, leave=False):
+            labels = labels_of(atoms)
+            graph = AtomicGraph.from_arrays(
+                atoms.positions, atoms.numbers, atoms.cell.array, atoms.pbc, cutoff,
+                half_list=half_list, total_charge=float(atoms.info.get("charge", 0.0)),
+            )
+            self.samples.append(Sample(
+                graph=graph,
+                energy=torch.tensor(labels[keys.ENERGY]),
+                forces=torch.from_numpy(labels[keys.FORCES]),
+                stress=torch.from_numpy(labels[keys.STRESS]),
+                weight=float(atoms.info.get(weight_key, 1.0)),
+            ))
+
+    @classmethod
+    def _from_samples(cls, parent: "AtomicDataset", indices: Sequence[int]) -> "AtomicDataset":
+        subset = cls.__new__(cls)
+        subset.cutoff, subset.half_list = parent.cutoff, parent.half_list
+        subset.frames = [parent.frames[i] for i in indices]
+        subset.samples = [parent.samples[i] for i in indices]
+        return subset
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def subset(self, indices: Sequence[int]) -> "AtomicDataset":
+        """The structures at ``indices`` (repeats allowed, as in bootstrap resampling)."""
+        return AtomicDataset._from_samples(self, [int(i) for i in indices])
+
+    def has(self, key: str) -> bool:
+        """Whether any structure has label ``key`` (energy, forces or stress)."""
+        return any(bool(torch.isfinite(getattr(s, key)).any()) for s in self.samples)
+
+    @property
+    def n_atoms(self) -> int:
+        return sum(s.graph.positions.shape[0] for s in self.samples)
+
+    def batch(self, indices: Sequence[int], dtype: torch.dtype, device: torch.device | str = "cpu"):
+        """Collated graph and targets of the structures at ``indices``.
+
+        Returns:
+            (graph, targets) with targets energy (B,), forces (N, 3), stress (B, 3, 3)
+            in float64 (NaN where missing) and weight (B,).
+        """
+        samples = [self.samples[int(i)] for i in indices]
+        graph = collate([s.graph for s in samples]).to(device=device, dtype=dtype)
+        targets = {
+            keys.ENERGY: torch.stack([s.energy for s in samples]),
+            keys.FORCES: torch.cat([s.forces for s in samples]),
+            keys.STRESS: torch.stack([s.stress for s in samples]),
+            keys.WEIGHT: torch.tensor([s.weight for s in samples], dtype=torch.float64),
+        }
+        return graph, {k: v.to(device) for k, v in targets.items()}
+
+    def batches(self, batch_size: int, dtype: torch.dtype, order: Sequence[int] | None = None, device="cpu"):
+        """Iterate over (graph, targets) in ``order`` (default: dataset order), ``batch_size`` at a time."""
+        order = list(range(len(self))) if order is None else [int(i) for i in order]
+        for start in range(0, len(order), batch_size):
+            yield self.batch(order[start:start + batch_size], dtype, device)
+
+
+def split_sizes(n: int, val: float | int, test: float | int) -> tuple[int, int]:
+    """Numbers of validation and test structures from fractions (< 1) or counts (>= 1)."""
+    def size(value, name):
+        if value < 0:
+            raise ConfigError(f"data.split.{name} must be >= 0, got {value}")
+        count = int(round(value * n)) if isinstance(value, float) and value < 1 else int(value)
+        return count
+    n_val, n_test = size(val, "val"), size(test, "test")
+    if n_val + n_test >= n:
+        raise ConfigError(
+            f"data.split: {n_val} validation + {n_test} test structures leave none of {n} for training"
+        )
+    return n_val, n_test
+
+
+def random_split(n: int, val: float | int, test: float | int, seed: int) -> tuple[list[int], list[int], list[int]]:
+    """Seeded random (train, val, test) index lists; ``val``/``test`` are fractions or counts."""
+    n_val, n_test = split_sizes(n, val, test)
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
+    return order[n_val + n_test:], order[:n_val], order[n_val:n_val + n_test]
+
+
+def kfold_splits(n: int, k: int, seed: int) -> list[tuple[list[int], list[int]]]:
+    """k seeded folds: (rest, fold) index lists; every structure is in exactly one fold."""
+    if not 2 <= k <= n:
+        raise ConfigError(f"kfold must be between 2 and the number of structures ({n}), got {k}")
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
+    bounds = [math.floor(i * n / k) for i in range(k + 1)]
+    folds = [order[bounds[i]:bounds[i + 1]] for i in range(k)]
+    return [([j for f in folds[:i] + folds[i + 1:] for j in f], folds[i]) for i in range(k)]

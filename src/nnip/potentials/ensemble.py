@@ -1,0 +1,76 @@
+"""Ensemble of potentials: the mean prediction plus the variance over members.
+
+For each quantity X in energy, atomic energies, forces, stress and virial the output holds
+X = mean_m X_m, ``X_var`` = sum_m (X_m - X)^2 / (M - 1) (unbiased; zeros for one member)
+and ``X_members`` (M, ...). Members may differ in architecture and cutoff; the graph must
+be built for the largest cutoff (``Ensemble.cutoff``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from nnip import keys
+from nnip.data.graph import AtomicGraph
+from nnip.potentials.base import Potential
+
+__all__ = ["Ensemble"]
+
+_QUANTITIES = (keys.ENERGY, keys.ATOMIC_ENERGIES, keys.FORCES, keys.STRESS, keys.VIRIAL)
+
+
+class Ensemble(nn.Module):
+    """M potentials evaluated on the same structures (same elements).
+
+    Args:
+        members: the potentials (at least one), all for the same elements.
+    """
+
+    def __init__(self, members: Sequence[Potential]):
+        super().__init__()
+        if len(members) == 0:
+            raise ValueError("an Ensemble needs at least one member")
+        elements = [m.elements.tolist() for m in members]
+        if any(e != elements[0] for e in elements):
+            raise ValueError(f"ensemble members know different elements: {elements}")
+        self.members = nn.ModuleList(members)
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+    @property
+    def cutoff(self) -> float:
+        return max(m.cutoff for m in self.members)
+
+    @property
+    def pairwise(self) -> bool:
+        return all(m.pairwise for m in self.members)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.members[0].dtype
+
+    @property
+    def elements(self) -> torch.Tensor:
+        return self.members[0].elements
+
+    @property
+    def element_symbols(self) -> list[str]:
+        return self.members[0].element_symbols
+
+    def forward(self, graph: AtomicGraph, compute_forces: bool = True, compute_stress: bool = False,
+                create_graph: bool = False) -> dict[str, torch.Tensor]:
+        """Mean, ``_var`` and ``_members`` of each output of the members (shapes as Potential, members (M, ...))."""
+        outputs = [m(graph, compute_forces, compute_stress, create_graph) for m in self.members]
+        out = {}
+        for key in _QUANTITIES:
+            if key not in outputs[0]:
+                continue
+            stacked = torch.stack([o[key] for o in outputs])
+            out[key] = stacked.mean(dim=0)
+            out[key + keys.VAR_SUFFIX] = stacked.var(dim=0) if len(outputs) > 1 else torch.zeros_like(out[key])
+            out[key + keys.MEMBERS_SUFFIX] = stacked
+        return out

@@ -1,0 +1,280 @@
+"""The training configuration: a strict mirror of the Python API, read from YAML.
+
+Top-level keys: ``data``, ``model``, ``training`` (with ``training.loss``), ``ensemble``
+(members, default 1), ``bootstrap``, ``kfold``, ``seed``, ``output``. Unknown keys are
+errors naming the key and the closest valid one; values of the wrong type name the key
+and the expected type. ``--set a.b=value`` overrides any key (value parsed as YAML).
+
+The ``model`` section holds either ``name`` (a registry name) plus that term's
+hyperparameters, or ``terms: [{name: ..., <hyperparameters>}, ...]`` for a sum of terms,
+together with the potential-level keys ``elements``, ``e0``, ``scale`` and ``shift``.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from nnip.errors import ConfigError
+from nnip.potentials.registry import REGISTRY
+from nnip.strict import closest, from_dict
+from nnip.training.loss import LossConfig
+
+__all__ = [
+    "DataConfig", "SplitConfig", "ModelConfig", "TrainingConfig", "RunConfig",
+    "load_config", "apply_overrides", "parse_config",
+]
+
+
+@dataclass
+class SplitConfig:
+    """Validation and test sets cut from ``data.train``: fractions (< 1) or counts, seeded by ``seed``."""
+
+    val: float | int = 0.1
+    test: float | int = 0.0
+
+
+@dataclass
+class DataConfig:
+    """Data files and how to read them (see :func:`nnip.read`).
+
+    Args:
+        train: training data file. val, test: optional separate files (replace the split).
+        split: fractions or counts cut from ``train`` where ``val``/``test`` files are absent.
+        isolated_atoms: file of single-atom frames giving E0 (with ``model.e0: isolated``).
+        energy_unit: unit of energies in the files (default eV; kcal/mol for .npz).
+        energy_key, forces_key, stress_key: label names in the files.
+        weight_key: ``atoms.info`` key of per-structure loss weights.
+    """
+
+    train: str = ""
+    val: str | None = None
+    test: str | None = None
+    split: SplitConfig = field(default_factory=SplitConfig)
+    isolated_atoms: str | None = None
+    energy_unit: str | None = None
+    energy_key: str = "energy"
+    forces_key: str = "forces"
+    stress_key: str = "stress"
+    weight_key: str = "weight"
+
+    def __post_init__(self) -> None:
+        if not self.train:
+            raise ConfigError("train: a training data file is required (data.train)")
+
+
+_E0_METHODS = ("least_squares", "isolated", "zero")
+
+
+@dataclass
+class ModelConfig:
+    """The potential to train.
+
+    Args:
+        terms: list of ``{name: <registry name>, <hyperparameters>}`` (``name`` alone is shorthand for one term).
+        elements: chemical symbols; default: the elements of the training data.
+        e0: "least_squares" (on composition, after the eV-valued terms), "isolated"
+            (``data.isolated_atoms``), "zero", or a mapping symbol -> eV.
+        scale, shift: "auto" (force RMS and mean residual energy per atom; used by
+            dimensionless terms such as networks) or numbers in eV.
+    """
+
+    terms: list[dict[str, Any]] = field(default_factory=list)
+    elements: list[str] | None = None
+    e0: str | dict[str, float] = "least_squares"
+    scale: str | float = "auto"
+    shift: str | float = "auto"
+
+    def __post_init__(self) -> None:
+        if not self.terms:
+            raise ConfigError("name: a model needs a registry name (model.name) or terms (model.terms)")
+        if isinstance(self.e0, str) and self.e0 not in _E0_METHODS:
+            raise ConfigError(f"e0: expected one of {', '.join(_E0_METHODS)} or a mapping symbol -> eV, got {self.e0!r}")
+        for key in ("scale", "shift"):
+            if isinstance(getattr(self, key), str) and getattr(self, key) != "auto":
+                raise ConfigError(f"{key}: expected 'auto' or a number, got {getattr(self, key)!r}")
+
+
+_POTENTIAL_KEYS = tuple(f.name for f in dataclasses.fields(ModelConfig))
+
+
+@dataclass
+class TrainingConfig:
+    """Optimisation. Times in seconds, learning rates in 1/(loss units).
+
+    Args:
+        max_epochs: epochs to train at most. max_time: wall-time limit, s (stops cleanly).
+        batch_size: structures per optimizer step. eval_batch_size: per evaluation batch.
+        optimizer: "adam", "adamw", or "lbfgs" (full-batch, for classical fits with few
+            parameters). lr, weight_decay: its learning rate (lbfgs: 1) and decay.
+        schedule: "constant", "plateau" (reduce on validation plateau) or "cosine" (with warm-up).
+        warmup_epochs: linear warm-up (cosine). plateau_patience, plateau_factor: plateau rule.
+        min_lr: floor of the learning rate.
+        ema_decay: exponential moving average of the weights (e.g. 0.99); None switches it off.
+        clip_grad_norm: clip the gradient norm to this value; None switches it off.
+        early_stopping_patience: stop after this many epochs without a better validation loss.
+        dtype: "float32" or "float64"; None keeps the model's own (float64 for classical terms).
+        device: "cpu", "cuda", "cuda:1" ...
+        tensorboard: also write TensorBoard logs (needs the tensorboard package).
+        progress: show a progress bar.
+        freeze: parameters kept fixed, as name patterns (e.g. "terms.0.sigma.*"; see
+            ``potential.named_parameters()``).
+        loss: loss weights and penalties.
+    """
+
+    max_epochs: int = 100
+    max_time: float | None = None
+    batch_size: int = 16
+    eval_batch_size: int = 64
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    schedule: str = "plateau"
+    warmup_epochs: int = 0
+    plateau_patience: int = 10
+    plateau_factor: float = 0.5
+    min_lr: float = 0.0
+    ema_decay: float | None = None
+    clip_grad_norm: float | None = None
+    early_stopping_patience: int | None = None
+    dtype: str | None = None
+    device: str = "cpu"
+    tensorboard: bool = False
+    progress: bool = True
+    freeze: list[str] = field(default_factory=list)
+    loss: LossConfig = field(default_factory=LossConfig)
+
+    def __post_init__(self) -> None:
+        choices = {"optimizer": ("adam", "adamw", "lbfgs"), "schedule": ("constant", "plateau", "cosine"),
+                   "dtype": (None, "float32", "float64")}
+        for key, options in choices.items():
+            if getattr(self, key) not in options:
+                valid = ", ".join(str(o) for o in options if o is not None)
+                raise ConfigError(f"{key}: expected one of {valid}, got {getattr(self, key)!r}")
+        if self.max_epochs < 1 or self.batch_size < 1 or self.eval_batch_size < 1:
+            raise ConfigError("max_epochs, batch_size and eval_batch_size must be >= 1")
+        if self.lr <= 0:
+            raise ConfigError(f"lr must be > 0, got {self.lr}")
+        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
+            raise ConfigError(f"ema_decay must be between 0 and 1, got {self.ema_decay}")
+
+
+@dataclass
+class RunConfig:
+    """A whole training run: data, model, optimisation, ensemble or k-fold, seed and output folder."""
+
+    data: DataConfig
+    model: ModelConfig
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    ensemble: int = 1
+    bootstrap: bool = False
+    kfold: int | None = None
+    seed: int = 0
+    output: str = "runs/nnip"
+
+    def __post_init__(self) -> None:
+        if self.ensemble < 1:
+            raise ConfigError(f"ensemble: expected at least 1 member, got {self.ensemble}")
+        if self.kfold is not None and self.ensemble > 1:
+            raise ConfigError("kfold: k-fold cross-validation trains single models; set ensemble: 1")
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data (YAML-ready), with the model in its ``terms`` form."""
+        return dataclasses.asdict(self)
+
+
+def _term_list(model: Mapping[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Split the model section into term dicts and potential-level keys."""
+    model = dict(model)
+    if "name" in model and "terms" in model:
+        raise ConfigError("model: give either name (one term) or terms (a list), not both")
+    if "terms" in model:
+        terms = model.pop("terms")
+        if not isinstance(terms, list) or not all(isinstance(t, Mapping) and "name" in t for t in terms):
+            raise ConfigError("model.terms: expected a list of mappings, each with a name")
+        unknown = [k for k in model if k not in _POTENTIAL_KEYS]
+        if unknown:
+            raise ConfigError(f"model.{unknown[0]}: unknown key{closest(unknown[0], _POTENTIAL_KEYS)}; "
+                              f"valid keys: terms, {', '.join(_POTENTIAL_KEYS[1:])}")
+        return [dict(t) for t in terms], model
+    if "name" not in model:
+        raise ConfigError("model.name: a registry name is required (or model.terms); known: " + ", ".join(REGISTRY))
+    name = model.pop("name")
+    potential = {k: model.pop(k) for k in list(model) if k in _POTENTIAL_KEYS}
+    return [{"name": name, **model}], potential
+
+
+def _check_terms(terms: list[dict[str, Any]]) -> None:
+    for k, term in enumerate(terms):
+        where = "model" if len(terms) == 1 else f"model.terms[{k}]"
+        name = term["name"]
+        if name not in REGISTRY:
+            raise ConfigError(f"{where}.name: unknown potential {name!r}{closest(str(name), REGISTRY)}; "
+                              f"known: {', '.join(REGISTRY)}")
+        fields = [f.name for f in dataclasses.fields(REGISTRY[name][0])]
+        for key in term:
+            if key != "name" and key not in fields:
+                raise ConfigError(f"{where}.{key}: unknown key{closest(key, fields + list(_POTENTIAL_KEYS))}; "
+                                  f"valid keys for {name}: {', '.join(fields)}")
+
+
+def parse_config(data: Mapping[str, Any], where: str = "config") -> RunConfig:
+    """Validate plain data (from YAML) into a RunConfig; ConfigError names the offending key."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where}: expected a mapping of keys at the top level, got {type(data).__name__}")
+    data = copy.deepcopy(dict(data))
+    valid = [f.name for f in dataclasses.fields(RunConfig)]
+    for key in data:
+        if key not in valid:
+            raise ConfigError(f"{where}: unknown key {key!r}{closest(key, valid)}; valid keys: {', '.join(valid)}")
+    for required in ("data", "model"):
+        if not isinstance(data.get(required), Mapping):
+            raise ConfigError(f"{where}: a {required!r} section is required")
+    terms, potential = _term_list(data["model"])
+    _check_terms(terms)
+    data["model"] = from_dict(ModelConfig, {"terms": terms, **potential}, "model")
+    data["data"] = from_dict(DataConfig, data["data"], "data")
+    return from_dict(RunConfig, data, "config")
+
+
+def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """Apply ``a.b=value`` overrides (value parsed as YAML) to nested plain data."""
+    data = copy.deepcopy(data)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. training.lr=0.01")
+        key, text = item.split("=", 1)
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            value = text
+        node = data
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            if not isinstance(node.get(part, {}), dict):
+                raise ConfigError(f"--set {key}: {part!r} is not a section")
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return data
+
+
+def load_config(path: str | Path, overrides: Sequence[str] = ()) -> tuple[RunConfig, dict[str, Any]]:
+    """Read a YAML config, apply overrides, validate; returns (config, resolved plain data)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such config file")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}:{line} is not valid YAML ({getattr(error, 'problem', error)})") from None
+    data = apply_overrides(data, overrides) if isinstance(data, dict) else data
+    config = parse_config(data, where=str(path))
+    return config, config.as_dict()

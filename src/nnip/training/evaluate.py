@@ -1,0 +1,92 @@
+"""Evaluate a potential or ensemble on labelled structures: metrics and parity plots.
+
+Metrics are those of :mod:`nnip.training.metrics`; an ensemble adds
+``forces_std_mean`` (eV/Å, mean over atoms and components of the member standard
+deviation) and ``uncertainty_spearman`` (Spearman rank correlation between each
+structure's mean predicted force std and its force MAE).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+from scipy.stats import spearmanr
+
+from nnip.data.dataset import AtomicDataset
+from nnip.plots import parity_plot
+from nnip.training.metrics import Predictions, error_metrics, predict
+
+__all__ = ["evaluate", "ensemble_metrics", "write_parity_plots", "format_metrics", "to_json"]
+
+
+def to_json(value):
+    """Plain data for JSON: NaN and infinities become null, numpy scalars Python numbers."""
+    if isinstance(value, dict):
+        return {str(k): to_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_json(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def ensemble_metrics(p: Predictions) -> dict[str, float]:
+    """forces_std_mean and uncertainty_spearman of an ensemble's predictions (NaN without forces)."""
+    if "forces_var" not in p.extra:
+        return {}
+    std = np.sqrt(np.clip(p.extra["forces_var"], 0.0, None))
+    starts = np.concatenate([[0], np.cumsum(p.n_atoms)[:-1]])
+    error = np.abs(p.forces - p.forces_ref)
+    per_structure_std = np.add.reduceat(std.mean(axis=1), starts) / p.n_atoms
+    per_structure_error = np.add.reduceat(error.mean(axis=1), starts) / p.n_atoms
+    known = np.isfinite(per_structure_error)
+    rho = float("nan")
+    if known.sum() > 2 and np.ptp(per_structure_std[known]) > 0:
+        rho = float(spearmanr(per_structure_std[known], per_structure_error[known]).statistic)
+    return {"forces_std_mean": float(std.mean()) if std.size else float("nan"), "uncertainty_spearman": rho}
+
+
+def evaluate(model, frames: Sequence[Atoms], batch_size: int = 64, device="cpu") -> tuple[dict[str, float], Predictions]:
+    """Metrics (the ``nnip evaluate --json`` keys) and collected predictions of ``model`` on ``frames``."""
+    dataset = AtomicDataset(frames, model.cutoff, half_list=model.pairwise)
+    predictions = predict(model, dataset, batch_size, device)
+    metrics = error_metrics(predictions)
+    metrics.update(ensemble_metrics(predictions))
+    return metrics, predictions
+
+
+def write_parity_plots(p: Predictions, directory: Path, prefix: str = "parity", title: str | None = None) -> list[Path]:
+    """Energy-per-atom and force-component parity plots (PNG) where the labels exist."""
+    written = []
+    if np.isfinite(p.energy_ref).any():
+        written.append(parity_plot(p.energy_ref / p.n_atoms, p.energy / p.n_atoms, directory / f"{prefix}_energy.png",
+                                   quantity="energy per atom", unit="eV/atom", title=title))
+    if np.isfinite(p.forces_ref).any():
+        written.append(parity_plot(p.forces_ref, p.forces, directory / f"{prefix}_forces.png",
+                                   quantity="force component", unit="eV/Å", title=title))
+    return written
+
+
+_ROWS = (
+    ("energy_mae", "energy MAE", "meV/structure", 1000), ("energy_rmse", "energy RMSE", "meV/structure", 1000),
+    ("energy_mae_per_atom", "energy MAE", "meV/atom", 1000), ("energy_rmse_per_atom", "energy RMSE", "meV/atom", 1000),
+    ("forces_mae", "forces MAE", "meV/Å", 1000), ("forces_rmse", "forces RMSE", "meV/Å", 1000),
+    ("forces_norm_mae", "force-vector MAE", "meV/Å", 1000), ("stress_mae", "stress MAE", "meV/Å^3", 1000),
+    ("forces_std_mean", "mean force std", "meV/Å", 1000), ("uncertainty_spearman", "uncertainty Spearman", "", 1),
+)
+
+
+def format_metrics(metrics: dict[str, float]) -> str:
+    """A human-readable table of metrics (milli-units), skipping those that are NaN or absent."""
+    lines = [f"structures            {metrics.get('n_structures', 0)}", f"atoms                 {metrics.get('n_atoms', 0)}"]
+    for key, label, unit, factor in _ROWS:
+        value = metrics.get(key)
+        if value is not None and np.isfinite(value):
+            lines.append(f"{label:<22}{factor * value:.4g} {unit}".rstrip())
+    return "\n".join(lines)
+

@@ -1,0 +1,203 @@
+"""A training run: one model, an ensemble of M members, or k-fold cross-validation.
+
+Run directory (DESIGN.md): ``config.yaml`` (resolved), ``model.pt`` (best weights, EMA if
+used; for ensembles and k-fold the members as one ensemble file), ``checkpoint.pt``,
+``metrics.csv``, ``report.json`` (metrics per split in the evaluate keys, plus
+``train_seconds, epochs, n_parameters``) and PNG plots. Ensemble members live in
+``members/member_<m>/`` and folds in ``folds/fold_<k>/``, each a complete run directory,
+so ``resume`` skips finished ones and continues the interrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from nnip.data.dataset import AtomicDataset, kfold_splits, random_split
+from nnip.errors import ConfigError
+from nnip.plots import learning_curves
+from nnip.potentials.ensemble import Ensemble
+from nnip.potentials.serialization import load, save
+from nnip.training import distributed
+from nnip.training.config import RunConfig
+from nnip.training.evaluate import evaluate, to_json, write_parity_plots
+from nnip.training.setup import Splits, build_model, initialise_reference, read_frames, read_splits
+from nnip.training.trainer import Trainer
+from nnip.version import __version__
+
+__all__ = ["run_training", "train_model", "prepare_directory", "RUN_FILES"]
+
+#: What a run writes; --overwrite removes exactly these, nothing else in the folder.
+RUN_FILES = ("config.yaml", "model.pt", "checkpoint.pt", "metrics.csv", "report.json", "learning_curves.png",
+             "parity_energy.png", "parity_forces.png", "members", "folds", "tensorboard")
+_RESUMABLE = ("max_epochs", "max_time", "progress")
+
+
+def prepare_directory(directory: Path, resolved: dict[str, Any], resume: bool, overwrite: bool) -> None:
+    """Check the run folder: refuse to touch an earlier run unless resuming or overwriting."""
+    present = [name for name in RUN_FILES if (directory / name).exists()]
+    if resume:
+        if not (directory / "config.yaml").is_file():
+            raise ConfigError(f"{directory}: no run to resume (no config.yaml); start it without --resume")
+        _check_same_config(directory / "config.yaml", resolved)
+        return
+    if present and not overwrite:
+        raise ConfigError(f"{directory}: holds an earlier run ({', '.join(present)}); "
+                          "use --resume to continue it or --overwrite to replace it")
+    for name in present:
+        path = directory / name
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
+def _check_same_config(path: Path, resolved: dict[str, Any]) -> None:
+    saved = yaml.safe_load(path.read_text())
+    for section in ("data", "model", "training"):
+        for key in set(saved.get(section, {})) | set(resolved.get(section, {})):
+            if section == "training" and key in _RESUMABLE:
+                continue
+            if saved.get(section, {}).get(key) != resolved.get(section, {}).get(key):
+                raise ConfigError(f"{path}: {section}.{key} differs from this config; resume with the run's "
+                                  f"config (only training.max_epochs and training.max_time may change)")
+    for key in ("ensemble", "bootstrap", "kfold", "seed"):
+        if saved.get(key) != resolved.get(key):
+            raise ConfigError(f"{path}: {key} differs from this config; resume with the run's config")
+
+
+def _write_json(data: dict, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(to_json(data), indent=2))
+    tmp.replace(path)
+
+
+def _split_metrics(model, splits: dict[str, list], directory: Path, batch_size: int, device) -> dict[str, dict]:
+    """Metrics on every non-empty split; parity plots of the last of test, val, train that exists."""
+    report, plotted = {}, False
+    for name in ("test", "val", "train"):
+        frames = splits.get(name) or []
+        if not frames:
+            continue
+        metrics, predictions = evaluate(model, frames, batch_size, device)
+        report[name] = metrics
+        if not plotted:
+            write_parity_plots(predictions, directory, title=f"{name} set")
+            plotted = True
+    return {k: report[k] for k in ("train", "val", "test") if k in report}
+
+
+def train_model(config: RunConfig, splits: Splits, directory: Path, seed: int, resume: bool,
+                context: distributed.Context, train_indices: list[int] | None = None) -> dict[str, Any]:
+    """Train one potential in ``directory``; returns its report (also written as report.json)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    if resume and (directory / "report.json").is_file():
+        return json.loads((directory / "report.json").read_text())
+    train_frames = splits.train if train_indices is None else [splits.train[i] for i in train_indices]
+    elements = sorted({int(z) for a in train_frames for z in a.numbers})
+    if config.model.elements:
+        from nnip.potentials.base import to_atomic_numbers
+        elements = to_atomic_numbers(config.model.elements)
+    potential = build_model(config.model, elements, seed)
+    show = config.training.progress and context.main
+    train = AtomicDataset(train_frames, potential.cutoff, potential.pairwise, config.data.weight_key, show)
+    val = AtomicDataset(splits.val, potential.cutoff, potential.pairwise, config.data.weight_key) if splits.val else None
+    isolated = read_frames(config.data.isolated_atoms, config.data) if config.data.isolated_atoms else None
+    stats = initialise_reference(potential, config.model, train, isolated, config.data.isolated_atoms or "")
+    trainer = Trainer(potential, train, val, config.training, seed, directory, context)
+    result = trainer.fit(resume=resume and (directory / "checkpoint.pt").is_file())
+    potential = trainer.potential.eval()
+    summary = {"train_seconds": result.train_seconds, "epochs": result.epochs, "stopped": result.stopped,
+               "best_epoch": result.best_epoch + 1, "n_parameters": sum(p.numel() for p in potential.parameters()),
+               "seed": seed}
+    if not context.main:
+        return summary
+    save(potential, directory / "model.pt", metadata={"statistics": stats.as_dict(), "training": summary})
+    if result.history:
+        learning_curves(result.history, directory / "learning_curves.png")
+    report = {**_split_metrics(potential, {"train": train_frames, "val": splits.val, "test": splits.test},
+                               directory, config.training.eval_batch_size, config.training.device),
+              **summary, "statistics": stats.as_dict(), "nnip_version": __version__}
+    _write_json(report, directory / "report.json")
+    return report
+
+
+def _mean_std(reports: list[dict[str, Any]], split: str) -> tuple[dict[str, float], dict[str, float]]:
+    keys = [k for k, v in reports[0].get(split, {}).items() if isinstance(v, (int, float))]
+    values = {k: np.array([r[split][k] for r in reports], dtype=float) for k in keys}
+    return ({k: float(v.mean()) for k, v in values.items()}, {k: float(v.std(ddof=1)) for k, v in values.items()})
+
+
+def _run_kfold(config: RunConfig, splits: Splits, directory: Path, resume: bool, context) -> dict[str, Any]:
+    frames = splits.train + splits.val
+    folds = []
+    for k, (rest, fold) in enumerate(kfold_splits(len(frames), config.kfold, config.seed)):
+        train_idx, val_idx, _ = random_split(len(rest), config.data.split.val, 0, config.seed + k)
+        fold_splits = Splits([frames[rest[i]] for i in train_idx], [frames[rest[i]] for i in val_idx],
+                             [frames[i] for i in fold], splits.sources)
+        folds.append(train_model(config, fold_splits, directory / "folds" / f"fold_{k}", config.seed + k,
+                                 resume, context))
+    if not context.main:
+        return {}
+    mean, std = _mean_std(folds, "test")
+    members = [load(directory / "folds" / f"fold_{k}" / "model.pt") for k in range(config.kfold)]
+    save(Ensemble(members), directory / "model.pt", metadata={"kind": "kfold", "folds": config.kfold})
+    return {"kfold": config.kfold, "folds": [f["test"] for f in folds], "test_mean": mean, "test_std": std,
+            "train_seconds": sum(f["train_seconds"] for f in folds), "epochs": [f["epochs"] for f in folds],
+            "n_parameters": folds[0]["n_parameters"], "nnip_version": __version__}
+
+
+def _run_ensemble(config: RunConfig, splits: Splits, directory: Path, resume: bool, context) -> dict[str, Any]:
+    members = []
+    for m in range(config.ensemble):
+        indices = None
+        if config.bootstrap:
+            generator = torch.Generator().manual_seed(config.seed + 7919 * (m + 1))
+            indices = torch.randint(len(splits.train), (len(splits.train),), generator=generator).tolist()
+        members.append(train_model(config, splits, directory / "members" / f"member_{m}", config.seed + m,
+                                   resume, context, indices))
+    if not context.main:
+        return {}
+    ensemble = Ensemble([load(directory / "members" / f"member_{m}" / "model.pt") for m in range(config.ensemble)])
+    save(ensemble, directory / "model.pt", metadata={"kind": "ensemble", "members": config.ensemble,
+                                                     "bootstrap": config.bootstrap})
+    report = _split_metrics(ensemble, {"train": splits.train, "val": splits.val, "test": splits.test}, directory,
+                            config.training.eval_batch_size, config.training.device)
+    return {**report, "members": [{k: r[k] for k in ("val", "test") if k in r} for r in members],
+            "train_seconds": sum(r["train_seconds"] for r in members), "epochs": [r["epochs"] for r in members],
+            "n_parameters": sum(r["n_parameters"] for r in members), "nnip_version": __version__}
+
+
+def run_training(config: RunConfig, resolved: dict[str, Any], resume: bool = False,
+                 overwrite: bool = False) -> dict[str, Any]:
+    """Train as ``config`` says, in ``config.output``; returns the report (also in report.json)."""
+    context = distributed.start(config.training.device)
+    if context.distributed and config.training.device == "cuda":
+        config.training.device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
+        torch.cuda.set_device(config.training.device)
+    try:
+        directory = Path(config.output)
+        if context.main:
+            prepare_directory(directory, resolved, resume, overwrite)
+            directory.mkdir(parents=True, exist_ok=True)
+            if not resume:
+                (directory / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
+        context.barrier()
+        splits = read_splits(config.data, config.training.loss, config.seed, config.model.elements)
+        if config.kfold:
+            return _finish(_run_kfold(config, splits, directory, resume, context), directory, context)
+        if config.ensemble > 1:
+            return _finish(_run_ensemble(config, splits, directory, resume, context), directory, context)
+        return train_model(config, splits, directory, config.seed, resume, context)
+    finally:
+        distributed.stop(context)
+
+
+def _finish(report: dict[str, Any], directory: Path, context) -> dict[str, Any]:
+    if context.main:
+        _write_json(report, directory / "report.json")
+    return report

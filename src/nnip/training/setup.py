@@ -1,0 +1,159 @@
+"""From a configuration to what the trainer needs: data checked, model built and initialised.
+
+- :func:`read_splits` reads the data files, cuts validation and test sets from the
+  training file where no separate files are given, and checks that the labels the loss
+  needs exist and that validation and test hold no element unknown to training.
+- :func:`build_model` builds the potential from the ``model`` section (seeded).
+- :func:`initialise_reference` sets E0, scale and shift from training statistics
+  (DESIGN.md: they live inside the saved potential).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from ase import Atoms
+from ase.data import chemical_symbols
+
+from nnip import keys
+from nnip.data.dataset import AtomicDataset, labels_of, random_split
+from nnip.data.io import read
+from nnip.data.statistics import DatasetStatistics, dataset_statistics, isolated_atom_e0, least_squares_e0
+from nnip.errors import ConfigError, DataError
+from nnip.potentials.base import Potential, to_atomic_numbers
+from nnip.potentials.registry import build_term
+from nnip.training.config import DataConfig, ModelConfig
+from nnip.training.loss import LossConfig
+
+__all__ = ["Splits", "read_splits", "read_frames", "build_model", "initialise_reference"]
+
+
+@dataclass
+class Splits:
+    """Training, validation and test structures and the files they came from."""
+
+    train: list[Atoms]
+    val: list[Atoms]
+    test: list[Atoms]
+    sources: dict[str, str]
+
+
+def read_frames(path: str, data: DataConfig) -> list[Atoms]:
+    """All frames of ``path`` with the label names and energy unit of ``data``."""
+    return read(path, energy_unit=data.energy_unit, energy_key=data.energy_key,
+                forces_key=data.forces_key, stress_key=data.stress_key)
+
+
+def _check_labels(frames: Sequence[Atoms], path: str, loss: LossConfig) -> None:
+    for key, weight in ((keys.ENERGY, loss.energy_weight), (keys.FORCES, loss.forces_weight),
+                        (keys.STRESS, loss.stress_weight)):
+        if weight > 0 and not any(np.isfinite(labels_of(a)[key]).all() for a in frames):
+            raise ConfigError(f"{path}: no structure has {key}, but training.loss.{key}_weight is {weight}; "
+                              f"set it to 0 or use data with {key}")
+
+
+def _check_elements(frames: Sequence[Atoms], path: str, known: Sequence[int], what: str) -> None:
+    allowed = set(known)
+    for k, atoms in enumerate(frames):
+        unknown = sorted(set(atoms.numbers.tolist()) - allowed)
+        if unknown:
+            names = ", ".join(chemical_symbols[z] for z in unknown)
+            have = ", ".join(chemical_symbols[z] for z in known)
+            raise DataError(f"{path}: frame {k}: element(s) {names} not in {what} ({have})")
+
+
+def read_splits(data: DataConfig, loss: LossConfig, seed: int, elements: Sequence[str] | None = None) -> Splits:
+    """Read and split the data of a run; errors name the file and the problem."""
+    frames = read_frames(data.train, data)
+    sources = {"train": data.train}
+    val = read_frames(data.val, data) if data.val else None
+    test = read_frames(data.test, data) if data.test else None
+    cut_val = data.split.val if val is None else 0
+    cut_test = data.split.test if test is None else 0
+    train_idx, val_idx, test_idx = random_split(len(frames), cut_val, cut_test, seed)
+    splits = Splits([frames[i] for i in train_idx], val if val is not None else [frames[i] for i in val_idx],
+                    test if test is not None else [frames[i] for i in test_idx], sources)
+    sources["val"] = data.val or f"{data.train} (split)"
+    sources["test"] = data.test or f"{data.train} (split)"
+    _check_labels(splits.train, data.train, loss)
+    train_elements = sorted({int(z) for a in splits.train for z in a.numbers})
+    if elements:
+        known = to_atomic_numbers(elements)
+        _check_elements(splits.train, data.train, known, "model.elements")
+    else:
+        known = train_elements
+    _check_elements(splits.val, sources["val"], known, "the training data")
+    _check_elements(splits.test, sources["test"], known, "the training data")
+    return splits
+
+
+def build_model(model: ModelConfig, elements: Sequence[int], seed: int) -> Potential:
+    """The potential of the ``model`` section for ``elements`` (atomic numbers), weights seeded by ``seed``."""
+    torch.manual_seed(seed)
+    terms = []
+    for k, term in enumerate(model.terms):
+        options = {key: value for key, value in term.items() if key != "name"}
+        where = "model" if len(model.terms) == 1 else f"model.terms[{k}]"
+        terms.append(build_term(term["name"], options, elements, where=where))
+    return Potential(terms, elements)
+
+
+@torch.no_grad()
+def _term_energies(potential: Potential, dataset: AtomicDataset) -> np.ndarray:
+    """Energies (B,) of the eV-valued terms alone (E0, shift and scaled terms set to zero)."""
+    saved = (potential.e0.clone(), potential.scale.clone(), potential.shift.clone())
+    potential.e0.zero_(), potential.scale.zero_(), potential.shift.zero_()
+    try:
+        energies = [potential(graph, compute_forces=False)[keys.ENERGY].cpu().numpy()
+                    for graph, _ in dataset.batches(64, potential.dtype)]
+    finally:
+        potential.e0.copy_(saved[0]), potential.scale.copy_(saved[1]), potential.shift.copy_(saved[2])
+    return np.concatenate(energies)
+
+
+def _neighbour_counts(dataset: AtomicDataset) -> list[int]:
+    factor = 2 if dataset.half_list else 1
+    return [factor * s.graph.edge_index.shape[1] for s in dataset.samples]
+
+
+def initialise_reference(potential: Potential, model: ModelConfig, dataset: AtomicDataset,
+                         isolated: Sequence[Atoms] | None, isolated_source: str = "isolated atoms") -> DatasetStatistics:
+    """Set E0, scale and shift of ``potential`` from the training ``dataset``; returns the statistics.
+
+    E0: least squares of (E - E_eV-terms) on composition, isolated-atom energies, zero, or given.
+    scale: force RMS and shift: mean residual energy per atom, for potentials with
+    dimensionless (network) terms; 1 and 0 otherwise, unless given as numbers.
+    """
+    elements = potential.elements.tolist()
+    frames = dataset.frames
+    term_energy = _term_energies(potential, dataset)
+    energies = np.array([float(labels_of(a)[keys.ENERGY]) for a in frames]) - term_energy
+    if isinstance(model.e0, dict):
+        e0 = {to_atomic_numbers([k])[0]: float(v) for k, v in model.e0.items()}
+        method = "given"
+    elif model.e0 == "isolated":
+        if not isolated:
+            raise ConfigError("model.e0 is 'isolated' but data.isolated_atoms names no file")
+        e0, method = isolated_atom_e0(isolated, elements, isolated_source), "isolated_atoms"
+    elif model.e0 == "zero":
+        e0, method = {z: 0.0 for z in elements}, "zero"
+    else:
+        e0, method = least_squares_e0(frames, elements, energies), "least_squares"
+    stats = dataset_statistics(frames, elements, e0, method, _neighbour_counts(dataset))
+    networks = potential.has_dimensionless_terms
+    residual = (energies - _reference(frames, elements, e0)) / np.array([len(a) for a in frames])
+    mean_residual = float(np.nanmean(residual)) if np.isfinite(residual).any() else 0.0
+    scale = model.scale if not isinstance(model.scale, str) else (stats.force_rms if networks else 1.0)
+    shift = model.shift if not isinstance(model.shift, str) else (mean_residual if networks else 0.0)
+    if not np.isfinite(scale) or scale <= 0:
+        scale = 1.0
+    potential.set_reference(e0=e0, scale=scale, shift=shift)
+    stats.mean_residual_per_atom = mean_residual
+    return stats
+
+
+def _reference(frames: Sequence[Atoms], elements: Sequence[int], e0: dict[int, float]) -> np.ndarray:
+    return np.array([sum(e0.get(int(z), 0.0) for z in a.numbers) for a in frames])

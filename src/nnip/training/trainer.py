@@ -1,0 +1,312 @@
+"""One training loop for every potential: energies, forces and stress by the same loss.
+
+Each epoch: shuffle (seeded by seed and epoch, so a resumed run sees the same order),
+optimizer steps on batches with forces by autograd (``create_graph``), EMA update,
+gradient clipping, then validation (with the EMA weights), learning-rate schedule, early
+stopping, best-weights tracking, and a checkpoint from which ``resume`` continues exactly.
+``max_time`` is checked after every step; the run then stops cleanly with the best
+weights of the finished epochs.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from nnip import keys
+from nnip.data.dataset import AtomicDataset
+from nnip.errors import ConfigError
+from nnip.potentials.base import Potential
+from nnip.training.checkpoint import load_checkpoint, save_checkpoint, write_metrics_csv
+from nnip.training.config import TrainingConfig
+from nnip.training.distributed import Context
+from nnip.training.loss import combine, loss_terms
+from nnip.training.metrics import error_metrics, predict, prediction_loss
+from nnip.training.optim import EMA, Schedule, build_optimizer
+
+__all__ = ["Trainer", "TrainResult", "resolve_dtype"]
+
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def resolve_dtype(name: str | None, potential: Potential) -> torch.dtype:
+    """The training dtype: as configured, or the model's own."""
+    return _DTYPES[name] if name else potential.dtype
+
+
+@dataclass
+class TrainResult:
+    """Outcome of :meth:`Trainer.fit`: epochs finished, why it stopped, time and history."""
+
+    epochs: int
+    stopped: str
+    train_seconds: float
+    best_epoch: int
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+class Trainer:
+    """Fit ``potential`` to ``train`` (validated on ``val``) as ``config`` says.
+
+    Args:
+        potential: the model; its E0/scale/shift should already be set from the data.
+        train, val: datasets built for the potential's cutoff (val may be None: the
+            training loss then drives the schedule, early stopping and best weights).
+        config: optimisation settings. seed: data order and bootstrap seed.
+        directory: run folder for checkpoint.pt and metrics.csv (None: keep nothing).
+        context: data-parallel rank and world size.
+    """
+
+    def __init__(self, potential: Potential, train: AtomicDataset, val: AtomicDataset | None,
+                 config: TrainingConfig, seed: int = 0, directory: Path | None = None,
+                 context: Context | None = None):
+        self.config, self.seed, self.directory = config, seed, directory
+        self.context = context or Context()
+        self.device = torch.device(config.device)
+        self.dtype = resolve_dtype(config.dtype, potential)
+        self.potential = potential.to(device=self.device, dtype=self.dtype)
+        self.train_set, self.val_set = train, val
+        self.parameters = self._trainable(tuple(config.freeze))
+        self.model = self._wrap(self.potential)
+        self.optimizer = build_optimizer(self.parameters.values(), config.optimizer, config.lr, config.weight_decay)
+        self.schedule = Schedule(config.schedule, config.lr, config.max_epochs, config.warmup_epochs,
+                                 config.plateau_patience, config.plateau_factor, config.min_lr)
+        self.ema = EMA(self.potential, config.ema_decay) if config.ema_decay else None
+        self.epoch, self.elapsed, self.bad_epochs, self.best_epoch = 0, 0.0, 0, -1
+        self.best_loss = math.inf
+        self.best_state = None
+        self.history: list[dict[str, float]] = []
+        self.stress = config.loss.stress_weight > 0 and train.has(keys.STRESS)
+        self.forces = config.loss.forces_weight > 0
+
+    def _trainable(self, freeze: tuple[str, ...]) -> dict[str, torch.nn.Parameter]:
+        params = {}
+        for name, p in self.potential.named_parameters():
+            p.requires_grad_(not any(fnmatch.fnmatch(name, pattern) for pattern in freeze))
+            if p.requires_grad:
+                params[name] = p
+        if not params:
+            raise ConfigError("the model has no trainable parameters (check training.freeze)")
+        return params
+
+    def _wrap(self, potential: Potential) -> torch.nn.Module:
+        if not self.context.distributed:
+            return potential
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return DistributedDataParallel(potential, device_ids=ids)
+
+    # -- one epoch ---------------------------------------------------------------------------
+    def _order(self, epoch: int) -> list[int]:
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        return torch.randperm(len(self.train_set), generator=generator).tolist()
+
+    def _step(self, indices: list[int]) -> float:
+        """One optimizer step on a global batch; returns its (global) loss."""
+        shard = self.context.shard(indices)
+        graph, targets = self.train_set.batch(shard, self.dtype, self.device)
+        out = self.model(graph, compute_forces=self.forces, compute_stress=self.stress, create_graph=True)
+        terms = loss_terms(out, targets, graph.n_atoms.to(torch.float64), graph.structure_index, self.config.loss)
+        counts = {k: self.context.sum(count) for k, (_, count) in terms.items()}
+        loss = combine(terms, self.config.loss, counts) * self.context.world_size
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.clip_grad_norm:
+            torch.nn.utils.clip_grad_norm_(list(self.parameters.values()), self.config.clip_grad_norm)
+        self.optimizer.step()
+        if self.ema is not None:
+            self.ema.update(self.potential)
+        return float(self.context.sum(loss.detach())) / self.context.world_size
+
+    def _full_batch_loss(self) -> float:
+        """Loss and gradient over the whole training set (for L-BFGS), accumulated batch by batch."""
+        self.optimizer.zero_grad(set_to_none=True)
+        order = self._order(0)
+        shard = self.context.shard(order)
+        counts = None
+        total = 0.0
+        for start in range(0, max(len(shard), 1), self.config.batch_size):
+            graph, targets = self.train_set.batch(shard[start:start + self.config.batch_size], self.dtype, self.device)
+            out = self.model(graph, compute_forces=self.forces, compute_stress=self.stress, create_graph=True)
+            terms = loss_terms(out, targets, graph.n_atoms.to(torch.float64), graph.structure_index,
+                               self.config.loss)
+            counts = counts or self._label_counts(order)
+            loss = combine(terms, self.config.loss, counts) * self.context.world_size
+            loss.backward()
+            total += float(loss.detach())
+        return float(self.context.sum(torch.tensor(total, dtype=torch.float64))) / self.context.world_size
+
+    def _label_counts(self, order: list[int]) -> dict[str, torch.Tensor]:
+        """Numbers of energies, force-carrying atoms and stresses in the whole training set."""
+        samples = [self.train_set.samples[i] for i in order]
+        return {
+            keys.ENERGY: torch.tensor(sum(bool(torch.isfinite(s.energy)) for s in samples)),
+            keys.FORCES: torch.tensor(sum(int(torch.isfinite(s.forces).all(dim=1).sum()) for s in samples)),
+            keys.STRESS: torch.tensor(sum(bool(torch.isfinite(s.stress).all()) for s in samples)),
+        }
+
+    def _train_epoch(self, epoch: int, started: float, bar) -> float | None:
+        """Mean batch loss of the epoch, or None when max_time ran out during it."""
+        if isinstance(self.optimizer, torch.optim.LBFGS):
+            loss = self.optimizer.step(self._full_batch_loss)
+            if self.ema is not None:
+                self.ema.update(self.potential)
+            return float(loss)
+        order, size = self._order(epoch), self.config.batch_size
+        losses = []
+        for start in range(0, len(order), size):
+            losses.append(self._step(order[start:start + size]))
+            bar.set_postfix_str(f"loss {losses[-1]:.4g}", refresh=False)
+            if self._time_up(started):
+                return None
+        return sum(losses) / len(losses)
+
+    def _time_up(self, started: float) -> bool:
+        if self.config.max_time is None:
+            return False
+        elapsed = self.elapsed + time.perf_counter() - started
+        if self.context.distributed:  # every rank must stop at the same step
+            elapsed = float(self.context.sum(torch.tensor(elapsed, dtype=torch.float64))) / self.context.world_size
+        return elapsed >= self.config.max_time
+
+    def _validate(self, train_loss: float) -> tuple[float, dict[str, float]]:
+        if self.val_set is None or len(self.val_set) == 0:
+            return train_loss, {}
+        predictions = predict(self.potential, self.val_set, self.config.eval_batch_size, self.device)
+        metrics = error_metrics(predictions)
+        return prediction_loss(predictions, self.config.loss), metrics
+
+    def _weights(self):
+        """Context in which the potential holds the weights to evaluate and keep (EMA when used)."""
+        return self.ema.applied(self.potential) if self.ema else _nothing()
+
+    # -- the loop ----------------------------------------------------------------------------
+    def fit(self, resume: bool = False) -> TrainResult:
+        """Train until max_epochs, early stopping or max_time; leaves the best weights in the potential."""
+        if resume:
+            self.load(self.directory / "checkpoint.pt")
+        started = time.perf_counter()
+        stopped = "max_epochs"
+        bar = tqdm(total=self.config.max_epochs, initial=self.epoch, desc="epochs", unit="epoch",
+                   disable=not (self.config.progress and self.context.main), dynamic_ncols=True)
+        writer = self._tensorboard()
+        while self.epoch < self.config.max_epochs:
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.schedule.lr
+            train_loss = self._train_epoch(self.epoch, started, bar)
+            if train_loss is None:
+                stopped = "max_time"
+                break
+            with self._weights():
+                val_loss, metrics = self._validate(train_loss)
+                improved = val_loss < self.best_loss
+                if improved or self.best_state is None:
+                    self.best_state = {k: v.detach().clone() for k, v in self.potential.state_dict().items()}
+            row = self._record(train_loss, val_loss, metrics, started, improved)
+            self.schedule.step(self.epoch, val_loss)
+            self.epoch += 1
+            self._end_epoch(row, bar, writer)
+            if self.config.early_stopping_patience is not None and self.bad_epochs > self.config.early_stopping_patience:
+                stopped = "early_stopping"
+                break
+            if self._time_up(started):
+                stopped = "max_time"
+                break
+        bar.close()
+        if writer is not None:
+            writer.close()
+        self.elapsed += time.perf_counter() - started
+        self._load_best()
+        return TrainResult(self.epoch, stopped, self.elapsed, self.best_epoch, self.history)
+
+    def _record(self, train_loss, val_loss, metrics, started, improved) -> dict[str, float]:
+        if improved:
+            self.best_loss, self.best_epoch, self.bad_epochs = val_loss, self.epoch, 0
+        else:
+            self.bad_epochs += 1
+        row = {"epoch": self.epoch + 1, "time": self.elapsed + time.perf_counter() - started,
+               "lr": self.schedule.lr, "train_loss": train_loss, "val_loss": val_loss}
+        row.update({f"val_{k}": float(v) for k, v in metrics.items() if not k.startswith("n_")})
+        self.history.append(row)
+        return row
+
+    def _end_epoch(self, row, bar, writer) -> None:
+        if not self.context.main:
+            return
+        if self.directory is not None:
+            save_checkpoint(self.state_dict(row["time"]), self.directory / "checkpoint.pt")
+            write_metrics_csv(self.history, self.directory / "metrics.csv")
+        if writer is not None:
+            for key, value in row.items():
+                if key != "epoch" and math.isfinite(value):
+                    writer.add_scalar(key, value, int(row["epoch"]))
+        bar.update(1)
+        bar.write(_log_line(row))
+
+    def _tensorboard(self):
+        if not (self.config.tensorboard and self.context.main and self.directory is not None):
+            return None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise ConfigError("training.tensorboard: install the tensorboard package (pip install tensorboard)") from None
+        return SummaryWriter(str(self.directory / "tensorboard"))
+
+    def _load_best(self) -> None:
+        if self.best_state is not None:
+            self.potential.load_state_dict(self.best_state)
+        elif self.ema is not None:  # stopped before the first epoch ended
+            with torch.no_grad():
+                for name, p in self.potential.named_parameters():
+                    if name in self.ema.shadow:
+                        p.copy_(self.ema.shadow[name])
+
+    # -- checkpoints -------------------------------------------------------------------------
+    def state_dict(self, elapsed: float) -> dict:
+        return {
+            "epoch": self.epoch, "elapsed": elapsed, "best_loss": self.best_loss, "best_epoch": self.best_epoch,
+            "bad_epochs": self.bad_epochs, "history": self.history,
+            "model": {k: v.detach().cpu() for k, v in self.potential.state_dict().items()},
+            "best_model": {k: v.cpu() for k, v in (self.best_state or {}).items()},
+            "optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict(),
+            "ema": self.ema.state_dict() if self.ema else {}, "rng": torch.get_rng_state(),
+        }
+
+    def load(self, path: Path) -> None:
+        """Continue from a checkpoint written by this trainer's configuration."""
+        state = load_checkpoint(path)
+        self.potential.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        if self.ema is not None and state["ema"]:
+            self.ema.load_state_dict(state["ema"])
+        self.best_state = {k: v.to(self.device) for k, v in state["best_model"].items()} or None
+        self.epoch, self.elapsed = int(state["epoch"]), float(state["elapsed"])
+        self.best_loss, self.best_epoch = float(state["best_loss"]), int(state["best_epoch"])
+        self.bad_epochs, self.history = int(state["bad_epochs"]), list(state["history"])
+        torch.set_rng_state(state["rng"])
+
+
+class _nothing:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _log_line(row: dict[str, float]) -> str:
+    parts = [f"epoch {int(row['epoch']):4d}", f"loss {row['train_loss']:.4g}", f"val {row['val_loss']:.4g}"]
+    if "val_energy_mae_per_atom" in row:
+        parts.append(f"E {1000 * row['val_energy_mae_per_atom']:.3g} meV/atom")
+    if "val_forces_mae" in row:
+        parts.append(f"F {1000 * row['val_forces_mae']:.3g} meV/Å")
+    parts += [f"lr {row['lr']:.3g}", f"{row['time']:.1f} s"]
+    return "  ".join(parts)
