@@ -11,7 +11,7 @@ from ase import Atoms
 from nnip import keys
 from nnip.data.graph import AtomicGraph
 
-__all__ = ["cluster", "periodic_cell", "evaluate", "random_rotation"]
+__all__ = ["cluster", "periodic_cell", "evaluate", "random_rotation", "argon_clusters"]
 
 
 def _species(elements: Sequence[int], n: int, rng: np.random.Generator) -> list[int]:
@@ -75,3 +75,25 @@ def evaluate(potential, atoms: Atoms, stress: bool = False, margin: float = 0.5)
 def energy_of(potential, graph: AtomicGraph, positions: torch.Tensor) -> torch.Tensor:
     """Energy (B,) for ``positions`` on the fixed edges of ``graph``."""
     return potential(graph.with_positions(positions), compute_forces=False)[keys.ENERGY]
+
+
+def argon_clusters(n: int, sigma: float, epsilon: float, cutoff: float = 8.0, seed: int = 0) -> list[Atoms]:
+    """n jittered 13-atom argon icosahedra labelled by ASE's LJ calculator (energy zero at ``cutoff``).
+
+    Positions get Gaussian noise of 0.06 sigma (a warm cluster). Labels (energy in eV,
+    forces in eV/Å) sit on a SinglePointCalculator, as :func:`nnip.read` leaves them.
+    """
+    from ase.calculators.lj import LennardJones
+    from ase.calculators.singlepoint import SinglePointCalculator
+    from ase.cluster import Icosahedron
+
+    rng = np.random.default_rng(seed)
+    frames = []
+    for _ in range(n):
+        atoms = Icosahedron("Ar", 2, latticeconstant=2 ** (1 / 6) * sigma * np.sqrt(2))
+        atoms.positions += rng.normal(0.0, 0.06 * sigma, atoms.positions.shape)
+        atoms.calc = LennardJones(sigma=sigma, epsilon=epsilon, rc=cutoff, smooth=False)
+        energy, forces = atoms.get_potential_energy(), atoms.get_forces()
+        atoms.calc = SinglePointCalculator(atoms, energy=energy, forces=forces)
+        frames.append(atoms)
+    return frames

@@ -125,6 +125,9 @@ class TrainingConfig:
         progress: show a progress bar.
         freeze: parameters kept fixed, as name patterns (e.g. "terms.0.sigma.*"; see
             ``potential.named_parameters()``).
+        train_e0: also fit the per-element reference energies E0 (starting from ``model.e0``);
+            for classical potentials fitted to absolute energies, whose E0 must follow
+            the changing pair energies.
         loss: loss weights and penalties.
     """
 
@@ -148,6 +151,7 @@ class TrainingConfig:
     tensorboard: bool = False
     progress: bool = True
     freeze: list[str] = field(default_factory=list)
+    train_e0: bool = False
     loss: LossConfig = field(default_factory=LossConfig)
 
     def __post_init__(self) -> None:
@@ -210,9 +214,9 @@ def _term_list(model: Mapping[str, Any]) -> tuple[list[dict[str, Any]], dict[str
     return [{"name": name, **model}], potential
 
 
-def _check_terms(terms: list[dict[str, Any]]) -> None:
+def _check_terms(terms: list[dict[str, Any]], shorthand: bool) -> None:
     for k, term in enumerate(terms):
-        where = "model" if len(terms) == 1 else f"model.terms[{k}]"
+        where = "model" if shorthand else f"model.terms[{k}]"
         name = term["name"]
         if name not in REGISTRY:
             raise ConfigError(f"{where}.name: unknown potential {name!r}{closest(str(name), REGISTRY)}; "
@@ -237,7 +241,7 @@ def parse_config(data: Mapping[str, Any], where: str = "config") -> RunConfig:
         if not isinstance(data.get(required), Mapping):
             raise ConfigError(f"{where}: a {required!r} section is required")
     terms, potential = _term_list(data["model"])
-    _check_terms(terms)
+    _check_terms(terms, shorthand="name" in data["model"])
     data["model"] = from_dict(ModelConfig, {"terms": terms, **potential}, "model")
     data["data"] = from_dict(DataConfig, data["data"], "data")
     return from_dict(RunConfig, data, "config")

@@ -28,7 +28,7 @@ from nnip.potentials.serialization import load, save
 from nnip.training import distributed
 from nnip.training.config import RunConfig
 from nnip.training.evaluate import evaluate, to_json, write_parity_plots
-from nnip.training.setup import Splits, build_model, initialise_reference, read_frames, read_splits
+from nnip.training.setup import Splits, build_model, initialise_reference, read_splits
 from nnip.training.trainer import Trainer
 from nnip.version import __version__
 
@@ -106,8 +106,7 @@ def train_model(config: RunConfig, splits: Splits, directory: Path, seed: int, r
     show = config.training.progress and context.main
     train = AtomicDataset(train_frames, potential.cutoff, potential.pairwise, config.data.weight_key, show)
     val = AtomicDataset(splits.val, potential.cutoff, potential.pairwise, config.data.weight_key) if splits.val else None
-    isolated = read_frames(config.data.isolated_atoms, config.data) if config.data.isolated_atoms else None
-    stats = initialise_reference(potential, config.model, train, isolated, config.data.isolated_atoms or "")
+    stats = initialise_reference(potential, config.model, train, splits.isolated, config.data.isolated_atoms or "")
     trainer = Trainer(potential, train, val, config.training, seed, directory, context)
     result = trainer.fit(resume=resume and (directory / "checkpoint.pt").is_file())
     potential = trainer.potential.eval()
@@ -138,7 +137,7 @@ def _run_kfold(config: RunConfig, splits: Splits, directory: Path, resume: bool,
     for k, (rest, fold) in enumerate(kfold_splits(len(frames), config.kfold, config.seed)):
         train_idx, val_idx, _ = random_split(len(rest), config.data.split.val, 0, config.seed + k)
         fold_splits = Splits([frames[rest[i]] for i in train_idx], [frames[rest[i]] for i in val_idx],
-                             [frames[i] for i in fold], splits.sources)
+                             [frames[i] for i in fold], splits.sources, splits.isolated)
         folds.append(train_model(config, fold_splits, directory / "folds" / f"fold_{k}", config.seed + k,
                                  resume, context))
     if not context.main:
@@ -180,6 +179,7 @@ def run_training(config: RunConfig, resolved: dict[str, Any], resume: bool = Fal
         config.training.device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
         torch.cuda.set_device(config.training.device)
     try:
+        splits = read_splits(config.data, config.training.loss, config.seed, config.model.elements)
         directory = Path(config.output)
         if context.main:
             prepare_directory(directory, resolved, resume, overwrite)
@@ -187,7 +187,6 @@ def run_training(config: RunConfig, resolved: dict[str, Any], resume: bool = Fal
             if not resume:
                 (directory / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
         context.barrier()
-        splits = read_splits(config.data, config.training.loss, config.seed, config.model.elements)
         if config.kfold:
             return _finish(_run_kfold(config, splits, directory, resume, context), directory, context)
         if config.ensemble > 1:

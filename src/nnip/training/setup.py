@@ -39,6 +39,7 @@ class Splits:
     val: list[Atoms]
     test: list[Atoms]
     sources: dict[str, str]
+    isolated: list[Atoms] | None = None
 
 
 def read_frames(path: str, data: DataConfig) -> list[Atoms]:
@@ -87,6 +88,8 @@ def read_splits(data: DataConfig, loss: LossConfig, seed: int, elements: Sequenc
         known = train_elements
     _check_elements(splits.val, sources["val"], known, "the training data")
     _check_elements(splits.test, sources["test"], known, "the training data")
+    if data.isolated_atoms:
+        splits.isolated = read_frames(data.isolated_atoms, data)
     return splits
 
 

@@ -91,9 +91,16 @@ class Trainer:
             p.requires_grad_(not any(fnmatch.fnmatch(name, pattern) for pattern in freeze))
             if p.requires_grad:
                 params[name] = p
+        if self.config.train_e0:  # a float64 buffer made a leaf with a gradient; saved with the weights
+            params["e0"] = self.potential.e0.requires_grad_(True)
         if not params:
             raise ConfigError("the model has no trainable parameters (check training.freeze)")
         return params
+
+    def _average_e0_gradient(self) -> None:
+        """DDP averages parameter gradients only; E0 is a buffer, so average its gradient here."""
+        if self.config.train_e0 and self.context.distributed and self.potential.e0.grad is not None:
+            self.potential.e0.grad.copy_(self.context.sum(self.potential.e0.grad) / self.context.world_size)
 
     def _wrap(self, potential: Potential) -> torch.nn.Module:
         if not self.context.distributed:
@@ -118,6 +125,7 @@ class Trainer:
         loss = combine(terms, self.config.loss, counts) * self.context.world_size
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        self._average_e0_gradient()
         if self.config.clip_grad_norm:
             torch.nn.utils.clip_grad_norm_(list(self.parameters.values()), self.config.clip_grad_norm)
         self.optimizer.step()
@@ -141,6 +149,7 @@ class Trainer:
             loss = combine(terms, self.config.loss, counts) * self.context.world_size
             loss.backward()
             total += float(loss.detach())
+        self._average_e0_gradient()
         return float(self.context.sum(torch.tensor(total, dtype=torch.float64))) / self.context.world_size
 
     def _label_counts(self, order: list[int]) -> dict[str, torch.Tensor]:

@@ -1,0 +1,29 @@
+"""The shipped example configurations train (a few epochs) and improve on their starting point."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+import nnip
+from nnip.cli import main
+from nnip.training.config import load_config
+from nnip.training.evaluate import evaluate
+from nnip.training.setup import build_model
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("name", ["morse_si.yaml"])
+def test_example_config_fits(name, tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)  # example data paths are relative to the repository root
+    path = ROOT / "examples" / "configs" / name
+    output = tmp_path / "run"
+    args = ["train", str(path), "--set", f"output={output}", "--set", "training.max_epochs=4",
+            "--set", "training.progress=false"]
+    assert main(args) == 0
+    report = json.loads((output / "report.json").read_text())
+    config, _ = load_config(path)
+    start = build_model(config.model, [14], seed=0)
+    before, _ = evaluate(start, nnip.read(config.data.test))
+    assert report["test"]["forces_mae"] < 0.6 * before["forces_mae"]
