@@ -127,3 +127,27 @@ def test_ema_averages_and_restores_the_weights():
     with ema.applied(module):
         assert float(module.weight.detach()) == pytest.approx(0.9)
     assert float(module.weight.detach()) == 1.0
+
+
+def test_mixed_periodic_and_molecular_batch_trains_on_stress_without_nan():
+    """Stress exists only for the periodic structure; the cluster's NaN stress must not reach the gradient."""
+    from ase.calculators.lj import LennardJones
+
+    from nnip.data.dataset import AtomicDataset
+    from nnip.testing.structures import argon_clusters, periodic_cell
+    from nnip.training import Trainer, TrainingConfig
+    from nnip.training.config import ModelConfig
+    from nnip.training.setup import build_model
+
+    crystal = periodic_cell([18], 3.8, seed=1)
+    crystal.calc = LennardJones(sigma=3.4, epsilon=0.0104, rc=6.0, smooth=False)
+    labels = {k: crystal.calc.get_property(k, crystal) for k in ("energy", "forces", "stress")}
+    crystal.calc = SinglePointCalculator(crystal, **labels)
+    frames = [crystal] + argon_clusters(1, 3.4, 0.0104, cutoff=6.0)
+    potential = build_model(ModelConfig(terms=[{"name": "lj", "sigma": 3.0, "cutoff": 6.0}], e0="zero"), [18], 0)
+    config = TrainingConfig(max_epochs=2, batch_size=2, progress=False)
+    config.loss.stress_weight = 1.0
+    result = Trainer(potential, AtomicDataset(frames, 6.0, half_list=True), None, config).fit()
+    assert all(math.isfinite(row["train_loss"]) for row in result.history)
+    assert all(bool(torch.isfinite(p).all()) for p in potential.parameters())
+    assert float(potential.terms[0].sigma.values.detach()) != 3.0

@@ -76,10 +76,14 @@ def test_resume_refuses_a_changed_config(tmp_path, argon_file):
     assert "training.lr differs" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_two_processes_match_one_with_the_same_global_batch(tmp_path, argon_file):
+@pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
+def test_two_processes_match_one_with_the_same_global_batch(tmp_path, argon_file, optimizer):
+    # 40 training structures in global batches of 13: the last batch has one structure,
+    # so one rank has nothing of its own in it.
     def config(name):
-        return config_file(tmp_path, name, lj_config(argon_file, tmp_path / name, max_epochs=4, batch_size=8,
-                                                     dtype="float64", lr=0.02))
+        return config_file(tmp_path, name, lj_config(argon_file, tmp_path / name, max_epochs=4, batch_size=13,
+                                                     dtype="float64", lr=0.02 if optimizer == "adam" else 1.0,
+                                                     optimizer=optimizer, train_e0=True))
 
     subprocess.run(nnip_command("train", config("single")), check=True, capture_output=True)
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",

@@ -49,10 +49,16 @@ def prepare_inputs(graph: AtomicGraph, compute_forces: bool, compute_stress: boo
     return DifferentiableInputs(strained_positions, strained_cell, positions, strain)
 
 
-def _volumes(cell: torch.Tensor, pbc: torch.Tensor) -> torch.Tensor:
-    """|det(cell)| for fully periodic structures, NaN otherwise. Shapes: (B, 3, 3), (B, 3) -> (B,)."""
-    volume = torch.linalg.det(cell).abs()
-    return torch.where(pbc.all(dim=1), volume, torch.full_like(volume, float("nan")))
+def _stress(de_dstrain: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor) -> torch.Tensor:
+    """(1/V) dE/dstrain for fully periodic structures, NaN otherwise. Shapes: (B, 3, 3), (B, 3) -> (B, 3, 3).
+
+    The NaN is inserted after dividing by a safe volume, so a loss that masks those
+    entries gets zero (not NaN) gradients from them.
+    """
+    periodic = pbc.all(dim=1)[:, None, None]
+    volume = torch.linalg.det(cell).abs().to(de_dstrain.dtype)[:, None, None]
+    stress = de_dstrain / torch.where(periodic, volume, torch.ones_like(volume))
+    return torch.where(periodic, stress, torch.full_like(stress, float("nan")))
 
 
 def energy_derivatives(
@@ -87,6 +93,5 @@ def energy_derivatives(
     if compute_stress:
         de_dstrain = grads[-1]
         out[keys.VIRIAL] = -de_dstrain
-        volume = _volumes(graph.cell, graph.pbc).to(de_dstrain.dtype)
-        out[keys.STRESS] = de_dstrain / volume[:, None, None]
+        out[keys.STRESS] = _stress(de_dstrain, graph.cell, graph.pbc)
     return out

@@ -82,6 +82,7 @@ class Trainer:
         self.best_loss = math.inf
         self.best_state = None
         self.history: list[dict[str, float]] = []
+        self._val_text = ""
         self.stress = config.loss.stress_weight > 0 and train.has(keys.STRESS)
         self.forces = config.loss.forces_weight > 0
 
@@ -115,14 +116,31 @@ class Trainer:
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
         return torch.randperm(len(self.train_set), generator=generator).tolist()
 
-    def _step(self, indices: list[int]) -> float:
-        """One optimizer step on a global batch; returns its (global) loss."""
+    def _loss(self, indices: list[int], counts: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """This rank's share of the loss of a global batch, scaled so DDP's gradient average is exact.
+
+        ``counts`` are the label counts to divide by (default: of this global batch, summed
+        over ranks). A rank whose share is empty runs one structure with weight zero, so
+        every rank takes part in each gradient reduction.
+        """
         shard = self.context.shard(indices)
-        graph, targets = self.train_set.batch(shard, self.dtype, self.device)
+        empty = len(shard) == 0
+        graph, targets = self.train_set.batch(shard or indices[:1], self.dtype, self.device)
         out = self.model(graph, compute_forces=self.forces, compute_stress=self.stress, create_graph=True)
         terms = loss_terms(out, targets, graph.n_atoms.to(torch.float64), graph.structure_index, self.config.loss)
-        counts = {k: self.context.sum(count) for k, (_, count) in terms.items()}
-        loss = combine(terms, self.config.loss, counts) * self.context.world_size
+        if empty:
+            terms = {k: (numerator * 0.0, count * 0) for k, (numerator, count) in terms.items()}
+        if counts is None:
+            counts = {k: self.context.sum(count) for k, (_, count) in terms.items()}
+        return combine(terms, self.config.loss, counts) * self.context.world_size
+
+    def _global_value(self, loss: torch.Tensor | float) -> float:
+        """The single-process value of a loss whose per-rank shares were scaled by world_size."""
+        return float(self.context.sum(torch.as_tensor(loss, dtype=torch.float64).detach())) / self.context.world_size
+
+    def _step(self, indices: list[int]) -> float:
+        """One optimizer step on a global batch; returns its loss."""
+        loss = self._loss(indices)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self._average_e0_gradient()
@@ -131,26 +149,21 @@ class Trainer:
         self.optimizer.step()
         if self.ema is not None:
             self.ema.update(self.potential)
-        return float(self.context.sum(loss.detach())) / self.context.world_size
+        return self._global_value(loss)
 
     def _full_batch_loss(self) -> float:
         """Loss and gradient over the whole training set (for L-BFGS), accumulated batch by batch."""
         self.optimizer.zero_grad(set_to_none=True)
-        order = self._order(0)
-        shard = self.context.shard(order)
-        counts = None
+        order = list(range(len(self.train_set)))
+        counts = self._label_counts(order)
+        chunk = self.config.batch_size * self.context.world_size
         total = 0.0
-        for start in range(0, max(len(shard), 1), self.config.batch_size):
-            graph, targets = self.train_set.batch(shard[start:start + self.config.batch_size], self.dtype, self.device)
-            out = self.model(graph, compute_forces=self.forces, compute_stress=self.stress, create_graph=True)
-            terms = loss_terms(out, targets, graph.n_atoms.to(torch.float64), graph.structure_index,
-                               self.config.loss)
-            counts = counts or self._label_counts(order)
-            loss = combine(terms, self.config.loss, counts) * self.context.world_size
+        for start in range(0, len(order), chunk):
+            loss = self._loss(order[start:start + chunk], counts)
             loss.backward()
             total += float(loss.detach())
         self._average_e0_gradient()
-        return float(self.context.sum(torch.tensor(total, dtype=torch.float64))) / self.context.world_size
+        return self._global_value(total)
 
     def _label_counts(self, order: list[int]) -> dict[str, torch.Tensor]:
         """Numbers of energies, force-carrying atoms and stresses in the whole training set."""
@@ -172,7 +185,7 @@ class Trainer:
         losses = []
         for start in range(0, len(order), size):
             losses.append(self._step(order[start:start + size]))
-            bar.set_postfix_str(f"loss {losses[-1]:.4g}", refresh=False)
+            bar.set_postfix_str(f"loss {losses[-1]:.4g}{self._val_text}", refresh=False)
             if self._time_up(started):
                 return None
         return sum(losses) / len(losses)
@@ -256,6 +269,7 @@ class Trainer:
             for key, value in row.items():
                 if key != "epoch" and math.isfinite(value):
                     writer.add_scalar(key, value, int(row["epoch"]))
+        self._val_text = "".join(f" | val {k} {1000 * row[c]:.3g} {u}" for c, k, u in _LIVE if c in row)
         bar.update(1)
         bar.write(_log_line(row))
 
@@ -309,6 +323,9 @@ class _nothing:
 
     def __exit__(self, *exc):
         return False
+
+
+_LIVE = (("val_energy_mae_per_atom", "E", "meV/atom"), ("val_forces_mae", "F", "meV/Å"))
 
 
 def _log_line(row: dict[str, float]) -> str:
