@@ -66,7 +66,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
         model.to(getattr(torch, args.dtype))
     frames = read(args.data, energy_unit=args.energy_unit, energy_key=args.energy_key, forces_key=args.forces_key)
-    metrics, predictions = evaluate(model, frames, args.batch_size, args.device)
+    metrics, predictions = evaluate(model, frames, args.batch_size, args.device, source=str(args.data))
     if args.plots:
         from pathlib import Path
 

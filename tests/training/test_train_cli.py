@@ -178,3 +178,29 @@ def test_ensemble_and_kfold_runs(tmp_path, argon_file, capsys):
     maes = [f["forces_mae"] for f in report["folds"]]
     assert report["test_mean"]["forces_mae"] == pytest.approx(np.mean(maes))
     assert report["test_std"]["forces_mae"] == pytest.approx(np.std(maes, ddof=1))
+
+
+def test_evaluate_on_data_with_an_unknown_element_names_file_and_frame(tmp_path, argon_file, capsys):
+    from nnip.testing.structures import argon_clusters
+
+    frames = argon_clusters(2, 3.4, 0.0104)
+    frames[1].numbers[0] = 10
+    data = tmp_path / "neon.extxyz"
+    nnip.write(data, frames)
+    potential = nnip.potentials.build_potential({"elements": [18], "terms": [{"name": "lj", "config": {}}]})
+    nnip.save(potential, tmp_path / "model.pt")
+    assert main(["evaluate", str(tmp_path / "model.pt"), str(data)]) == 2
+    assert "neon.extxyz: frame 1: element(s) Ne not in the model (Ar)" in one_error_line(capsys)
+
+
+def test_tensorboard_logs_or_a_clear_error_before_the_run_starts(tmp_path, argon_file, capsys):
+    config = write_config(tmp_path, lj_config(argon_file, tmp_path / "run", max_epochs=1, tensorboard=True))
+    try:
+        import torch.utils.tensorboard  # noqa: F401
+    except ImportError:
+        assert main(["train", str(config)]) == 2
+        assert "install the tensorboard package" in one_error_line(capsys)
+        assert not (tmp_path / "run").exists()
+    else:
+        assert main(["train", str(config)]) == 0
+        assert any((tmp_path / "run" / "tensorboard").iterdir())

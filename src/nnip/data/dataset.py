@@ -15,14 +15,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from ase import Atoms
+from ase.data import chemical_symbols
 from tqdm import tqdm
 
 from nnip import keys
 from nnip.data.batching import collate
 from nnip.data.graph import AtomicGraph
-from nnip.errors import ConfigError
+from nnip.errors import ConfigError, DataError
 
-__all__ = ["Sample", "AtomicDataset", "random_split", "kfold_splits", "split_sizes", "labels_of"]
+__all__ = ["Sample", "AtomicDataset", "random_split", "kfold_splits", "split_sizes", "labels_of", "check_elements"]
 
 
 @dataclass
@@ -56,6 +57,17 @@ def labels_of(atoms: Atoms) -> dict[str, np.ndarray]:
         keys.FORCES: np.asarray(results.get("forces", np.full((n, 3), np.nan)), dtype=np.float64).reshape(n, 3),
         keys.STRESS: np.full((3, 3), np.nan) if stress is None else stress.reshape(3, 3),
     }
+
+
+def check_elements(frames: Sequence[Atoms], source: str, known: Sequence[int], what: str) -> None:
+    """DataError ``SOURCE: frame K: element(s) X not in WHAT (known...)`` for the first frame with another element."""
+    allowed = set(int(z) for z in known)
+    for k, atoms in enumerate(frames):
+        unknown = sorted(set(atoms.numbers.tolist()) - allowed)
+        if unknown:
+            names = ", ".join(chemical_symbols[z] for z in unknown)
+            have = ", ".join(chemical_symbols[z] for z in sorted(allowed))
+            raise DataError(f"{source}: frame {k}: element(s) {names} not in {what} ({have})")
 
 
 class AtomicDataset:

@@ -15,7 +15,7 @@ import numpy as np
 from ase import Atoms
 from scipy.stats import spearmanr
 
-from nnip.data.dataset import AtomicDataset
+from nnip.data.dataset import AtomicDataset, check_elements
 from nnip.plots import parity_plot
 from nnip.training.metrics import Predictions, error_metrics, predict
 
@@ -51,8 +51,14 @@ def ensemble_metrics(p: Predictions) -> dict[str, float]:
     return {"forces_std_mean": float(std.mean()) if std.size else float("nan"), "uncertainty_spearman": rho}
 
 
-def evaluate(model, frames: Sequence[Atoms], batch_size: int = 64, device="cpu") -> tuple[dict[str, float], Predictions]:
-    """Metrics (the ``nnip evaluate --json`` keys) and collected predictions of ``model`` on ``frames``."""
+def evaluate(model, frames: Sequence[Atoms], batch_size: int = 64, device="cpu",
+             source: str = "data") -> tuple[dict[str, float], Predictions]:
+    """Metrics (the ``nnip evaluate --json`` keys) and collected predictions of ``model`` on ``frames``.
+
+    Raises:
+        DataError: ``SOURCE: frame K: element(s) X not in the model (...)``.
+    """
+    check_elements(frames, source, model.elements.tolist(), "the model")
     dataset = AtomicDataset(frames, model.cutoff, half_list=model.pairwise)
     predictions = predict(model, dataset, batch_size, device)
     metrics = error_metrics(predictions)

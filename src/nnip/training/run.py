@@ -29,7 +29,7 @@ from nnip.training import distributed
 from nnip.training.config import RunConfig
 from nnip.training.evaluate import evaluate, to_json, write_parity_plots
 from nnip.training.setup import Splits, build_model, initialise_reference, read_splits
-from nnip.training.trainer import Trainer
+from nnip.training.trainer import Trainer, tensorboard_writer
 from nnip.version import __version__
 
 __all__ = ["run_training", "train_model", "prepare_directory", "RUN_FILES"]
@@ -180,6 +180,8 @@ def run_training(config: RunConfig, resolved: dict[str, Any], resume: bool = Fal
         torch.cuda.set_device(config.training.device)
     try:
         splits = read_splits(config.data, config.training.loss, config.seed, config.model.elements)
+        if config.training.tensorboard:
+            tensorboard_writer()  # fail before touching the run folder
         directory = Path(config.output)
         if context.main:
             prepare_directory(directory, resolved, resume, overwrite)

@@ -16,10 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from ase import Atoms
-from ase.data import chemical_symbols
 
 from nnip import keys
-from nnip.data.dataset import AtomicDataset, labels_of, random_split
+from nnip.data.dataset import AtomicDataset, check_elements, labels_of, random_split
 from nnip.data.io import read
 from nnip.data.statistics import DatasetStatistics, dataset_statistics, isolated_atom_e0, least_squares_e0
 from nnip.errors import ConfigError, DataError
@@ -56,16 +55,6 @@ def _check_labels(frames: Sequence[Atoms], path: str, loss: LossConfig) -> None:
                               f"set it to 0 or use data with {key}")
 
 
-def _check_elements(frames: Sequence[Atoms], path: str, known: Sequence[int], what: str) -> None:
-    allowed = set(known)
-    for k, atoms in enumerate(frames):
-        unknown = sorted(set(atoms.numbers.tolist()) - allowed)
-        if unknown:
-            names = ", ".join(chemical_symbols[z] for z in unknown)
-            have = ", ".join(chemical_symbols[z] for z in known)
-            raise DataError(f"{path}: frame {k}: element(s) {names} not in {what} ({have})")
-
-
 def read_splits(data: DataConfig, loss: LossConfig, seed: int, elements: Sequence[str] | None = None) -> Splits:
     """Read and split the data of a run; errors name the file and the problem."""
     frames = read_frames(data.train, data)
@@ -83,11 +72,11 @@ def read_splits(data: DataConfig, loss: LossConfig, seed: int, elements: Sequenc
     train_elements = sorted({int(z) for a in splits.train for z in a.numbers})
     if elements:
         known = to_atomic_numbers(elements)
-        _check_elements(splits.train, data.train, known, "model.elements")
+        check_elements(splits.train, data.train, known, "model.elements")
     else:
         known = train_elements
-    _check_elements(splits.val, sources["val"], known, "the training data")
-    _check_elements(splits.test, sources["test"], known, "the training data")
+    check_elements(splits.val, sources["val"], known, "the training data")
+    check_elements(splits.test, sources["test"], known, "the training data")
     if data.isolated_atoms:
         splits.isolated = read_frames(data.isolated_atoms, data)
     return splits

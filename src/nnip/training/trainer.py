@@ -30,7 +30,7 @@ from nnip.training.loss import combine, loss_terms
 from nnip.training.metrics import error_metrics, predict, prediction_loss
 from nnip.training.optim import EMA, Schedule, build_optimizer
 
-__all__ = ["Trainer", "TrainResult", "resolve_dtype"]
+__all__ = ["Trainer", "TrainResult", "resolve_dtype", "tensorboard_writer"]
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -276,11 +276,7 @@ class Trainer:
     def _tensorboard(self):
         if not (self.config.tensorboard and self.context.main and self.directory is not None):
             return None
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
-            raise ConfigError("training.tensorboard: install the tensorboard package (pip install tensorboard)") from None
-        return SummaryWriter(str(self.directory / "tensorboard"))
+        return tensorboard_writer()(str(self.directory / "tensorboard"))
 
     def _load_best(self) -> None:
         if self.best_state is not None:
@@ -323,6 +319,15 @@ class _nothing:
 
     def __exit__(self, *exc):
         return False
+
+
+def tensorboard_writer():
+    """TensorBoard's SummaryWriter class; ConfigError saying what to install when it is missing."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise ConfigError("training.tensorboard: install the tensorboard package (pip install tensorboard)") from None
+    return SummaryWriter
 
 
 _LIVE = (("val_energy_mae_per_atom", "E", "meV/atom"), ("val_forces_mae", "F", "meV/Å"))
