@@ -130,7 +130,8 @@ def _datasets(potentials: dict[str, Potential], frames) -> dict[str, AtomicDatas
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default=None, metavar="PATH", help="training data file (default: bundled ethanol_train.extxyz)")
+    parser.add_argument("--data", default=None, metavar="PATH",
+                        help="training data file (default: bundled ethanol_train.extxyz)")
     parser.add_argument("--energy-unit", default=None, help="energy unit of --data (default: eV; kcal/mol for .npz)")
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--dtypes", nargs="+", default=["float32", "float64"], choices=["float32", "float64"])

@@ -113,7 +113,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Train as CONFIG says; writes config.yaml, model.pt, checkpoint.pt, metrics.csv, "
         "report.json and plots to the run folder (config key 'output'). Data-parallel with "
         "`torchrun --nproc_per_node N -m nnip train CONFIG`.",
-        epilog="examples:\n  nnip train examples/configs/morse_si.yaml\n"
+        epilog="examples:\n  nnip train configs/morse_si.yaml\n"
         "  nnip train config.yaml --set training.lr=0.005 --set output=runs/lr5e-3\n"
         "  nnip train config.yaml --resume",
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -14,16 +14,17 @@ from nnip.training.setup import build_model
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("name", ["morse_si.yaml"])
+@pytest.mark.parametrize("name", ["morse_si.yaml", "schnet_ethanol.yaml"])
 def test_example_config_fits(name, tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)  # example data paths are relative to the repository root
-    path = ROOT / "examples" / "configs" / name
+    path = ROOT / "configs" / name
     output = tmp_path / "run"
     args = ["train", str(path), "--set", f"output={output}", "--set", "training.max_epochs=4",
             "--set", "training.progress=false"]
     assert main(args) == 0
     report = json.loads((output / "report.json").read_text())
     config, _ = load_config(path)
-    start = build_model(config.model, [14], seed=0)
-    before, _ = evaluate(start, nnip.read(config.data.test))
+    frames = nnip.read(config.data.test)
+    start = build_model(config.model, sorted(set(frames[0].numbers.tolist())), seed=config.seed)
+    before, _ = evaluate(start, frames)  # the untrained model (E0 = 0, scale 1)
     assert report["test"]["forces_mae"] < 0.6 * before["forces_mae"]

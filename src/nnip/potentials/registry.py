@@ -12,6 +12,7 @@ from nnip.potentials.classical import (
     LennardJonesConfig, Morse, MorseConfig, ZBLConfig,
 )
 from nnip.potentials.coulomb import Coulomb, CoulombConfig, CoulombDSF, CoulombDSFConfig
+from nnip.potentials.schnet import SchNet, SchNetConfig
 from nnip.strict import closest, from_dict
 
 __all__ = ["REGISTRY", "build_term", "build_potential"]
@@ -24,6 +25,7 @@ REGISTRY: dict[str, tuple[type, type[Term]]] = {
     "zbl": (ZBLConfig, ZBL),
     "coulomb": (CoulombConfig, Coulomb),
     "coulomb_dsf": (CoulombDSFConfig, CoulombDSF),
+    "schnet": (SchNetConfig, SchNet),
 }
 
 

@@ -81,8 +81,9 @@ class ModelConfig:
         elements: chemical symbols; default: the elements of the training data.
         e0: "least_squares" (on composition, after the eV-valued terms), "isolated"
             (``data.isolated_atoms``), "zero", or a mapping symbol -> eV.
-        scale, shift: "auto" (force RMS and mean residual energy per atom; used by
-            dimensionless terms such as networks) or numbers in eV.
+        scale, shift: "auto" or numbers in eV. Auto: scale = force RMS for potentials with
+            dimensionless (network) terms, else 1; shift = mean residual energy per atom
+            when E0 is fitted by least squares and there are network terms, else 0.
     """
 
     terms: list[dict[str, Any]] = field(default_factory=list)

@@ -116,8 +116,9 @@ def initialise_reference(potential: Potential, model: ModelConfig, dataset: Atom
     """Set E0, scale and shift of ``potential`` from the training ``dataset``; returns the statistics.
 
     E0: least squares of (E - E_eV-terms) on composition, isolated-atom energies, zero, or given.
-    scale: force RMS and shift: mean residual energy per atom, for potentials with
-    dimensionless (network) terms; 1 and 0 otherwise, unless given as numbers.
+    scale: force RMS, for potentials with dimensionless (network) terms, else 1. shift: mean
+    residual energy per atom with least-squares E0 and network terms, else 0 (so a lone
+    atom returns E0). Numbers in the config override both.
     """
     elements = potential.elements.tolist()
     frames = dataset.frames
@@ -139,7 +140,9 @@ def initialise_reference(potential: Potential, model: ModelConfig, dataset: Atom
     residual = (energies - _reference(frames, elements, e0)) / np.array([len(a) for a in frames])
     mean_residual = float(np.nanmean(residual)) if np.isfinite(residual).any() else 0.0
     scale = model.scale if not isinstance(model.scale, str) else (stats.force_rms if networks else 1.0)
-    shift = model.shift if not isinstance(model.shift, str) else (mean_residual if networks else 0.0)
+    # An automatic shift only where E0 is fitted: with isolated-atom or given E0 a lone atom must return E0.
+    auto_shift = mean_residual if networks and method == "least_squares" else 0.0
+    shift = model.shift if not isinstance(model.shift, str) else auto_shift
     if not np.isfinite(scale) or scale <= 0:
         scale = 1.0
     potential.set_reference(e0=e0, scale=scale, shift=shift)

@@ -1,0 +1,103 @@
+"""SchNet: continuous-filter convolutions on interatomic distances.
+
+    x_i^0 = embedding(Z_i)
+    x_i^{t+1} = x_i^t + f2out( sum_j W^t(r_ij) * in2f(x_j^t) ),
+        W^t(r) = Dense(ssp(Dense(rbf(r)))) * f_c(r)
+    e_i = readout(x_i^T) - readout(x_lone^T(Z_i))
+
+with rbf a Gaussian basis, ssp the shifted softplus and f_c the cosine cutoff, so the
+energy is smooth where neighbours cross the cutoff. x_lone^T(Z) are the features of an
+atom of element Z without neighbours, so a lone atom contributes exactly zero and its
+energy is the reference E0 (per element, cheap: one row per element). e_i is dimensionless: the
+Potential multiplies it by ``scale`` (the force RMS of the training data) and adds E0 and
+``shift``.
+
+References: K. T. Schutt et al., NeurIPS 30 (2017); J. Chem. Phys. 148, 241722 (2018).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from nnip.errors import ConfigError
+from nnip.nn.mlp import ACTIVATIONS, mlp
+from nnip.nn.radial import GaussianBasis, cosine_cutoff
+from nnip.nn.scatter import scatter_sum
+from nnip.potentials.base import Edges, Term
+
+__all__ = ["SchNet", "SchNetConfig"]
+
+
+@dataclass
+class SchNetConfig:
+    """SchNet hyperparameters.
+
+    Args:
+        cutoff: Å. features: width of atom features and filters. interactions: blocks.
+        basis: number of Gaussians on [0, cutoff]. activation: "ssp", "silu" or "tanh".
+    """
+
+    cutoff: float = 5.0
+    features: int = 64
+    interactions: int = 3
+    basis: int = 50
+    activation: str = "ssp"
+
+    def __post_init__(self) -> None:
+        if self.cutoff <= 0:
+            raise ConfigError(f"cutoff must be > 0 Å, got {self.cutoff}")
+        for key in ("features", "interactions", "basis"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key} must be >= 1, got {getattr(self, key)}")
+        if self.activation not in ACTIVATIONS:
+            raise ConfigError(f"activation: expected one of {', '.join(ACTIVATIONS)}, got {self.activation!r}")
+
+
+class Interaction(nn.Module):
+    """One continuous-filter convolution block; returns the update of the atom features (N, F)."""
+
+    def __init__(self, features: int, basis: int, activation: str):
+        super().__init__()
+        self.filter = mlp([basis, features, features], activation)
+        self.in2f = nn.Linear(features, features, bias=False)
+        self.f2out = mlp([features, features, features], activation)
+
+    def forward(self, x: torch.Tensor, rbf: torch.Tensor, envelope: torch.Tensor, edges: Edges) -> torch.Tensor:
+        weights = self.filter(rbf) * envelope[:, None]
+        messages = self.in2f(x)[edges.neighbor] * weights
+        return self.f2out(scatter_sum(messages, edges.center, x.shape[0]))
+
+    def lone(self, x: torch.Tensor) -> torch.Tensor:
+        """The update of atoms without neighbours (no messages). Shapes: (S, F) -> (S, F)."""
+        return self.f2out(torch.zeros_like(x))
+
+
+class SchNet(Term):
+    """SchNet atomic energies (dimensionless); see the module docstring."""
+
+    name = "schnet"
+    Config = SchNetConfig
+    dimensionless = True
+
+    def __init__(self, config: SchNetConfig, elements: Sequence[int]):
+        super().__init__(config, elements)
+        self.embedding = nn.Embedding(len(self.elements), config.features)
+        self.basis = GaussianBasis(config.basis, config.cutoff)
+        self.interactions = nn.ModuleList(
+            Interaction(config.features, config.basis, config.activation) for _ in range(config.interactions)
+        )
+        self.readout = mlp([config.features, config.features // 2 or 1, 1], config.activation)
+
+    def forward(self, species: torch.Tensor, edges: Edges) -> torch.Tensor:
+        x = self.embedding(species)
+        rbf = self.basis(edges.lengths)
+        envelope = cosine_cutoff(edges.lengths, self.cutoff)
+        lone = self.embedding.weight
+        for interaction in self.interactions:
+            x = x + interaction(x, rbf, envelope, edges)
+            lone = lone + interaction.lone(lone)
+        return (self.readout(x) - self.readout(lone)[species]).squeeze(-1)
