@@ -93,6 +93,21 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"nnip {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
+    _add_info(commands)
+    _add_train(commands)
+    _add_evaluate(commands)
+    _add_demo(commands)
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text}")
+    return value
+
+
+def _add_info(commands) -> None:
     info = commands.add_parser(
         "info",
         help="summarise a dataset and list every problem in it",
@@ -107,6 +122,8 @@ def _parser() -> argparse.ArgumentParser:
                       help="energy unit in the file: eV (default), kcal/mol (default for .npz), kJ/mol, Hartree, meV")
     info.set_defaults(run=_info)
 
+
+def _add_train(commands) -> None:
     train = commands.add_parser(
         "train",
         help="train a potential (or an ensemble, or k folds) from a YAML config",
@@ -125,6 +142,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--overwrite", action="store_true", help="replace an earlier run in the output folder")
     train.set_defaults(run=_train)
 
+
+def _add_evaluate(commands) -> None:
     evaluate = commands.add_parser(
         "evaluate",
         help="errors of a model (or ensemble) on labelled data",
@@ -137,7 +156,7 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("data", help="labelled structures (extxyz, MD17 .npz, ...)")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object (keys as in DESIGN.md)")
     evaluate.add_argument("--plots", default=None, metavar="DIR", help="write parity plots (PNG) to DIR")
-    evaluate.add_argument("--batch-size", type=int, default=64, help="structures per evaluation batch")
+    evaluate.add_argument("--batch-size", type=_positive_int, default=64, help="structures per evaluation batch")
     evaluate.add_argument("--dtype", choices=("float32", "float64"), default=None, help="evaluate in this dtype")
     evaluate.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     evaluate.add_argument("--energy-unit", default=None, help="energy unit in DATA (default eV; kcal/mol for .npz)")
@@ -145,6 +164,8 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--forces-key", default="forces", help="name of the forces label in DATA")
     evaluate.set_defaults(run=_evaluate)
 
+
+def _add_demo(commands) -> None:
     demo = commands.add_parser(
         "demo",
         help="run the main job end to end on bundled data",
@@ -153,7 +174,6 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--quick", action="store_true", help="a shorter run for smoke tests")
     demo.set_defaults(run=_demo)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

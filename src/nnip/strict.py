@@ -40,7 +40,7 @@ def _matches(value: Any, hint: Any) -> bool:
     if hint is type(None):
         return value is None
     if hint is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
+        return (isinstance(value, (int, float)) and not isinstance(value, bool)) or _float_text(value)
     if hint is int:
         return isinstance(value, int) and not isinstance(value, bool)
     if origin is dict:
@@ -57,9 +57,27 @@ def _matches(value: Any, hint: Any) -> bool:
     return True
 
 
+def _join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+def _float_text(value: Any) -> bool:
+    """YAML 1.1 reads 1e-3 (no dot) as a string: accept such text where a float is expected."""
+    if not isinstance(value, str):
+        return False
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
+
+
 def _convert(value: Any, hint: Any) -> Any:
-    """Normalise accepted values: ints to floats where a float is expected, tuples to lists."""
-    if hint is float and isinstance(value, int):
+    """Normalise accepted values: ints and numeric text to floats where a float is expected, tuples to lists."""
+    if hint is float and (isinstance(value, int) or _float_text(value)):
+        return float(value)
+    args = typing.get_args(hint)
+    if _float_text(value) and float in args and str not in args:
         return float(value)
     if isinstance(value, tuple):
         return list(value)
@@ -78,19 +96,19 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, where: str) -> T:
     names = [f.name for f in dataclasses.fields(cls) if f.init]
     for key in data:
         if key not in names:
-            raise ConfigError(f"{where}.{key}: unknown key{closest(key, names)}; valid keys: {', '.join(names)}")
+            raise ConfigError(f"{_join(where, key)}: unknown key{closest(key, names)}; valid keys: {', '.join(names)}")
     kwargs = {}
     for key, value in data.items():
         hint = hints[key]
         if dataclasses.is_dataclass(hint) and not isinstance(value, hint):
             if not isinstance(value, Mapping):
-                raise ConfigError(f"{where}.{key}: expected a mapping of {hint.__name__} keys, got {value!r}")
-            kwargs[key] = from_dict(hint, value, f"{where}.{key}")
+                raise ConfigError(f"{_join(where, key)}: expected a mapping of {hint.__name__} keys, got {value!r}")
+            kwargs[key] = from_dict(hint, value, _join(where, key))
             continue
         if not _matches(value, hint):
-            raise ConfigError(f"{where}.{key}: expected {_type_name(hint)}, got {value!r}")
+            raise ConfigError(f"{_join(where, key)}: expected {_type_name(hint)}, got {value!r}")
         kwargs[key] = _convert(value, hint)
     try:
         return cls(**kwargs)
     except ConfigError as error:
-        raise ConfigError(f"{where}: {error}") from None
+        raise ConfigError(f"{where}: {error}" if where else str(error)) from None

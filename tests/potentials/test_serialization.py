@@ -103,3 +103,23 @@ def test_empty_file_and_malformed_spec_are_checkpoint_errors(tmp_path):
     torch.save(payload, tmp_path / "half.pt")
     with pytest.raises(CheckpointError, match="unknown dtype 'float16'"):
         nnip.load(tmp_path / "half.pt")
+
+
+def test_format_1_files_with_pair_values_still_load(tmp_path):
+    """Format 1 stored pair parameters as `values`; format 2 as `unit * raw`. Old files give the same model."""
+    potential = _potential()
+    with torch.no_grad():
+        potential.terms[0].sigma.raw.mul_(1.07)
+    nnip.save(potential, tmp_path / "m.pt")
+    payload = torch.load(tmp_path / "m.pt", weights_only=True)
+    old = {}
+    for key, tensor in payload["state_dict"].items():
+        if key.endswith(".raw"):
+            prefix = key[: -len("raw")]
+            old[prefix + "values"] = tensor * payload["state_dict"][prefix + "unit"]
+        elif not key.endswith(".unit"):
+            old[key] = tensor
+    torch.save({**payload, "format_version": 1, "state_dict": old}, tmp_path / "old.pt")
+    atoms = molecule("CH3CH2OH")
+    assert evaluate(nnip.load(tmp_path / "old.pt"), atoms)["energy"] == pytest.approx(
+        evaluate(potential, atoms)["energy"], rel=1e-14)

@@ -33,6 +33,9 @@ def test_sum_of_terms_with_potential_level_keys():
     ({"model": BASE["model"]}, "a 'data' section is required"),
     ({**BASE, "data": {"val": "v.xyz"}}, "data: train: a training data file is required"),
     ({**BASE, "ensemble": 3, "kfold": 5}, "set ensemble: 1"),
+    ({**BASE, "kfold": 5, "data": {"train": "t.xyz", "test": "test.xyz"}}, "kfold: each fold is the test set"),
+    ({**BASE, "training": {"device": "gpu"}}, "training: device: expected cpu, cuda or cuda:N"),
+    ({**BASE, "model": {"name": "lj", "e0": {"Xx": 1.0}}}, "model: e0: unknown element 'Xx'"),
 ])
 def test_errors_name_the_key(data, message):
     with pytest.raises(ConfigError) as error:
@@ -57,3 +60,8 @@ def test_invalid_yaml_names_file_and_line(tmp_path):
     path.write_text("data:\n  train: [unclosed\n")
     with pytest.raises(ConfigError, match="bad.yaml: line"):
         load_config(path)
+
+
+def test_yaml_1_1_exponent_text_is_read_as_a_number():
+    config = parse_config({**BASE, "training": {"lr": "1e-3", "max_time": "3e2"}})
+    assert config.training.lr == 0.001 and config.training.max_time == 300.0

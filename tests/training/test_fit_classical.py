@@ -28,8 +28,7 @@ def test_lj_parameters_recovered_within_one_percent(start, optimizer):
         config = TrainingConfig(max_epochs=100, batch_size=20, lr=0.02, schedule="cosine")
     config.progress = False
     config.loss.energy_weight, config.loss.forces_weight = 100.0, 1.0
-    trained = Trainer(potential, dataset, None, config).fit().epochs
+    Trainer(potential, dataset, None, config).fit()
     lj = potential.terms[0]
-    assert trained > 0
     assert float(lj.sigma.values.detach()) == pytest.approx(sigma, rel=0.01)
     assert float(lj.epsilon.values.detach()) == pytest.approx(epsilon, rel=0.01)

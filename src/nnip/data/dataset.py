@@ -59,10 +59,24 @@ def labels_of(atoms: Atoms) -> dict[str, np.ndarray]:
     }
 
 
-def check_elements(frames: Sequence[Atoms], source: str, known: Sequence[int], what: str) -> None:
-    """DataError ``SOURCE: frame K: element(s) X not in WHAT (known...)`` for the first frame with another element."""
+def _weight(value, where: str) -> float:
+    try:
+        weight = float(value)
+    except (TypeError, ValueError):
+        raise DataError(f"{where} must be a number >= 0, got {value!r}") from None
+    if not weight >= 0:
+        raise DataError(f"{where} must be a number >= 0, got {value!r}")
+    return weight
+
+
+def check_elements(frames: Sequence[Atoms], source: str, known: Sequence[int], what: str,
+                   frame_ids: Sequence[int] | None = None) -> None:
+    """DataError ``SOURCE: frame K: element(s) X not in WHAT (known...)`` for the first frame with another element.
+
+    ``frame_ids`` are the frames' indices in the file (default 0, 1, ...).
+    """
     allowed = set(int(z) for z in known)
-    for k, atoms in enumerate(frames):
+    for k, atoms in zip(frame_ids if frame_ids is not None else range(len(frames)), frames):
         unknown = sorted(set(atoms.numbers.tolist()) - allowed)
         if unknown:
             names = ", ".join(chemical_symbols[z] for z in unknown)
@@ -77,8 +91,9 @@ class AtomicDataset:
         frames: structures with labels on ``atoms.calc`` (see :func:`nnip.read`).
         cutoff: neighbour-list cutoff, Å (the potential's cutoff).
         half_list: build half neighbour lists (potentials made only of pair terms).
-        weight_key: ``atoms.info`` key of a per-structure loss weight (default 1).
+        weight_key: ``atoms.info`` key of a per-structure loss weight (a number >= 0, default 1).
         progress: show a progress bar while building neighbour lists.
+        source: name of the data in error messages (a file name).
     """
 
     def __init__(
@@ -88,12 +103,13 @@ class AtomicDataset:
         half_list: bool = False,
         weight_key: str = "weight",
         progress: bool = False,
+        source: str = "data",
     ):
         self.cutoff = float(cutoff)
         self.half_list = half_list
         self.frames = list(frames)
         self.samples: list[Sample] = []
-        for atoms in tqdm(self.frames, desc="neighbour lists", disable=not progress, leave=False):
+        for k, atoms in enumerate(tqdm(self.frames, desc="neighbour lists", disable=not progress, leave=False)):
             labels = labels_of(atoms)
             graph = AtomicGraph.from_arrays(
                 atoms.positions, atoms.numbers, atoms.cell.array, atoms.pbc, cutoff,
@@ -104,7 +120,7 @@ class AtomicDataset:
                 energy=torch.tensor(labels[keys.ENERGY]),
                 forces=torch.from_numpy(labels[keys.FORCES]),
                 stress=torch.from_numpy(labels[keys.STRESS]),
-                weight=float(atoms.info.get(weight_key, 1.0)),
+                weight=_weight(atoms.info.get(weight_key, 1.0), f"{source}: frame {k}: info[{weight_key!r}]"),
             ))
 
     @classmethod

@@ -88,13 +88,16 @@ def dataset_statistics(
     e0: Mapping[int, float],
     e0_method: str,
     neighbor_counts: Sequence[int] | None = None,
+    energies: np.ndarray | None = None,
 ) -> DatasetStatistics:
     """Statistics of ``frames`` given the chosen E0 (atomic number -> eV).
 
     Args:
         neighbor_counts: number of edges (full list) per structure, for the mean neighbour count.
+        energies: (B,) eV, the energies whose residual after E0 is summarised (default: the
+            frames' energies; a potential with eV-valued terms passes E minus those terms).
     """
-    energies = _energies(frames)
+    energies = _energies(frames) if energies is None else np.asarray(energies, dtype=np.float64)
     counts = composition_matrix(frames, elements)
     reference = counts @ np.array([e0.get(z, 0.0) for z in elements])
     n_atoms = counts.sum(axis=1)

@@ -1,7 +1,7 @@
 """Model files: ``save`` and ``load`` with a versioned format read by ``torch.load(weights_only=True)``.
 
 A model file is a dict of plain data and tensors, never pickled code:
-``{"format": "nnip-model", "format_version": 1, "nnip_version", "kind": "potential",
+``{"format": "nnip-model", "format_version": 2, "nnip_version", "kind": "potential",
 "dtype", "spec", "state_dict", "metadata"}``; an ensemble file has ``"kind": "ensemble"``
 and ``"members"``: a list of ``{"dtype", "spec", "state_dict"}``. ``metadata`` holds plain
 data about how the model was made (dataset statistics, training summary). Tensors are
@@ -26,7 +26,8 @@ from nnip.version import __version__
 __all__ = ["save", "load", "read_metadata", "FORMAT", "FORMAT_VERSION"]
 
 FORMAT = "nnip-model"
-FORMAT_VERSION = 1
+#: 2: pair parameters stored as ``unit * raw`` (format 1 stored ``values``; still read).
+FORMAT_VERSION = 2
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
@@ -91,6 +92,19 @@ def read_payload(path: str | os.PathLike) -> dict[str, Any]:
     return payload
 
 
+def _pair_values_to_raw(state: dict[str, Any]) -> dict[str, Any]:
+    """Format 1 -> 2: a pair table's ``values`` become ``unit`` (|value|, or 1 for 0) and ``raw``."""
+    out = {}
+    for key, tensor in state.items():
+        if key.endswith(".values"):
+            prefix = key[: -len("values")]
+            unit = torch.where(tensor != 0, tensor.abs(), torch.ones_like(tensor))
+            out[prefix + "unit"], out[prefix + "raw"] = unit, tensor / unit
+        else:
+            out[key] = tensor
+    return out
+
+
 def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     """The ``metadata`` stored with a model (empty for files written without it)."""
     return dict(read_payload(path).get("metadata", {}))
@@ -118,8 +132,11 @@ def _build(path, payload: dict[str, Any]) -> Potential:
         potential = build_potential(payload["spec"])
     except (KeyError, TypeError, ValueError) as error:  # ConfigError is a ValueError
         raise CheckpointError(f"{path}: malformed model description ({error})") from None
+    state = payload["state_dict"]
+    if int(payload.get("format_version", FORMAT_VERSION)) < 2:
+        state = _pair_values_to_raw(state)
     try:
-        potential.to(dtype).load_state_dict(payload["state_dict"])
+        potential.to(dtype).load_state_dict(state)
     except (KeyError, TypeError, RuntimeError) as error:
         raise CheckpointError(f"{path}: model description does not match its weights ({error})") from None
     return potential

@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
+from ase.data import chemical_symbols
 
 from nnip.errors import ConfigError
 from nnip.potentials.registry import REGISTRY
@@ -97,6 +99,12 @@ class ModelConfig:
             raise ConfigError("name: a model needs a registry name (model.name) or terms (model.terms)")
         if isinstance(self.e0, str) and self.e0 not in _E0_METHODS:
             raise ConfigError(f"e0: expected one of {', '.join(_E0_METHODS)} or a mapping symbol -> eV, got {self.e0!r}")
+        for symbol in (self.e0 if isinstance(self.e0, dict) else {}):
+            if symbol not in chemical_symbols[1:]:
+                raise ConfigError(f"e0: unknown element {symbol!r}{closest(symbol, chemical_symbols[1:])}")
+        for symbol in self.elements or []:
+            if symbol not in chemical_symbols[1:]:
+                raise ConfigError(f"elements: unknown element {symbol!r}{closest(symbol, chemical_symbols[1:])}")
         for key in ("scale", "shift"):
             if isinstance(getattr(self, key), str) and getattr(self, key) != "auto":
                 raise ConfigError(f"{key}: expected 'auto' or a number, got {getattr(self, key)!r}")
@@ -119,7 +127,7 @@ class TrainingConfig:
         min_lr: floor of the learning rate.
         ema_decay: exponential moving average of the weights (e.g. 0.99); None switches it off.
         clip_grad_norm: clip the gradient norm to this value; None switches it off.
-        early_stopping_patience: stop after this many epochs without a better validation loss.
+        early_stopping_patience: stop after this many epochs in a row without a better validation loss.
         dtype: "float32" or "float64"; None keeps the model's own (float64 for classical terms).
         device: "cpu", "cuda", "cuda:1" ...
         tensorboard: also write TensorBoard logs (needs the tensorboard package).
@@ -166,6 +174,12 @@ class TrainingConfig:
             raise ConfigError("max_epochs, batch_size and eval_batch_size must be >= 1")
         if self.lr <= 0:
             raise ConfigError(f"lr must be > 0, got {self.lr}")
+        try:
+            device = torch.device(self.device)
+        except RuntimeError:
+            raise ConfigError(f"device: expected cpu, cuda or cuda:N, got {self.device!r}") from None
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ConfigError(f"device: {self.device!r} requested but this machine has no CUDA device")
         if self.ema_decay is not None and not 0 < self.ema_decay < 1:
             raise ConfigError(f"ema_decay must be between 0 and 1, got {self.ema_decay}")
 
@@ -188,6 +202,9 @@ class RunConfig:
             raise ConfigError(f"ensemble: expected at least 1 member, got {self.ensemble}")
         if self.kfold is not None and self.ensemble > 1:
             raise ConfigError("kfold: k-fold cross-validation trains single models; set ensemble: 1")
+        if self.kfold is not None and (self.data.test or self.data.val or self.data.split.test):
+            raise ConfigError("kfold: each fold is the test set of one model and validation is cut from the "
+                              "rest by data.split.val; remove data.test, data.val and data.split.test")
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data (YAML-ready), with the model in its ``terms`` form."""
@@ -241,11 +258,14 @@ def parse_config(data: Mapping[str, Any], where: str = "config") -> RunConfig:
     for required in ("data", "model"):
         if not isinstance(data.get(required), Mapping):
             raise ConfigError(f"{where}: a {required!r} section is required")
-    terms, potential = _term_list(data["model"])
-    _check_terms(terms, shorthand="name" in data["model"])
-    data["model"] = from_dict(ModelConfig, {"terms": terms, **potential}, "model")
-    data["data"] = from_dict(DataConfig, data["data"], "data")
-    return from_dict(RunConfig, data, "config")
+    try:
+        terms, potential = _term_list(data["model"])
+        _check_terms(terms, shorthand="name" in data["model"])
+        data["model"] = from_dict(ModelConfig, {"terms": terms, **potential}, "model")
+        data["data"] = from_dict(DataConfig, data["data"], "data")
+        return from_dict(RunConfig, data, "")
+    except ConfigError as error:
+        raise ConfigError(f"{where}: {error}") from None
 
 
 def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:

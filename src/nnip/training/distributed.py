@@ -19,8 +19,9 @@ __all__ = ["Context", "start", "stop"]
 class Context:
     """Rank and world size of this process (0 and 1 when not distributed)."""
 
-    def __init__(self, rank: int = 0, world_size: int = 1):
+    def __init__(self, rank: int = 0, world_size: int = 1, device: str = "cpu"):
         self.rank, self.world_size = rank, world_size
+        self.device = torch.device(device)
 
     @property
     def distributed(self) -> bool:
@@ -36,12 +37,16 @@ class Context:
         return indices[self.rank::self.world_size]
 
     def sum(self, tensor: torch.Tensor) -> torch.Tensor:
-        """Sum over ranks (a copy; no gradient)."""
+        """Sum over ranks (a copy on the tensor's device; no gradient). nccl reduces on the GPU."""
         if not self.distributed:
             return tensor
-        total = tensor.detach().clone()
+        total = tensor.detach().to(self.device, copy=True)
         dist.all_reduce(total, op=dist.ReduceOp.SUM)
-        return total
+        return total.to(tensor.device)
+
+    def all_agree(self, ok: bool) -> bool:
+        """True on every rank only when ``ok`` is True on every rank."""
+        return int(self.sum(torch.tensor(int(not ok)))) == 0
 
     def barrier(self) -> None:
         if self.distributed:
@@ -49,13 +54,20 @@ class Context:
 
 
 def start(device: str) -> Context:
-    """Join the process group when launched by torchrun (WORLD_SIZE > 1), else a single-process context."""
+    """Join the process group when launched by torchrun (WORLD_SIZE > 1), else a single-process context.
+
+    With ``device`` "cuda", rank r uses GPU LOCAL_RANK (``context.device``).
+    """
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size <= 1:
         return Context()
+    cuda = device.startswith("cuda")
+    if cuda:
+        device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
+        torch.cuda.set_device(device)
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
-    return Context(dist.get_rank(), dist.get_world_size())
+        dist.init_process_group(backend="nccl" if cuda else "gloo")
+    return Context(dist.get_rank(), dist.get_world_size(), device)
 
 
 def stop(context: Context) -> None:

@@ -75,48 +75,56 @@ class Schedule:
         return self.lr
 
     def state_dict(self) -> dict[str, float]:
+        """Learning rate and plateau counters (plain numbers, for checkpoints)."""
         return {"lr": self.lr, "best": self.best, "bad_epochs": self.bad_epochs}
 
     def load_state_dict(self, state: dict[str, float]) -> None:
+        """Restore what :meth:`state_dict` returned."""
         self.lr, self.best, self.bad_epochs = float(state["lr"]), float(state["best"]), int(state["bad_epochs"])
 
 
 class EMA:
-    """Exponential moving average of a module's floating-point parameters."""
+    """Exponential moving average of named tensors (a model's trainable parameters, E0 when trained).
 
-    def __init__(self, module: torch.nn.Module, decay: float):
+    The tensors are updated in place by the optimizer, so holding them by reference is enough.
+    """
+
+    def __init__(self, tensors: dict[str, torch.Tensor], decay: float):
         self.decay = decay
         self.updates = 0
-        self.shadow = {n: p.detach().clone() for n, p in module.named_parameters() if p.requires_grad}
+        self.tensors = tensors
+        self.shadow = {n: t.detach().clone() for n, t in tensors.items()}
 
     @torch.no_grad()
-    def update(self, module: torch.nn.Module) -> None:
+    def update(self) -> None:
+        """Blend the current values into the average (after each optimizer step)."""
         d = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        for name, p in module.named_parameters():
-            if name in self.shadow:
-                self.shadow[name].mul_(d).add_(p.detach(), alpha=1 - d)
+        for name, tensor in self.tensors.items():
+            self.shadow[name].mul_(d).add_(tensor.detach(), alpha=1 - d)
         self.updates += 1
 
     @contextmanager
-    def applied(self, module: torch.nn.Module):
-        """Temporarily load the averaged weights into ``module``."""
-        saved = {n: p.detach().clone() for n, p in module.named_parameters() if n in self.shadow}
-        with torch.no_grad():
-            for name, p in module.named_parameters():
-                if name in self.shadow:
-                    p.copy_(self.shadow[name])
+    def applied(self):
+        """Temporarily put the averaged values into the tensors."""
+        saved = {n: t.detach().clone() for n, t in self.tensors.items()}
+        self.copy_to_tensors(self.shadow)
         try:
-            yield module
+            yield
         finally:
-            with torch.no_grad():
-                for name, p in module.named_parameters():
-                    if name in saved:
-                        p.copy_(saved[name])
+            self.copy_to_tensors(saved)
+
+    @torch.no_grad()
+    def copy_to_tensors(self, values: dict[str, torch.Tensor]) -> None:
+        """Overwrite the tracked tensors with ``values`` (name -> tensor)."""
+        for name, tensor in self.tensors.items():
+            tensor.copy_(values[name])
 
     def state_dict(self) -> dict:
+        """Number of updates and the averages (plain data and tensors, for checkpoints)."""
         return {"updates": self.updates, "shadow": {n: t.clone() for n, t in self.shadow.items()}}
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore what :meth:`state_dict` returned."""
         self.updates = int(state["updates"])
         for name, tensor in state["shadow"].items():
             self.shadow[name].copy_(tensor)

@@ -11,7 +11,6 @@ so ``resume`` skips finished ones and continues the interrupted one.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,8 @@ import numpy as np
 import torch
 import yaml
 
-from nnip.data.dataset import AtomicDataset, kfold_splits, random_split
+from nnip.data.dataset import AtomicDataset, kfold_splits, labels_of, random_split
+from nnip.keys import ENERGY
 from nnip.errors import ConfigError
 from nnip.plots import learning_curves
 from nnip.potentials.ensemble import Ensemble
@@ -32,7 +32,7 @@ from nnip.training.setup import Splits, build_model, initialise_reference, read_
 from nnip.training.trainer import Trainer, tensorboard_writer
 from nnip.version import __version__
 
-__all__ = ["run_training", "train_model", "prepare_directory", "RUN_FILES"]
+__all__ = ["run_training", "train_model", "check_directory", "clear_directory", "RUN_FILES"]
 
 #: What a run writes; --overwrite removes exactly these, nothing else in the folder.
 RUN_FILES = ("config.yaml", "model.pt", "checkpoint.pt", "metrics.csv", "report.json", "learning_curves.png",
@@ -40,20 +40,61 @@ RUN_FILES = ("config.yaml", "model.pt", "checkpoint.pt", "metrics.csv", "report.
 _RESUMABLE = ("max_epochs", "max_time", "progress")
 
 
-def prepare_directory(directory: Path, resolved: dict[str, Any], resume: bool, overwrite: bool) -> None:
-    """Check the run folder: refuse to touch an earlier run unless resuming or overwriting."""
+def check_directory(directory: Path, resolved: dict[str, Any], resume: bool, overwrite: bool) -> None:
+    """Refuse to touch an earlier run unless resuming (with the same config) or overwriting."""
+    if directory.exists() and not directory.is_dir():
+        raise ConfigError(f"output {directory}: is a file, not a folder")
     present = [name for name in RUN_FILES if (directory / name).exists()]
     if resume:
         if not (directory / "config.yaml").is_file():
             raise ConfigError(f"{directory}: no run to resume (no config.yaml); start it without --resume")
         _check_same_config(directory / "config.yaml", resolved)
-        return
-    if present and not overwrite:
+    elif present and not overwrite:
         raise ConfigError(f"{directory}: holds an earlier run ({', '.join(present)}); "
                           "use --resume to continue it or --overwrite to replace it")
-    for name in present:
+
+
+def _check_on_every_rank(directory: Path, resolved, resume: bool, overwrite: bool, context) -> None:
+    """check_directory on every rank before rank 0 writes anything, so all ranks stop alike with one message."""
+    error = None
+    try:
+        check_directory(directory, resolved, resume, overwrite)
+    except ConfigError as caught:
+        error = caught
+    if not context.all_agree(error is None):
+        raise error or ConfigError(f"{directory}: another rank could not use this run folder")
+
+
+def clear_directory(directory: Path, resume: bool) -> None:
+    """Remove the files of an earlier run (only those :data:`RUN_FILES` names) unless resuming."""
+    if resume:
+        return
+    for name in RUN_FILES:
         path = directory / name
-        shutil.rmtree(path) if path.is_dir() else path.unlink()
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
+def _check_before_writing(config: RunConfig, splits: Splits) -> None:
+    """Checks that would otherwise fail after the run folder was written."""
+    if config.training.tensorboard:
+        tensorboard_writer()
+    if config.model.e0 == "least_squares" and not any(np.isfinite(labels_of(a)[ENERGY]) for a in splits.train):
+        raise ConfigError(f"{config.data.train}: no structure has an energy, which model.e0: least_squares needs "
+                          "(use e0: zero, isolated or a mapping symbol -> eV)")
+    build_model(config.model, splits.elements, config.seed)  # hyperparameter values are checked here
+
+
+def _finished(report_path: Path, config: RunConfig) -> bool:
+    """Whether a run with this report needs no more training (max_time stops and raised max_epochs continue)."""
+    if not report_path.is_file():
+        return False
+    report = json.loads(report_path.read_text())
+    if report.get("stopped") == "early_stopping":
+        return True
+    return report.get("stopped") == "max_epochs" and report.get("epochs", 0) >= config.training.max_epochs
 
 
 def _check_same_config(path: Path, resolved: dict[str, Any]) -> None:
@@ -95,17 +136,15 @@ def train_model(config: RunConfig, splits: Splits, directory: Path, seed: int, r
                 context: distributed.Context, train_indices: list[int] | None = None) -> dict[str, Any]:
     """Train one potential in ``directory``; returns its report (also written as report.json)."""
     directory.mkdir(parents=True, exist_ok=True)
-    if resume and (directory / "report.json").is_file():
-        return json.loads((directory / "report.json").read_text())
+    if resume and _finished(directory / "report.json", config):
+        return json.loads((directory / "report.json").read_text()) if context.main else {}
     train_frames = splits.train if train_indices is None else [splits.train[i] for i in train_indices]
-    elements = sorted({int(z) for a in train_frames for z in a.numbers})
-    if config.model.elements:
-        from nnip.potentials.base import to_atomic_numbers
-        elements = to_atomic_numbers(config.model.elements)
-    potential = build_model(config.model, elements, seed)
+    potential = build_model(config.model, splits.elements, seed)
     show = config.training.progress and context.main
-    train = AtomicDataset(train_frames, potential.cutoff, potential.pairwise, config.data.weight_key, show)
-    val = AtomicDataset(splits.val, potential.cutoff, potential.pairwise, config.data.weight_key) if splits.val else None
+    weights = config.data.weight_key
+    train = AtomicDataset(train_frames, potential.cutoff, potential.pairwise, weights, show, splits.sources["train"])
+    val = AtomicDataset(splits.val, potential.cutoff, potential.pairwise, weights,
+                        source=splits.sources["val"]) if splits.val else None
     stats = initialise_reference(potential, config.model, train, splits.isolated, config.data.isolated_atoms or "")
     trainer = Trainer(potential, train, val, config.training, seed, directory, context)
     result = trainer.fit(resume=resume and (directory / "checkpoint.pt").is_file())
@@ -114,7 +153,7 @@ def train_model(config: RunConfig, splits: Splits, directory: Path, seed: int, r
                "best_epoch": result.best_epoch + 1, "n_parameters": sum(p.numel() for p in potential.parameters()),
                "seed": seed}
     if not context.main:
-        return summary
+        return {}
     save(potential, directory / "model.pt", metadata={"statistics": stats.as_dict(), "training": summary})
     if result.history:
         learning_curves(result.history, directory / "learning_curves.png")
@@ -137,7 +176,7 @@ def _run_kfold(config: RunConfig, splits: Splits, directory: Path, resume: bool,
     for k, (rest, fold) in enumerate(kfold_splits(len(frames), config.kfold, config.seed)):
         train_idx, val_idx, _ = random_split(len(rest), config.data.split.val, 0, config.seed + k)
         fold_splits = Splits([frames[rest[i]] for i in train_idx], [frames[rest[i]] for i in val_idx],
-                             [frames[i] for i in fold], splits.sources, splits.isolated)
+                             [frames[i] for i in fold], splits.sources, splits.elements, splits.isolated)
         folds.append(train_model(config, fold_splits, directory / "folds" / f"fold_{k}", config.seed + k,
                                  resume, context))
     if not context.main:
@@ -162,6 +201,7 @@ def _run_ensemble(config: RunConfig, splits: Splits, directory: Path, resume: bo
     if not context.main:
         return {}
     ensemble = Ensemble([load(directory / "members" / f"member_{m}" / "model.pt") for m in range(config.ensemble)])
+    ensemble.to(config.training.device)
     save(ensemble, directory / "model.pt", metadata={"kind": "ensemble", "members": config.ensemble,
                                                      "bootstrap": config.bootstrap})
     report = _split_metrics(ensemble, {"train": splits.train, "val": splits.val, "test": splits.test}, directory,
@@ -175,16 +215,15 @@ def run_training(config: RunConfig, resolved: dict[str, Any], resume: bool = Fal
                  overwrite: bool = False) -> dict[str, Any]:
     """Train as ``config`` says, in ``config.output``; returns the report (also in report.json)."""
     context = distributed.start(config.training.device)
-    if context.distributed and config.training.device == "cuda":
-        config.training.device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
-        torch.cuda.set_device(config.training.device)
+    if context.distributed:
+        config.training.device = str(context.device)
     try:
         splits = read_splits(config.data, config.training.loss, config.seed, config.model.elements)
-        if config.training.tensorboard:
-            tensorboard_writer()  # fail before touching the run folder
+        _check_before_writing(config, splits)
         directory = Path(config.output)
+        _check_on_every_rank(directory, resolved, resume, overwrite, context)
         if context.main:
-            prepare_directory(directory, resolved, resume, overwrite)
+            clear_directory(directory, resume)
             directory.mkdir(parents=True, exist_ok=True)
             if not resume:
                 (directory / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))

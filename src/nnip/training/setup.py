@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from ase import Atoms
+from ase.data import chemical_symbols
 
 from nnip import keys
 from nnip.data.dataset import AtomicDataset, check_elements, labels_of, random_split
@@ -32,12 +33,13 @@ __all__ = ["Splits", "read_splits", "read_frames", "build_model", "initialise_re
 
 @dataclass
 class Splits:
-    """Training, validation and test structures and the files they came from."""
+    """Training, validation and test structures, the files they came from, and the run's elements."""
 
     train: list[Atoms]
     val: list[Atoms]
     test: list[Atoms]
     sources: dict[str, str]
+    elements: list[int]
     isolated: list[Atoms] | None = None
 
 
@@ -55,31 +57,39 @@ def _check_labels(frames: Sequence[Atoms], path: str, loss: LossConfig) -> None:
                               f"set it to 0 or use data with {key}")
 
 
+def _part(name: str, given: str | None, data: DataConfig, frames: list[Atoms], cut: list[int]):
+    """(frames, source, file frame indices) of the val or test set: its own file, or cut from train."""
+    if given:
+        part = read_frames(given, data)
+        return part, given, list(range(len(part)))
+    return [frames[i] for i in cut], data.train, cut
+
+
 def read_splits(data: DataConfig, loss: LossConfig, seed: int, elements: Sequence[str] | None = None) -> Splits:
-    """Read and split the data of a run; errors name the file and the problem."""
+    """Read and split the data of a run; errors name the file, the frame and the problem.
+
+    The run's elements are ``elements`` (model.elements) when given, else those of the
+    training structures; validation and test structures may hold no other element.
+    """
     frames = read_frames(data.train, data)
-    sources = {"train": data.train}
-    val = read_frames(data.val, data) if data.val else None
-    test = read_frames(data.test, data) if data.test else None
-    cut_val = data.split.val if val is None else 0
-    cut_test = data.split.test if test is None else 0
+    cut_val = 0 if data.val else data.split.val
+    cut_test = 0 if data.test else data.split.test
     train_idx, val_idx, test_idx = random_split(len(frames), cut_val, cut_test, seed)
-    splits = Splits([frames[i] for i in train_idx], val if val is not None else [frames[i] for i in val_idx],
-                    test if test is not None else [frames[i] for i in test_idx], sources)
-    sources["val"] = data.val or f"{data.train} (split)"
-    sources["test"] = data.test or f"{data.train} (split)"
-    _check_labels(splits.train, data.train, loss)
-    train_elements = sorted({int(z) for a in splits.train for z in a.numbers})
+    train = [frames[i] for i in train_idx]
+    val, val_source, val_frames = _part("val", data.val, data, frames, val_idx)
+    test, test_source, test_frames = _part("test", data.test, data, frames, test_idx)
+    _check_labels(train, data.train, loss)
     if elements:
-        known = to_atomic_numbers(elements)
-        check_elements(splits.train, data.train, known, "model.elements")
+        known, what = to_atomic_numbers(elements), "model.elements"
+        check_elements(train, data.train, known, what, train_idx)
     else:
-        known = train_elements
-    check_elements(splits.val, sources["val"], known, "the training data")
-    check_elements(splits.test, sources["test"], known, "the training data")
-    if data.isolated_atoms:
-        splits.isolated = read_frames(data.isolated_atoms, data)
-    return splits
+        known, what = sorted({int(z) for a in train for z in a.numbers}), "the training data"
+    check_elements(val, val_source, known, what, val_frames)
+    check_elements(test, test_source, known, what, test_frames)
+    sources = {"train": data.train, "val": data.val or f"{data.train} (split)",
+               "test": data.test or f"{data.train} (split)"}
+    isolated = read_frames(data.isolated_atoms, data) if data.isolated_atoms else None
+    return Splits(train, val, test, sources, known, isolated)
 
 
 def build_model(model: ModelConfig, elements: Sequence[int], seed: int) -> Potential:
@@ -122,33 +132,32 @@ def initialise_reference(potential: Potential, model: ModelConfig, dataset: Atom
     """
     elements = potential.elements.tolist()
     frames = dataset.frames
-    term_energy = _term_energies(potential, dataset)
-    energies = np.array([float(labels_of(a)[keys.ENERGY]) for a in frames]) - term_energy
-    if isinstance(model.e0, dict):
-        e0 = {to_atomic_numbers([k])[0]: float(v) for k, v in model.e0.items()}
-        method = "given"
-    elif model.e0 == "isolated":
-        if not isolated:
-            raise ConfigError("model.e0 is 'isolated' but data.isolated_atoms names no file")
-        e0, method = isolated_atom_e0(isolated, elements, isolated_source), "isolated_atoms"
-    elif model.e0 == "zero":
-        e0, method = {z: 0.0 for z in elements}, "zero"
-    else:
-        e0, method = least_squares_e0(frames, elements, energies), "least_squares"
-    stats = dataset_statistics(frames, elements, e0, method, _neighbour_counts(dataset))
+    energies = np.array([float(labels_of(a)[keys.ENERGY]) for a in frames]) - _term_energies(potential, dataset)
+    e0, method = _choose_e0(model, elements, frames, energies, isolated, isolated_source)
+    stats = dataset_statistics(frames, elements, e0, method, _neighbour_counts(dataset), energies)
     networks = potential.has_dimensionless_terms
-    residual = (energies - _reference(frames, elements, e0)) / np.array([len(a) for a in frames])
-    mean_residual = float(np.nanmean(residual)) if np.isfinite(residual).any() else 0.0
     scale = model.scale if not isinstance(model.scale, str) else (stats.force_rms if networks else 1.0)
-    # An automatic shift only where E0 is fitted: with isolated-atom or given E0 a lone atom must return E0.
-    auto_shift = mean_residual if networks and method == "least_squares" else 0.0
-    shift = model.shift if not isinstance(model.shift, str) else auto_shift
     if not np.isfinite(scale) or scale <= 0:
         scale = 1.0
+    # An automatic shift only where E0 is fitted: with isolated-atom or given E0 a lone atom must return E0.
+    auto_shift = stats.mean_residual_per_atom if networks and method == "least_squares" else 0.0
+    shift = model.shift if not isinstance(model.shift, str) else auto_shift
     potential.set_reference(e0=e0, scale=scale, shift=shift)
-    stats.mean_residual_per_atom = mean_residual
     return stats
 
 
-def _reference(frames: Sequence[Atoms], elements: Sequence[int], e0: dict[int, float]) -> np.ndarray:
-    return np.array([sum(e0.get(int(z), 0.0) for z in a.numbers) for a in frames])
+def _choose_e0(model: ModelConfig, elements: list[int], frames, energies, isolated, isolated_source):
+    """(E0 per atomic number in eV, method name) as ``model.e0`` says."""
+    if isinstance(model.e0, dict):
+        e0 = {to_atomic_numbers([k])[0]: float(v) for k, v in model.e0.items()}
+        missing = [chemical_symbols[z] for z in elements if z not in e0]
+        if missing:
+            raise ConfigError(f"model.e0: no value for element(s) {', '.join(missing)}")
+        return e0, "given"
+    if model.e0 == "isolated":
+        if not isolated:
+            raise ConfigError("model.e0 is 'isolated' but data.isolated_atoms names no file")
+        return isolated_atom_e0(isolated, elements, isolated_source), "isolated_atoms"
+    if model.e0 == "zero":
+        return {z: 0.0 for z in elements}, "zero"
+    return least_squares_e0(frames, elements, energies), "least_squares"

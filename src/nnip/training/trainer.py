@@ -10,6 +10,7 @@ weights of the finished epochs.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import math
 import time
@@ -77,7 +78,7 @@ class Trainer:
         self.optimizer = build_optimizer(self.parameters.values(), config.optimizer, config.lr, config.weight_decay)
         self.schedule = Schedule(config.schedule, config.lr, config.max_epochs, config.warmup_epochs,
                                  config.plateau_patience, config.plateau_factor, config.min_lr)
-        self.ema = EMA(self.potential, config.ema_decay) if config.ema_decay else None
+        self.ema = EMA(self.parameters, config.ema_decay) if config.ema_decay else None
         self.epoch, self.elapsed, self.bad_epochs, self.best_epoch = 0, 0.0, 0, -1
         self.best_loss = math.inf
         self.best_state = None
@@ -92,6 +93,10 @@ class Trainer:
             p.requires_grad_(not any(fnmatch.fnmatch(name, pattern) for pattern in freeze))
             if p.requires_grad:
                 params[name] = p
+        unmatched = [p for p in freeze if not any(fnmatch.fnmatch(n, p) for n, _ in self.potential.named_parameters())]
+        if unmatched:
+            names = ", ".join(n for n, _ in self.potential.named_parameters())
+            raise ConfigError(f"training.freeze: {unmatched[0]!r} matches no parameter; parameters: {names}")
         if self.config.train_e0:  # a float64 buffer made a leaf with a gradient; saved with the weights
             params["e0"] = self.potential.e0.requires_grad_(True)
         if not params:
@@ -148,7 +153,7 @@ class Trainer:
             torch.nn.utils.clip_grad_norm_(list(self.parameters.values()), self.config.clip_grad_norm)
         self.optimizer.step()
         if self.ema is not None:
-            self.ema.update(self.potential)
+            self.ema.update()
         return self._global_value(loss)
 
     def _full_batch_loss(self) -> float:
@@ -179,7 +184,7 @@ class Trainer:
         if isinstance(self.optimizer, torch.optim.LBFGS):
             loss = self.optimizer.step(self._full_batch_loss)
             if self.ema is not None:
-                self.ema.update(self.potential)
+                self.ema.update()
             return float(loss)
         order, size = self._order(epoch), self.config.batch_size
         losses = []
@@ -195,7 +200,7 @@ class Trainer:
             return False
         elapsed = self.elapsed + time.perf_counter() - started
         if self.context.distributed:  # every rank must stop at the same step
-            elapsed = float(self.context.sum(torch.tensor(elapsed, dtype=torch.float64))) / self.context.world_size
+            elapsed = self._global_value(elapsed)
         return elapsed >= self.config.max_time
 
     def _validate(self, train_loss: float) -> tuple[float, dict[str, float]]:
@@ -207,13 +212,15 @@ class Trainer:
 
     def _weights(self):
         """Context in which the potential holds the weights to evaluate and keep (EMA when used)."""
-        return self.ema.applied(self.potential) if self.ema else _nothing()
+        return self.ema.applied() if self.ema else contextlib.nullcontext()
 
     # -- the loop ----------------------------------------------------------------------------
     def fit(self, resume: bool = False) -> TrainResult:
         """Train until max_epochs, early stopping or max_time; leaves the best weights in the potential."""
         if resume:
             self.load(self.directory / "checkpoint.pt")
+        if self.best_state is None:  # kept when max_time ends the run before an epoch finishes
+            self.best_state = {k: v.detach().clone() for k, v in self.potential.state_dict().items()}
         started = time.perf_counter()
         stopped = "max_epochs"
         bar = tqdm(total=self.config.max_epochs, initial=self.epoch, desc="epochs", unit="epoch",
@@ -229,13 +236,13 @@ class Trainer:
             with self._weights():
                 val_loss, metrics = self._validate(train_loss)
                 improved = val_loss < self.best_loss
-                if improved or self.best_state is None:
+                if improved:
                     self.best_state = {k: v.detach().clone() for k, v in self.potential.state_dict().items()}
             row = self._record(train_loss, val_loss, metrics, started, improved)
             self.schedule.step(self.epoch, val_loss)
             self.epoch += 1
             self._end_epoch(row, bar, writer)
-            if self.config.early_stopping_patience is not None and self.bad_epochs > self.config.early_stopping_patience:
+            if self.config.early_stopping_patience is not None and self.bad_epochs >= self.config.early_stopping_patience:
                 stopped = "early_stopping"
                 break
             if self._time_up(started):
@@ -279,13 +286,8 @@ class Trainer:
         return tensorboard_writer()(str(self.directory / "tensorboard"))
 
     def _load_best(self) -> None:
-        if self.best_state is not None:
-            self.potential.load_state_dict(self.best_state)
-        elif self.ema is not None:  # stopped before the first epoch ended
-            with torch.no_grad():
-                for name, p in self.potential.named_parameters():
-                    if name in self.ema.shadow:
-                        p.copy_(self.ema.shadow[name])
+        """Best weights of the finished epochs; the initial weights when none finished."""
+        self.potential.load_state_dict(self.best_state)
 
     # -- checkpoints -------------------------------------------------------------------------
     def state_dict(self, elapsed: float) -> dict:
@@ -311,14 +313,6 @@ class Trainer:
         self.best_loss, self.best_epoch = float(state["best_loss"]), int(state["best_epoch"])
         self.bad_epochs, self.history = int(state["bad_epochs"]), list(state["history"])
         torch.set_rng_state(state["rng"])
-
-
-class _nothing:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
 
 
 def tensorboard_writer():
