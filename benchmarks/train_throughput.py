@@ -7,7 +7,9 @@ model x dtype x batch size gets its own Trainer; after a warm-up, every configur
 and the median ms/step over ``--rounds`` rounds is reported, since this machine's timings
 drift by up to 40% between runs. The min..max over rounds shows the spread, and the last
 line says how busy other processes kept the cores meanwhile: with --threads 2 on two cores,
-one busy core can make steps with torch.exp (Morse, Buckingham) several times slower.
+one busy core can make steps with torch.exp (Morse, Buckingham) several times slower. Even
+when nothing else runs, this host switches between a fast and a ~1.6x slower state every few
+seconds, which the median then reflects (the min column is closer to the fast state).
 
 Models are the entries of MODELS: name -> builder(atomic numbers) -> Potential. A later
 model is one more entry. The classical parameters below are plausible magnitudes for
@@ -70,11 +72,17 @@ def _buckingham_coulomb(elements: Sequence[int]) -> Potential:
         {"name": "buckingham", "config": buckingham}, {"name": "coulomb", "config": coulomb}]})
 
 
+def _schnet(elements: Sequence[int]) -> Potential:
+    config = {"cutoff": CUTOFF, "features": 64, "interactions": 3, "basis": 50}
+    return build_potential({"elements": list(elements), "terms": [{"name": "schnet", "config": config}]})
+
+
 #: name -> builder(sorted atomic numbers) -> Potential (float64; the Trainer casts it to the dtype).
 MODELS: dict[str, Callable[[Sequence[int]], Potential]] = {
     "lj": _lj,
     "morse": _morse,
     "buckingham+coulomb": _buckingham_coulomb,
+    "schnet": _schnet,
 }
 
 
