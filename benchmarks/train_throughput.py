@@ -77,12 +77,18 @@ def _schnet(elements: Sequence[int]) -> Potential:
     return build_potential({"elements": list(elements), "terms": [{"name": "schnet", "config": config}]})
 
 
+def _behler_parrinello(elements: Sequence[int]) -> Potential:
+    config = {"cutoff": CUTOFF, "radial": 16, "angular_zetas": [1.0, 2.0, 4.0], "hidden": [64, 64]}
+    return build_potential({"elements": list(elements), "terms": [{"name": "behler_parrinello", "config": config}]})
+
+
 #: name -> builder(sorted atomic numbers) -> Potential (float64; the Trainer casts it to the dtype).
 MODELS: dict[str, Callable[[Sequence[int]], Potential]] = {
     "lj": _lj,
     "morse": _morse,
     "buckingham+coulomb": _buckingham_coulomb,
     "schnet": _schnet,
+    "behler_parrinello": _behler_parrinello,
 }
 
 

@@ -14,7 +14,7 @@ from nnip.training.setup import build_model
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("name", ["morse_si.yaml", "schnet_ethanol.yaml"])
+@pytest.mark.parametrize("name", ["morse_si.yaml", "schnet_ethanol.yaml", "bp_ethanol.yaml"])
 def test_example_config_fits(name, tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)  # example data paths are relative to the repository root
     path = ROOT / "configs" / name

@@ -78,6 +78,12 @@ class Term(nn.Module, abc.ABC):
     def forward(self, species: torch.Tensor, edges: Edges) -> torch.Tensor:
         """Per-atom energies. Shapes: species (N,) int64, edges within ``cutoff`` -> (N,)."""
 
+    def fit_to_data(self, batches: Sequence[tuple[torch.Tensor, Edges]]) -> None:
+        """Set constants that depend on the training data (e.g. feature standardisation); default: none.
+
+        ``batches`` are (species, edges within ``cutoff``) of the training structures.
+        """
+
 
 class Potential(nn.Module):
     """Sum of terms plus per-element reference energies, with forces and stress by autograd.
@@ -175,6 +181,17 @@ class Potential(nn.Module):
             self.scale.fill_(float(scale))
         if shift is not None:
             self.shift.fill_(float(shift))
+
+    @torch.no_grad()
+    def fit_terms_to_data(self, graphs: Sequence[AtomicGraph]) -> None:
+        """Let every term set its data-dependent constants from training ``graphs`` (see Term.fit_to_data)."""
+        prepared = []
+        for graph in graphs:
+            graph = graph.to(device=self.elements.device, dtype=self.dtype)
+            edges = build_edges(graph, graph.positions, graph.cell, self.cutoff, half=self.pairwise)
+            prepared.append((self.species(graph.atomic_numbers), edges))
+        for term in self.terms:
+            term.fit_to_data([(s, e if term.cutoff >= self.cutoff else e.within(term.cutoff)) for s, e in prepared])
 
     def species(self, atomic_numbers: torch.Tensor) -> torch.Tensor:
         """Atomic numbers (N,) -> species indices (N,); an element the potential lacks raises DataError."""

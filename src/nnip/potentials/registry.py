@@ -12,6 +12,7 @@ from nnip.potentials.classical import (
     LennardJonesConfig, Morse, MorseConfig, ZBLConfig,
 )
 from nnip.potentials.coulomb import Coulomb, CoulombConfig, CoulombDSF, CoulombDSFConfig
+from nnip.potentials.behler_parrinello import BehlerParrinello, BehlerParrinelloConfig
 from nnip.potentials.schnet import SchNet, SchNetConfig
 from nnip.strict import closest, from_dict
 
@@ -26,6 +27,7 @@ REGISTRY: dict[str, tuple[type, type[Term]]] = {
     "coulomb": (CoulombConfig, Coulomb),
     "coulomb_dsf": (CoulombDSFConfig, CoulombDSF),
     "schnet": (SchNetConfig, SchNet),
+    "behler_parrinello": (BehlerParrinelloConfig, BehlerParrinello),
 }
 
 

@@ -1,0 +1,122 @@
+"""Behler-Parrinello network: one MLP per element on atom-centred symmetry functions.
+
+    e_i = NN_{Z_i}(standardise(G_i)) - NN_{Z_i}(standardise(0))
+
+G_i are the element-resolved radial G2 and angular G4 (or G5) functions of
+:mod:`nnip.nn.symmetry_functions`, standardised with the mean and standard deviation of
+the training set (stored in the model). Subtracting the network's value for an atom
+without neighbours makes a lone atom return exactly E0. e_i is dimensionless (times the
+potential's scale).
+
+Default parameters: ``radial`` shifted Gaussians with centres evenly spaced on
+[radial_start, cutoff] and widths equal to their spacing; angular sets for every
+combination of ``angular_etas`` (1/Å^2), ``angular_zetas`` and lambda = +-1.
+
+References: J. Behler and M. Parrinello, Phys. Rev. Lett. 98, 146401 (2007);
+J. Behler, J. Chem. Phys. 134, 074106 (2011).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from nnip.errors import ConfigError
+from nnip.nn.mlp import ACTIVATIONS, mlp
+from nnip.nn.symmetry_functions import angular_g4, angular_g5, radial_g2
+from nnip.potentials.base import Edges, Term
+
+__all__ = ["BehlerParrinello", "BehlerParrinelloConfig"]
+
+
+@dataclass
+class BehlerParrinelloConfig:
+    """Symmetry functions and per-element networks.
+
+    Args:
+        cutoff: Å. radial: number of G2 functions per neighbour element.
+        radial_start: Å, first G2 centre. angular: "g4" or "g5".
+        angular_etas: 1/Å^2. angular_zetas: exponents (>= 1). hidden: widths of the hidden layers.
+        activation: "tanh" (Behler's choice), "silu" or "ssp".
+    """
+
+    cutoff: float = 6.0
+    radial: int = 12
+    radial_start: float = 0.8
+    angular: str = "g4"
+    angular_etas: list[float] = field(default_factory=lambda: [0.005, 0.05])
+    angular_zetas: list[float] = field(default_factory=lambda: [1.0, 4.0])
+    hidden: list[int] = field(default_factory=lambda: [64, 64])
+    activation: str = "tanh"
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.radial_start < self.cutoff:
+            raise ConfigError(f"radial_start must lie in [0, cutoff={self.cutoff}) Å, got {self.radial_start}")
+        if self.radial < 1 or any(h < 1 for h in self.hidden):
+            raise ConfigError("radial and every hidden width must be >= 1")
+        if self.angular not in ("g4", "g5"):
+            raise ConfigError(f"angular: expected g4 or g5, got {self.angular!r}")
+        if any(z < 1 for z in self.angular_zetas) or any(e < 0 for e in self.angular_etas):
+            raise ConfigError("angular_zetas must be >= 1 and angular_etas >= 0")
+        if self.activation not in ACTIVATIONS:
+            raise ConfigError(f"activation: expected one of {', '.join(ACTIVATIONS)}, got {self.activation!r}")
+
+
+class BehlerParrinello(Term):
+    """Behler-Parrinello atomic energies (dimensionless); see the module docstring."""
+
+    name = "behler_parrinello"
+    Config = BehlerParrinelloConfig
+    dimensionless = True
+
+    def __init__(self, config: BehlerParrinelloConfig, elements: Sequence[int]):
+        super().__init__(config, elements)
+        n = len(self.elements)
+        spacing = (config.cutoff - config.radial_start) / max(config.radial - 1, 1)
+        self.radial_shifts = [config.radial_start + k * spacing for k in range(config.radial)]
+        self.radial_eta = 0.5 / spacing**2
+        self.angular_sets = list(itertools.product(config.angular_etas, config.angular_zetas, (1.0, -1.0)))
+        self.n_features = n * config.radial + n * (n + 1) // 2 * len(self.angular_sets)
+        self.register_buffer("feature_mean", torch.zeros(self.n_features, dtype=torch.float64))
+        self.register_buffer("feature_std", torch.ones(self.n_features, dtype=torch.float64))
+        self.networks = nn.ModuleList(mlp([self.n_features, *config.hidden, 1], config.activation) for _ in range(n))
+        self.to(torch.get_default_dtype())
+
+    def features(self, species: torch.Tensor, edges: Edges) -> torch.Tensor:
+        """Raw symmetry functions (N, D): radial G2 then angular G4/G5, element-resolved."""
+        n_atoms, n_species = species.shape[0], len(self.elements)
+        neighbor_species = species[edges.neighbor]
+
+        def constants(values):  # exact config values in the arithmetic's dtype
+            return torch.tensor(values, dtype=edges.lengths.dtype, device=edges.lengths.device)
+
+        shifts = constants(self.radial_shifts)
+        radial = radial_g2(edges.lengths, edges.center, neighbor_species, n_atoms, n_species,
+                           torch.full_like(shifts, self.radial_eta), shifts, self.cutoff)
+        etas, zetas, lambdas = (constants(column) for column in zip(*self.angular_sets))
+        angular_fn = angular_g4 if self.config.angular == "g4" else angular_g5
+        angular = angular_fn(edges.vectors, edges.center, neighbor_species, n_atoms, n_species,
+                             etas, zetas, lambdas, self.cutoff)
+        return torch.cat([radial, angular], dim=1)
+
+    def fit_to_data(self, batches: Sequence[tuple[torch.Tensor, Edges]]) -> None:
+        """Feature mean and standard deviation over the training atoms (std 1 for constant features)."""
+        features = torch.cat([self.features(species, edges) for species, edges in batches]).to(torch.float64)
+        std = features.std(dim=0, unbiased=False)
+        self.feature_mean.copy_(features.mean(dim=0))
+        self.feature_std.copy_(torch.where(std > 1e-8, std, torch.ones_like(std)))
+
+    def forward(self, species: torch.Tensor, edges: Edges) -> torch.Tensor:
+        x = (self.features(species, edges) - self.feature_mean) / self.feature_std
+        lone = -self.feature_mean / self.feature_std
+        energies = torch.zeros(species.shape[0], dtype=x.dtype, device=x.device)
+        for s, network in enumerate(self.networks):
+            mask = species == s
+            if bool(mask.any()):
+                energies = energies.index_put((mask,), (network(x[mask]) - network(lone[None])).squeeze(-1))
+        return energies
+
