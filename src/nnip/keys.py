@@ -18,6 +18,7 @@ FORCES = "forces"  # (N, 3) | eV/Å | -dE/dr
 STRESS = "stress"  # (B, 3, 3) | eV/Å^3 | (1/V) dE/d(strain), ASE sign; NaN where no volume
 VIRIAL = "virial"  # (B, 3, 3) | eV | -dE/d(strain)
 CHARGES = "charges"  # (N,) | e | atomic partial charges
+DIPOLE = "dipole"  # (B, 3) | e Å | sum_i q_i r_i (NaN for periodic structures, where it is not defined)
 TOTAL_CHARGE = "total_charge"  # (B,) | e | net charge of each structure
 
 VAR_SUFFIX = "_var"  # ensembles: variance over members of <key>

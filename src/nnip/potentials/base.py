@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
 import torch
@@ -28,7 +28,7 @@ from nnip.nn.scatter import scatter_sum
 from nnip.potentials.derivatives import energy_derivatives, prepare_inputs
 from nnip.potentials.edges import Edges, build_edges
 
-__all__ = ["Edges", "Term", "Potential", "to_atomic_numbers"]
+__all__ = ["Edges", "Term", "GlobalTerm", "System", "Potential", "to_atomic_numbers"]
 
 #: Buffers kept in float64 whatever the model dtype: per-element E0, scale, shift.
 REFERENCE_BUFFERS = ("e0", "scale", "shift")
@@ -83,6 +83,36 @@ class Term(nn.Module, abc.ABC):
 
         ``batches`` are (species, edges within ``cutoff``) of the training structures.
         """
+
+
+@dataclass
+class System:
+    """What a global term sees besides species and edges: the (strained) coordinates and the batch layout.
+
+    Shapes: positions (N, 3) Å, cell (B, 3, 3) Å, pbc (B, 3), structure_index (N,),
+    n_atoms (B,), total_charge (B,) e. ``outputs`` collects extra per-atom or
+    per-structure results of terms (e.g. charges, dipole), returned by the Potential.
+    """
+
+    positions: torch.Tensor
+    cell: torch.Tensor
+    pbc: torch.Tensor
+    structure_index: torch.Tensor
+    n_atoms: torch.Tensor
+    total_charge: torch.Tensor
+    outputs: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+class GlobalTerm(Term):
+    """A term that also needs absolute positions and the cell: ``forward(species, edges, system) -> (N,)``.
+
+    Used for long-range electrostatics (Ewald sums need the cell) and models of fixed-size
+    systems. Such terms are not local: they give up the locality guarantee of :class:`Term`.
+    """
+
+    @abc.abstractmethod
+    def forward(self, species: torch.Tensor, edges: Edges, system: System) -> torch.Tensor:  # type: ignore[override]
+        """Per-atom energies (N,)."""
 
 
 class Potential(nn.Module):
@@ -224,12 +254,17 @@ class Potential(nn.Module):
         species = self.species(graph.atomic_numbers)
         inputs = prepare_inputs(graph, compute_forces, compute_stress)
         edges = build_edges(graph, inputs.positions, inputs.cell, self.cutoff, half=self.pairwise)
+        system = System(inputs.positions, inputs.cell, graph.pbc, graph.structure_index, graph.n_atoms,
+                        graph.total_charge)
         atomic = self.e0[species] + self.shift
         for term in self.terms:
             term_edges = edges if term.cutoff >= self.cutoff else edges.within(term.cutoff)
-            energies = term(species, term_edges).to(torch.float64)
+            if isinstance(term, GlobalTerm):
+                energies = term(species, term_edges, system).to(torch.float64)
+            else:
+                energies = term(species, term_edges).to(torch.float64)
             atomic = atomic + (self.scale * energies if term.dimensionless else energies)
         energy = scatter_sum(atomic, graph.structure_index, graph.n_structures)
-        out = {keys.ENERGY: energy, keys.ATOMIC_ENERGIES: atomic}
+        out = {keys.ENERGY: energy, keys.ATOMIC_ENERGIES: atomic, **system.outputs}
         out.update(energy_derivatives(energy, inputs, graph, compute_forces, compute_stress, create_graph))
         return out

@@ -13,6 +13,7 @@ from nnip.potentials.classical import (
 )
 from nnip.potentials.coulomb import Coulomb, CoulombConfig, CoulombDSF, CoulombDSFConfig
 from nnip.potentials.behler_parrinello import BehlerParrinello, BehlerParrinelloConfig
+from nnip.potentials.electrostatics import Electrostatics, ElectrostaticsConfig
 from nnip.potentials.schnet import SchNet, SchNetConfig
 from nnip.strict import closest, from_dict
 
@@ -28,6 +29,7 @@ REGISTRY: dict[str, tuple[type, type[Term]]] = {
     "coulomb_dsf": (CoulombDSFConfig, CoulombDSF),
     "schnet": (SchNetConfig, SchNet),
     "behler_parrinello": (BehlerParrinelloConfig, BehlerParrinello),
+    "electrostatics": (ElectrostaticsConfig, Electrostatics),
 }
 
 

@@ -131,7 +131,7 @@ class TrainingConfig:
         dtype: "float32" or "float64"; None keeps the model's own (float64 for classical terms).
         device: "cpu", "cuda", "cuda:1" ...
         tensorboard: also write TensorBoard logs (needs the tensorboard package).
-        progress: show a progress bar.
+        progress: show a progress bar and one log line per epoch (False: silent).
         freeze: parameters kept fixed, as name patterns (e.g. "terms.0.sigma.*"; see
             ``potential.named_parameters()``).
         train_e0: also fit the per-element reference energies E0 (starting from ``model.e0``);

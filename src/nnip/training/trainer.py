@@ -278,7 +278,8 @@ class Trainer:
                     writer.add_scalar(key, value, int(row["epoch"]))
         self._val_text = "".join(f" | val {k} {1000 * row[c]:.3g} {u}" for c, k, u in _LIVE if c in row)
         bar.update(1)
-        bar.write(_log_line(row))
+        if self.config.progress:
+            bar.write(_log_line(row))
 
     def _tensorboard(self):
         if not (self.config.tensorboard and self.context.main and self.directory is not None):

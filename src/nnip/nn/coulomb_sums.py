@@ -1,0 +1,82 @@
+"""Coulomb energies of point charges, per atom, in eV: all pairs for molecules, Ewald sums for crystals.
+
+Ewald (units with k_e = 14.3996 eV Å / e^2), for one periodic cell of volume V:
+
+    E_i = 1/2 sum_{j, n}' k_e q_i q_j erfc(alpha r_ijn) / r_ijn                       (real space)
+        + k_e (2 pi / V) sum_{k != 0} exp(-k^2 / 4 alpha^2) / k^2 q_i Re[exp(-i k.r_i) S(k)]   (reciprocal)
+        - k_e alpha / sqrt(pi) q_i^2                                               (self)
+        - k_e pi Q^2 / (2 V alpha^2 N)                                             (neutralising background)
+
+with S(k) = sum_j q_j exp(i k.r_j). The real-space sum runs over the neighbour list within
+r_c; alpha = sqrt(-ln eps) / r_c and |k| <= 2 alpha sqrt(-ln eps) make both truncation
+errors about eps. Everything is differentiable with respect to positions and cell.
+
+Reference: P. P. Ewald, Ann. Phys. 369, 253 (1921); D. Frenkel and B. Smit, Understanding
+Molecular Simulation, ch. 12.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from nnip.nn.scatter import scatter_sum
+from nnip.units import COULOMB_CONSTANT
+
+__all__ = ["direct_coulomb_energies", "ewald_energies", "ewald_alpha"]
+
+
+def direct_coulomb_energies(positions: torch.Tensor, charges: torch.Tensor) -> torch.Tensor:
+    """1/2 sum_{j != i} k_e q_i q_j / r_ij for one non-periodic structure. Shapes: (n, 3), (n,) -> (n,) eV."""
+    n = positions.shape[0]
+    if n < 2:
+        return torch.zeros_like(charges)
+    i, j = torch.triu_indices(n, n, offset=1, device=positions.device)
+    pair = COULOMB_CONSTANT * charges[i] * charges[j] / (positions[j] - positions[i]).norm(dim=1)
+    return 0.5 * (scatter_sum(pair, i, n) + scatter_sum(pair, j, n))
+
+
+def ewald_alpha(real_cutoff: float, accuracy: float) -> float:
+    """Splitting parameter alpha (1/Å) for a real-space cutoff (Å) and relative accuracy."""
+    return math.sqrt(-math.log(accuracy)) / real_cutoff
+
+
+def _k_vectors(cell: torch.Tensor, k_cut: float) -> torch.Tensor:
+    """Reciprocal vectors 0 < |k| <= k_cut (K, 3), 1/Å, of one cell (rows are lattice vectors)."""
+    reciprocal = 2.0 * math.pi * torch.linalg.inv(cell).transpose(0, 1)
+    with torch.no_grad():
+        bounds = [int(math.ceil(k_cut * float(cell[d].norm()) / (2.0 * math.pi))) for d in range(3)]
+        ranges = [torch.arange(-b, b + 1, device=cell.device, dtype=cell.dtype) for b in bounds]
+        integers = torch.cartesian_prod(*ranges)
+        integers = integers[(integers != 0).any(dim=1)]
+        norms = (integers @ reciprocal.detach()).norm(dim=1)
+        integers = integers[norms <= k_cut]
+    return integers @ reciprocal
+
+
+def ewald_energies(positions: torch.Tensor, cell: torch.Tensor, charges: torch.Tensor, center: torch.Tensor,
+                   neighbor: torch.Tensor, vectors: torch.Tensor, real_cutoff: float,
+                   accuracy: float = 1e-8) -> torch.Tensor:
+    """Per-atom Ewald energies (n,) eV of one periodic structure.
+
+    Shapes: positions (n, 3) Å, cell (3, 3) Å, charges (n,) e; center, neighbor (E,) and
+    vectors (E, 3) Å: a full neighbour list (with images) holding every pair within ``real_cutoff``.
+    """
+    n = positions.shape[0]
+    alpha = ewald_alpha(real_cutoff, accuracy)
+    lengths = vectors.norm(dim=1)
+    within = lengths < real_cutoff
+    pair = charges[center] * charges[neighbor] * torch.erfc(alpha * lengths) / lengths
+    real = 0.5 * scatter_sum(torch.where(within, pair, torch.zeros_like(pair)), center, n)
+    volume = torch.linalg.det(cell).abs()
+    k = _k_vectors(cell, 2.0 * alpha * math.sqrt(-math.log(accuracy)))
+    k2 = (k * k).sum(dim=1)
+    phase = positions @ k.transpose(0, 1)  # (n, K)
+    cos, sin = torch.cos(phase), torch.sin(phase)
+    structure_cos, structure_sin = charges @ cos, charges @ sin  # (K,)
+    weight = torch.exp(-k2 / (4.0 * alpha**2)) / k2
+    reciprocal = (2.0 * math.pi / volume) * charges * ((cos * structure_cos + sin * structure_sin) @ weight)
+    self_energy = -alpha / math.sqrt(math.pi) * charges**2
+    background = -math.pi * charges.sum() ** 2 / (2.0 * volume * alpha**2 * n)
+    return COULOMB_CONSTANT * (real + reciprocal + self_energy + background)

@@ -1,0 +1,137 @@
+"""Electrostatics: Ewald against the Madelung constant and a direct (Evjen) sum, charges, and the contract."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from ase import Atoms
+from ase.build import bulk
+
+from nnip import keys
+from nnip.data.graph import AtomicGraph
+from nnip.nn.coulomb_sums import direct_coulomb_energies, ewald_energies
+from nnip.potentials import ZBL, Potential, ZBLConfig
+from nnip.potentials.electrostatics import Electrostatics, ElectrostaticsConfig
+from nnip.potentials.schnet import SchNet, SchNetConfig
+from nnip.testing import PotentialContract
+from nnip.units import COULOMB_CONSTANT
+
+MADELUNG_ROCKSALT = 1.747564594633182  # e.g. Kittel, Introduction to Solid State Physics
+
+
+def evjen_madelung(half_width: int) -> float:
+    """Direct sum over a cube of +-half_width nearest-neighbour spacings, surface charges weighted (Evjen 1932)."""
+    r = np.arange(-half_width, half_width + 1)
+    i, j, k = np.meshgrid(r, r, r, indexing="ij")
+    weight = np.ones(i.shape)
+    for axis in (i, j, k):
+        weight = weight * np.where(np.abs(axis) == half_width, 0.5, 1.0)
+    distance = np.sqrt(i**2 + j**2 + k**2).astype(float)
+    distance[half_width, half_width, half_width] = np.inf
+    return float(-np.sum(weight * (-1.0) ** (i + j + k) / distance))
+
+
+def rocksalt_ewald(a: float, rc: float, strained=None):
+    atoms = bulk("NaCl", "rocksalt", a=a, cubic=True)
+    if strained is not None:
+        atoms.set_cell(atoms.cell @ strained, scale_atoms=True)
+    graph = AtomicGraph.from_atoms(atoms, rc)
+    charges = torch.tensor([1.0 if z == 11 else -1.0 for z in atoms.numbers], dtype=torch.float64)
+    center, neighbor = graph.edge_index
+    cell = graph.cell[0]
+    vectors = graph.positions[neighbor] - graph.positions[center] + graph.cell_shifts.to(torch.float64) @ cell
+    return ewald_energies(graph.positions, cell, charges, center, neighbor, vectors, rc)
+
+
+@pytest.mark.parametrize("rc", [4.0, 6.0])
+def test_ewald_rocksalt_matches_madelung_and_direct_summation(rc):
+    a = 5.64
+    energy = float(rocksalt_ewald(a, rc).sum())
+    per_pair = -COULOMB_CONSTANT / (a / 2)  # k_e q^2 / r0 with 4 ion pairs in the cubic cell
+    assert energy == pytest.approx(4 * per_pair * MADELUNG_ROCKSALT, rel=1e-8)
+    assert energy == pytest.approx(4 * per_pair * evjen_madelung(24), rel=1e-6)
+
+
+def test_ewald_of_a_neutral_pair_in_a_huge_box_approaches_the_bare_coulomb_energy():
+    positions = torch.tensor([[10.0, 10.0, 10.0], [12.5, 10.0, 10.0]], dtype=torch.float64)
+    charges = torch.tensor([1.0, -1.0], dtype=torch.float64)
+    direct = float(direct_coulomb_energies(positions, charges).sum())
+    assert direct == pytest.approx(-COULOMB_CONSTANT / 2.5)
+    cell = torch.eye(3, dtype=torch.float64) * 60.0
+    vector = positions[1] - positions[0]
+    ewald = ewald_energies(positions, cell, charges, torch.tensor([0, 1]), torch.tensor([1, 0]),
+                           torch.stack([vector, -vector]), 6.0)
+    # the periodic images add a dipole-lattice term of order p^2 / L^3
+    assert float(ewald.sum()) == pytest.approx(direct, abs=4 * COULOMB_CONSTANT * 2.5**2 / 60.0**3)
+
+
+def test_charges_sum_to_the_total_charge_and_give_the_dipole():
+    term = Electrostatics(ElectrostaticsConfig(cutoff=4.0, features=8, interactions=1, basis=8), ["H", "O"])
+    potential = Potential([term], ["H", "O"]).double()
+    water = Atoms("OH2", positions=[[0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0]], info={"charge": -1.0})
+    graph = AtomicGraph.from_atoms(water, 4.5)
+    out = potential(graph)
+    q = out[keys.CHARGES]
+    assert float(q.detach().sum()) == pytest.approx(-1.0, abs=1e-12)
+    expected_dipole = (q[:, None] * graph.positions).sum(dim=0)
+    torch.testing.assert_close(out[keys.DIPOLE][0], expected_dipole)
+
+
+ELEMENTS = ["Na", "Cl"]
+
+
+class TestElectrostaticsOnSchNet(PotentialContract):
+    distance = 2.6
+    nve_timestep = 1.0
+    local = False
+
+    def make_potential(self):
+        schnet = SchNet(SchNetConfig(cutoff=4.0, features=8, interactions=1, basis=8), ELEMENTS)
+        electrostatics = Electrostatics(ElectrostaticsConfig(cutoff=4.0, features=8, interactions=1, basis=8),
+                                        ELEMENTS)
+        with torch.no_grad():  # charges of a few tenths of e, as a trained model would predict
+            for p in electrostatics.charge_model.readout.parameters():
+                p.mul_(4.0)
+        repulsion = ZBL(ZBLConfig(cutoff=2.4, switch_on=1.8), ELEMENTS)  # keeps the ions apart in NVE
+        return Potential([repulsion, schnet, electrostatics], ELEMENTS, scale=0.3)
+
+
+def ion_pair(r: float):
+    """Na+ Cl- at distance r (Å) labelled by fixed-charge Coulomb (+1/-1) plus LJ (sigma 2.8 Å, epsilon 0.1 eV)."""
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    sigma, epsilon = 2.8, 0.1
+    energy = -COULOMB_CONSTANT / r + 4 * epsilon * ((sigma / r) ** 12 - (sigma / r) ** 6)
+    de_dr = COULOMB_CONSTANT / r**2 + 4 * epsilon * (-12 * sigma**12 / r**13 + 6 * sigma**6 / r**7)
+    atoms = Atoms("NaCl", positions=[[0, 0, 0], [r, 0, 0]])
+    atoms.calc = SinglePointCalculator(atoms, energy=energy, forces=[[de_dr, 0, 0], [-de_dr, 0, 0]])
+    return atoms
+
+
+@pytest.mark.slow
+def test_local_model_cannot_fit_beyond_its_cutoff_but_local_plus_electrostatics_can():
+    from nnip.data.dataset import AtomicDataset
+    from nnip.training import Trainer, TrainingConfig
+    from nnip.training.config import ModelConfig
+    from nnip.training.evaluate import evaluate
+    from nnip.training.setup import build_model, initialise_reference
+
+    rng = np.random.default_rng(0)
+    train = [ion_pair(r) for r in rng.uniform(2.5, 12.0, 80)]
+    beyond = [ion_pair(r) for r in np.linspace(4.2, 12.0, 30)]  # separations beyond the 4 Å cutoff
+    local = {"name": "schnet", "cutoff": 4.0, "features": 16, "interactions": 2, "basis": 16}
+    charges = {"name": "electrostatics", "cutoff": 4.0, "features": 8, "interactions": 1, "basis": 8}
+    errors = {}
+    for name, terms in (("local", [local]), ("local+electrostatics", [local, charges])):
+        model = ModelConfig(terms=terms, e0="zero")
+        potential = build_model(model, [11, 17], seed=0)
+        dataset = AtomicDataset(train, potential.cutoff)
+        initialise_reference(potential, model, dataset, None)
+        config = TrainingConfig(max_epochs=120, batch_size=80, lr=0.02, schedule="cosine", progress=False)
+        config.loss.energy_weight, config.loss.forces_weight = 1.0, 1.0
+        Trainer(potential, dataset, None, config).fit()
+        errors[name] = evaluate(potential, beyond)[0]["forces_mae"]
+    true_mae = np.mean([np.abs(a.get_forces()).mean() for a in beyond])
+    assert errors["local"] == pytest.approx(true_mae, rel=1e-6)  # it predicts exactly zero force there
+    assert errors["local+electrostatics"] < 0.1 * errors["local"]
