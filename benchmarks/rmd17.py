@@ -1,0 +1,72 @@
+"""Accuracy at a fixed CPU budget on rMD17 ethanol: train for M minutes, print test errors.
+
+    python benchmarks/rmd17.py --model schnet --minutes 60 \
+        --train ../shared/data/rmd17_ethanol/train.xyz --test ../shared/data/rmd17_ethanol/test_MD.xyz
+
+950 training and 50 validation structures from the training file (seeded), test on the
+test file; wall-clock limit through ``training.max_time``. Published force MAEs at 1000
+training configurations (GPU-days of training): SchNet about 17 meV/Å (rMD17 tables), ANI
+13.4, GAP 18.1, PaiNN about 10, NequIP 2.8, MACE 2.1 meV/Å.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from nnip.data import bundled
+from nnip.training.config import parse_config
+from nnip.training.run import run_training
+
+MODELS = {
+    "schnet": {"name": "schnet", "cutoff": 5.0, "features": 64, "interactions": 3, "basis": 50},
+    "bp": {"name": "behler_parrinello", "cutoff": 5.0, "radial": 16, "angular_etas": [0.005, 0.05],
+           "angular_zetas": [1.0, 2.0, 4.0], "hidden": [64, 64], "activation": "tanh"},
+}
+PUBLISHED = {"schnet": "SchNet ~17 meV/Å", "bp": "ANI 13.4, GAP 18.1 meV/Å"}
+
+
+def config(model: str, train: str, test: str, minutes: float, output: str, seed: int) -> dict:
+    return {
+        "seed": seed,
+        "output": output,
+        "data": {"train": train, "test": test, "split": {"val": 50}},
+        "model": MODELS[model],
+        "training": {"max_epochs": 100000, "max_time": 60.0 * minutes, "batch_size": 8, "lr": 1e-3,
+                     "schedule": "plateau", "plateau_patience": 15, "plateau_factor": 0.6, "min_lr": 1e-5,
+                     "ema_decay": 0.99, "eval_batch_size": 100, "progress": False,
+                     "loss": {"energy_weight": 1.0, "forces_weight": 10.0}},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", choices=sorted(MODELS), required=True)
+    parser.add_argument("--minutes", type=float, default=60.0, help="training wall time")
+    parser.add_argument("--train", default=str(bundled("ethanol_train.extxyz")))
+    parser.add_argument("--test", default=str(bundled("ethanol_test.extxyz")))
+    parser.add_argument("--output", default=None, help="run folder (default runs/rmd17_<model>)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    output = args.output or f"runs/rmd17_{args.model}"
+    data = config(args.model, args.train, args.test, args.minutes, output, args.seed)
+    started = time.perf_counter()
+    report = run_training(parse_config(data), data, overwrite=True)
+    test = report["test"]
+    print(json.dumps({"model": args.model, "minutes": args.minutes, "epochs": report["epochs"],
+                      "wall_seconds": round(time.perf_counter() - started, 1),
+                      "test_energy_mae_meV": 1000 * test["energy_mae"],
+                      "test_energy_mae_meV_per_atom": 1000 * test["energy_mae_per_atom"],
+                      "test_forces_mae_meV_per_A": 1000 * test["forces_mae"], "run": str(Path(output))}, indent=2))
+    print(f"published at 1000 configurations: {PUBLISHED[args.model]}; threads {args.threads}, torch "
+          f"{torch.__version__}, glibc malloc")
+
+
+if __name__ == "__main__":
+    main()
