@@ -13,6 +13,7 @@ from nnip.potentials.classical import (
 )
 from nnip.potentials.coulomb import Coulomb, CoulombConfig, CoulombDSF, CoulombDSFConfig
 from nnip.potentials.behler_parrinello import BehlerParrinello, BehlerParrinelloConfig
+from nnip.potentials.coordinate_mlp import CoordinateMLP, CoordinateMLPConfig
 from nnip.potentials.electrostatics import Electrostatics, ElectrostaticsConfig
 from nnip.potentials.schnet import SchNet, SchNetConfig
 from nnip.strict import closest, from_dict
@@ -30,6 +31,7 @@ REGISTRY: dict[str, tuple[type, type[Term]]] = {
     "schnet": (SchNetConfig, SchNet),
     "behler_parrinello": (BehlerParrinelloConfig, BehlerParrinello),
     "electrostatics": (ElectrostaticsConfig, Electrostatics),
+    "coordinate_mlp": (CoordinateMLPConfig, CoordinateMLP),
 }
 
 

@@ -47,6 +47,15 @@ class PotentialContract(abc.ABC):
     fd_step: float = 1e-4
     #: Whether far-apart fragments must add up (False for long-range terms such as electrostatics).
     local: bool = True
+    #: Tests this potential fails by design, by test id (e.g. "test_translation_invariance[cluster]") -> why.
+    #: They run as strict expected failures: the record stays honest if one starts passing.
+    expected_failures: dict[str, str] = {}
+
+    @pytest.fixture(autouse=True)
+    def _expected_failure(self, request):
+        reason = self.expected_failures.get(request.node.name)
+        if reason:
+            request.applymarker(pytest.mark.xfail(reason=reason, strict=True))
 
     @abc.abstractmethod
     def make_potential(self):
