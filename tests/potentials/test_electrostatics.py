@@ -135,3 +135,26 @@ def test_local_model_cannot_fit_beyond_its_cutoff_but_local_plus_electrostatics_
     true_mae = np.mean([np.abs(a.get_forces()).mean() for a in beyond])
     assert errors["local"] == pytest.approx(true_mae, rel=1e-6)  # it predicts exactly zero force there
     assert errors["local+electrostatics"] < 0.1 * errors["local"]
+
+
+def test_dipole_is_a_training_target():
+    """Trained on dipoles alone (no energies or forces), the charges of a separated ion pair become +-1."""
+    from nnip.data.dataset import AtomicDataset
+    from nnip.training import Trainer, TrainingConfig
+    from nnip.training.config import ModelConfig
+    from nnip.training.evaluate import evaluate
+    from nnip.training.setup import build_model
+
+    frames = []
+    for r in np.linspace(3.0, 10.0, 24):
+        atoms = ion_pair(r)
+        atoms.calc.results["dipole"] = np.array([-r, 0.0, 0.0])  # +1 at the origin, -1 at x = r
+        frames.append(atoms)
+    term = {"name": "electrostatics", "cutoff": 4.0, "features": 8, "interactions": 1, "basis": 8}
+    potential = build_model(ModelConfig(terms=[term], e0="zero"), [11, 17], seed=0)
+    config = TrainingConfig(max_epochs=60, batch_size=24, lr=0.05, schedule="constant", progress=False)
+    config.loss.energy_weight, config.loss.forces_weight, config.loss.dipole_weight = 0.0, 0.0, 1.0
+    before = evaluate(potential, frames)[0]["dipole_mae"]
+    Trainer(potential, AtomicDataset(frames, potential.cutoff), None, config).fit()
+    after = evaluate(potential, frames)[0]["dipole_mae"]
+    assert after < 0.02 * before

@@ -31,18 +31,20 @@ class Sample:
     """One labelled structure.
 
     Shapes and units: energy () eV, forces (N, 3) eV/Å, stress (3, 3) eV/Å^3 (ASE sign),
-    all float64 and NaN where the structure has no such label; weight () dimensionless.
+    dipole (3,) e Å, all float64 and NaN where the structure has no such label; weight ()
+    dimensionless.
     """
 
     graph: AtomicGraph
     energy: torch.Tensor
     forces: torch.Tensor
     stress: torch.Tensor
+    dipole: torch.Tensor
     weight: float = 1.0
 
 
 def labels_of(atoms: Atoms) -> dict[str, np.ndarray]:
-    """Energy, forces and stress stored on ``atoms.calc`` (as :func:`nnip.read` leaves them), NaN when absent."""
+    """Energy, forces, stress and dipole on ``atoms.calc`` (as :func:`nnip.read` leaves them), NaN when absent."""
     results = dict(atoms.calc.results) if atoms.calc is not None else {}
     n = len(atoms)
     energy = results.get("energy", results.get("free_energy"))
@@ -56,6 +58,7 @@ def labels_of(atoms: Atoms) -> dict[str, np.ndarray]:
         keys.ENERGY: np.float64(np.nan if energy is None else energy),
         keys.FORCES: np.asarray(results.get("forces", np.full((n, 3), np.nan)), dtype=np.float64).reshape(n, 3),
         keys.STRESS: np.full((3, 3), np.nan) if stress is None else stress.reshape(3, 3),
+        keys.DIPOLE: np.asarray(results.get("dipole", np.full(3, np.nan)), dtype=np.float64).reshape(3),
     }
 
 
@@ -120,6 +123,7 @@ class AtomicDataset:
                 energy=torch.tensor(labels[keys.ENERGY]),
                 forces=torch.from_numpy(labels[keys.FORCES]),
                 stress=torch.from_numpy(labels[keys.STRESS]),
+                dipole=torch.from_numpy(labels[keys.DIPOLE]),
                 weight=_weight(atoms.info.get(weight_key, 1.0), f"{source}: frame {k}: info[{weight_key!r}]"),
             ))
 
@@ -139,7 +143,7 @@ class AtomicDataset:
         return AtomicDataset._from_samples(self, [int(i) for i in indices])
 
     def has(self, key: str) -> bool:
-        """Whether any structure has label ``key`` (energy, forces or stress)."""
+        """Whether any structure has label ``key`` (energy, forces, stress or dipole)."""
         return any(bool(torch.isfinite(getattr(s, key)).any()) for s in self.samples)
 
     @property
@@ -150,7 +154,7 @@ class AtomicDataset:
         """Collated graph and targets of the structures at ``indices``.
 
         Returns:
-            (graph, targets) with targets energy (B,), forces (N, 3), stress (B, 3, 3)
+            (graph, targets) with targets energy (B,), forces (N, 3), stress (B, 3, 3), dipole (B, 3)
             in float64 (NaN where missing) and weight (B,).
         """
         samples = [self.samples[int(i)] for i in indices]
@@ -159,6 +163,7 @@ class AtomicDataset:
             keys.ENERGY: torch.stack([s.energy for s in samples]),
             keys.FORCES: torch.cat([s.forces for s in samples]),
             keys.STRESS: torch.stack([s.stress for s in samples]),
+            keys.DIPOLE: torch.stack([s.dipole for s in samples]),
             keys.WEIGHT: torch.tensor([s.weight for s in samples], dtype=torch.float64),
         }
         return graph, {k: v.to(device) for k, v in targets.items()}

@@ -66,12 +66,14 @@ def _as_float(value) -> float | None:
 
 
 def _labels(atoms: Atoms, energy_key: str, forces_key: str, stress_key: str, factor: float) -> dict:
-    """Energy, forces, stress of a frame read by ASE (from its calculator, info or arrays), in eV units."""
+    """Energy, forces, stress (eV units) and dipole (e Å) of a frame read by ASE (calculator, info or arrays)."""
     results = dict(atoms.calc.results) if atoms.calc is not None else {}
     energy = results.get(energy_key, atoms.info.get(energy_key))
     forces = results.get(forces_key, atoms.arrays.get(forces_key))
     stress = results.get(stress_key, atoms.info.get(stress_key))
-    labels = {"energy": _as_float(energy), "forces": None, "stress": None}
+    dipole = results.get("dipole", atoms.info.get("dipole"))
+    labels = {"energy": _as_float(energy), "forces": None, "stress": None,
+              "dipole": None if dipole is None else np.asarray(dipole, dtype=float).reshape(3)}
     if forces is not None:
         labels["forces"] = np.asarray(forces, dtype=float) * factor
     if stress is not None:

@@ -1,6 +1,7 @@
 """Ensemble of potentials: the mean prediction plus the variance over members.
 
-For each quantity X in energy, atomic energies, forces, stress and virial the output holds
+For each quantity X in energy, atomic energies, forces, stress, virial (and charges and
+dipole when the members predict them) the output holds
 X = mean_m X_m, ``X_var`` = sum_m (X_m - X)^2 / (M - 1) (unbiased; zeros for one member)
 and ``X_members`` (M, ...). Members may differ in architecture and cutoff; the graph must
 be built for the largest cutoff (``Ensemble.cutoff``).
@@ -19,7 +20,7 @@ from nnip.potentials.base import Potential
 
 __all__ = ["Ensemble"]
 
-_QUANTITIES = (keys.ENERGY, keys.ATOMIC_ENERGIES, keys.FORCES, keys.STRESS, keys.VIRIAL)
+_QUANTITIES = (keys.ENERGY, keys.ATOMIC_ENERGIES, keys.FORCES, keys.STRESS, keys.VIRIAL, keys.CHARGES, keys.DIPOLE)
 
 
 class Ensemble(nn.Module):

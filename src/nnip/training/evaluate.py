@@ -83,7 +83,7 @@ _ROWS = (
     ("energy_mae_per_atom", "energy MAE", "meV/atom", 1000), ("energy_rmse_per_atom", "energy RMSE", "meV/atom", 1000),
     ("forces_mae", "forces MAE", "meV/Å", 1000), ("forces_rmse", "forces RMSE", "meV/Å", 1000),
     ("forces_norm_mae", "force-vector MAE", "meV/Å", 1000), ("stress_mae", "stress MAE", "meV/Å^3", 1000),
-    ("forces_std_mean", "mean force std", "meV/Å", 1000), ("uncertainty_spearman", "uncertainty Spearman", "", 1),
+    ("dipole_mae", "dipole MAE", "me Å", 1000), ("forces_std_mean", "mean force std", "meV/Å", 1000), ("uncertainty_spearman", "uncertainty Spearman", "", 1),
 )
 
 

@@ -3,10 +3,11 @@
     L = w_E * sum_b u_b rho((E_b - Ê_b) / N_b) / n_E
       + w_F * sum_i u_b(i) sum_a rho(F_ia - F̂_ia) / n_F
       + w_S * sum_b u_b mean_ab rho(S_bab - Ŝ_bab) / n_S
+      + w_D * sum_b u_b mean_a rho(D_ba - D̂_ba) / n_D                 (dipole, e Å)
 
 with rho the squared error (MSE), absolute error (MAE) or Huber function, u_b the
 per-structure weight, and n_E, n_F, n_S the numbers of structures with energies, atoms
-with forces and structures with stress. With rho = square the force term is
+with forces and structures with stress (and dipole; its prediction needs a charge model). With rho = square the force term is
 mean_i |F_i - F̂_i|^2. Structures without a label contribute nothing to its term.
 
 Each term is returned as a (numerator, count) pair so data-parallel training can divide
@@ -32,21 +33,24 @@ class LossConfig:
     """Weights and penalty of each term. Units: energy per atom eV, forces eV/Å, stress eV/Å^3.
 
     Args:
-        energy_weight, forces_weight, stress_weight: w_E, w_F, w_S (0 switches a term off).
-        energy, forces, stress: penalty rho of each term: "mse", "mae" or "huber".
+        energy_weight, forces_weight, stress_weight, dipole_weight: w_E, w_F, w_S, w_D (0 switches
+            a term off; the dipole term needs a model with predicted charges, e.g. electrostatics).
+        energy, forces, stress, dipole: penalty rho of each term: "mse", "mae" or "huber".
         huber_delta: where Huber turns from quadratic to linear, in the term's unit.
     """
 
     energy_weight: float = 1.0
     forces_weight: float = 10.0
     stress_weight: float = 0.0
+    dipole_weight: float = 0.0
     energy: str = "mse"
     forces: str = "mse"
     stress: str = "mse"
+    dipole: str = "mse"
     huber_delta: float = 0.01
 
     def __post_init__(self) -> None:
-        for name in ("energy", "forces", "stress"):
+        for name in ("energy", "forces", "stress", "dipole"):
             if getattr(self, name) not in _KINDS:
                 raise ConfigError(f"{name}: expected one of {', '.join(_KINDS)}, got {getattr(self, name)!r}")
             if getattr(self, f"{name}_weight") < 0:
@@ -55,7 +59,8 @@ class LossConfig:
             raise ConfigError("huber_delta must be > 0")
 
     def weights(self) -> dict[str, float]:
-        return {keys.ENERGY: self.energy_weight, keys.FORCES: self.forces_weight, keys.STRESS: self.stress_weight}
+        return {keys.ENERGY: self.energy_weight, keys.FORCES: self.forces_weight, keys.STRESS: self.stress_weight,
+                keys.DIPOLE: self.dipole_weight}
 
 
 def _penalty(error: torch.Tensor, kind: str, delta: float) -> torch.Tensor:
@@ -75,7 +80,7 @@ def loss_terms(
 ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """Per-term (weighted penalty sum, label count) for the terms with non-zero weight.
 
-    Shapes: predicted/targets energy (B,), forces (N, 3), stress (B, 3, 3); weight (B,);
+    Shapes: predicted/targets energy (B,), forces (N, 3), stress (B, 3, 3), dipole (B, 3); weight (B,);
     n_atoms (B,); structure_index (N,). Targets are NaN where a label is missing.
     """
     weight = targets[keys.WEIGHT]
@@ -99,7 +104,20 @@ def loss_terms(
         error = predicted_stress - torch.where(mask[:, None, None], target, 0.0)
         penalty = _penalty(error, config.stress, config.huber_delta).flatten(1).mean(dim=1) * weight
         terms[keys.STRESS] = (torch.where(mask, penalty, 0.0).sum(), mask.sum())
+    if config.dipole_weight > 0:
+        terms[keys.DIPOLE] = _dipole_term(predicted, targets, weight, config)
     return terms
+
+
+def _dipole_term(predicted, targets, weight, config):
+    if keys.DIPOLE not in predicted:
+        raise ConfigError("training.loss.dipole_weight > 0 needs a model that predicts charges "
+                          "(add an electrostatics term)")
+    target = targets[keys.DIPOLE]
+    mask = torch.isfinite(target).all(dim=1)
+    dipole = torch.where(mask[:, None], predicted[keys.DIPOLE].to(torch.float64), 0.0)
+    penalty = _penalty(dipole - torch.where(mask[:, None], target, 0.0), config.dipole, config.huber_delta)
+    return torch.where(mask, penalty.mean(dim=1) * weight, 0.0).sum(), mask.sum()
 
 
 def combine(

@@ -3,8 +3,9 @@
 The keys are those of ``nnip evaluate --json`` (DESIGN.md): ``n_structures, n_atoms,
 energy_mae, energy_rmse`` (per structure), ``energy_mae_per_atom, energy_rmse_per_atom``,
 ``forces_mae, forces_rmse`` (over components), ``forces_norm_mae`` (mean over atoms of
-|F_i - F̂_i|), ``stress_mae, stress_rmse`` (over components). A metric whose label no
-structure has is NaN (null in JSON).
+|F_i - F̂_i|), ``stress_mae, stress_rmse`` (over components), and for models with
+charges ``dipole_mae, dipole_rmse`` (e Å). A metric whose label no structure has is NaN
+(null in JSON).
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ class Predictions:
     stress: np.ndarray
     stress_ref: np.ndarray
     weight: np.ndarray
+    dipole: np.ndarray | None = None
+    dipole_ref: np.ndarray | None = None
     extra: dict[str, np.ndarray] = field(default_factory=dict)
 
 
@@ -56,6 +59,8 @@ def error_metrics(p: Predictions) -> dict[str, float]:
     out["forces_mae"], out["forces_rmse"] = _mae_rmse(force_error)
     out["forces_norm_mae"], _ = _mae_rmse(np.linalg.norm(force_error, axis=1))
     out["stress_mae"], out["stress_rmse"] = _mae_rmse(p.stress - p.stress_ref)
+    if p.dipole is not None:
+        out["dipole_mae"], out["dipole_rmse"] = _mae_rmse(p.dipole - p.dipole_ref)
     return out
 
 
@@ -75,6 +80,9 @@ def predict(potential, dataset, batch_size: int = 64, device="cpu") -> Predictio
         parts["s"].append(s)
         parts["sr"].append(targets[keys.STRESS].cpu().numpy())
         parts["w"].append(targets[keys.WEIGHT].cpu().numpy())
+        if keys.DIPOLE in out:
+            parts.setdefault("d", []).append(out[keys.DIPOLE].detach().cpu().double().numpy())
+            parts.setdefault("dr", []).append(targets[keys.DIPOLE].cpu().numpy())
         if keys.FORCES + keys.VAR_SUFFIX in out:
             parts.setdefault("fv", []).append(out[keys.FORCES + keys.VAR_SUFFIX].detach().cpu().double().numpy())
             parts.setdefault("ev", []).append(out[keys.ENERGY + keys.VAR_SUFFIX].detach().cpu().double().numpy())
@@ -83,6 +91,8 @@ def predict(potential, dataset, batch_size: int = 64, device="cpu") -> Predictio
         n_atoms=cat["n"], energy=cat["e"], energy_ref=cat["er"], forces=cat["f"].reshape(-1, 3),
         forces_ref=cat["fr"].reshape(-1, 3), stress=cat["s"].reshape(-1, 3, 3), stress_ref=cat["sr"].reshape(-1, 3, 3),
         weight=cat["w"],
+        dipole=cat["d"].reshape(-1, 3) if "d" in cat else None,
+        dipole_ref=cat["dr"].reshape(-1, 3) if "dr" in cat else None,
         extra={name: cat[short] for short, name in (("fv", "forces_var"), ("ev", "energy_var")) if short in cat},
     )
 
@@ -94,5 +104,7 @@ def prediction_loss(p: Predictions, config) -> float:
                  keys.STRESS: torch.from_numpy(p.stress)}
     targets = {keys.ENERGY: torch.from_numpy(p.energy_ref), keys.FORCES: torch.from_numpy(p.forces_ref),
                keys.STRESS: torch.from_numpy(p.stress_ref), keys.WEIGHT: torch.from_numpy(p.weight)}
+    if p.dipole is not None:
+        predicted[keys.DIPOLE], targets[keys.DIPOLE] = torch.from_numpy(p.dipole), torch.from_numpy(p.dipole_ref)
     structure_index = torch.repeat_interleave(torch.arange(n_atoms.shape[0]), n_atoms)
     return float(combine(loss_terms(predicted, targets, n_atoms, structure_index, config), config))

@@ -51,7 +51,7 @@ def read_frames(path: str, data: DataConfig) -> list[Atoms]:
 
 def _check_labels(frames: Sequence[Atoms], path: str, loss: LossConfig) -> None:
     for key, weight in ((keys.ENERGY, loss.energy_weight), (keys.FORCES, loss.forces_weight),
-                        (keys.STRESS, loss.stress_weight)):
+                        (keys.STRESS, loss.stress_weight), (keys.DIPOLE, loss.dipole_weight)):
         if weight > 0 and not any(np.isfinite(labels_of(a)[key]).all() for a in frames):
             raise ConfigError(f"{path}: no structure has {key}, but training.loss.{key}_weight is {weight}; "
                               f"set it to 0 or use data with {key}")
