@@ -25,7 +25,7 @@ class Calculator(_AseCalculator):
 
     Results: ``energy``, ``free_energy`` (eV), ``energies`` (N,) eV, ``forces`` (N, 3) eV/Å,
     ``stress`` (6,) Voigt eV/Å^3 with ASE's sign (only for cells periodic in all three
-    directions).
+    directions); ``charges`` (N,) e and ``dipole`` (3,) e Å for models that predict charges.
 
     Args:
         potential: the model; the calculator works on its own copy (in ``dtype``).
@@ -39,7 +39,7 @@ class Calculator(_AseCalculator):
         >>> atoms.get_potential_energy()
     """
 
-    implemented_properties = ["energy", "free_energy", "energies", "forces", "stress"]
+    implemented_properties = ["energy", "free_energy", "energies", "forces", "stress", "charges", "dipole"]
 
     def __init__(
         self,
@@ -77,6 +77,10 @@ class Calculator(_AseCalculator):
         if want_stress:
             stress = out[keys.STRESS][0].detach().cpu().numpy().astype(np.float64)
             self.results["stress"] = full_3x3_to_voigt_6_stress(stress)
+        for key in (keys.CHARGES, keys.DIPOLE):  # models with predicted charges (electrostatics)
+            if key in out:
+                value = out[key].detach().cpu().numpy().astype(np.float64)
+                self.results[key] = value[0] if key == keys.DIPOLE else value
 
     def _graph(self) -> AtomicGraph:
         atoms = self.atoms

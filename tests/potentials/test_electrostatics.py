@@ -76,6 +76,11 @@ def test_charges_sum_to_the_total_charge_and_give_the_dipole():
     assert float(q.detach().sum()) == pytest.approx(-1.0, abs=1e-12)
     expected_dipole = (q[:, None] * graph.positions).sum(dim=0)
     torch.testing.assert_close(out[keys.DIPOLE][0], expected_dipole)
+    from nnip import Calculator
+
+    water.calc = Calculator(potential)
+    np.testing.assert_allclose(water.get_charges(), q.detach().numpy(), atol=1e-12)
+    np.testing.assert_allclose(water.get_dipole_moment(), expected_dipole.detach().numpy(), atol=1e-12)
 
 
 ELEMENTS = ["Na", "Cl"]
