@@ -34,7 +34,7 @@ def run(train: str, test: str, minutes: float, forces_weight: float, output: str
                      "loss": {"energy_weight": 1.0, "forces_weight": forces_weight}},
     }
     report = run_training(parse_config(data), data, overwrite=True)
-    return {"epochs": report["epochs"], "energy_mae_meV": 1000 * report["test"]["energy_mae"],
+    return {"epochs": report["epochs"], "n_train": report["train"]["n_structures"], "energy_mae_meV": 1000 * report["test"]["energy_mae"],
             "forces_mae_meV_per_A": 1000 * report["test"]["forces_mae"]}
 
 

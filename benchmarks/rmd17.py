@@ -60,6 +60,7 @@ def main() -> None:
     report = run_training(parse_config(data), data, overwrite=True)
     test = report["test"]
     print(json.dumps({"model": args.model, "minutes": args.minutes, "epochs": report["epochs"],
+                      "n_train": report["train"]["n_structures"], "n_val": report["val"]["n_structures"],
                       "wall_seconds": round(time.perf_counter() - started, 1),
                       "test_energy_mae_meV": 1000 * test["energy_mae"],
                       "test_energy_mae_meV_per_atom": 1000 * test["energy_mae_per_atom"],

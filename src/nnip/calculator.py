@@ -77,10 +77,10 @@ class Calculator(_AseCalculator):
         if want_stress:
             stress = out[keys.STRESS][0].detach().cpu().numpy().astype(np.float64)
             self.results["stress"] = full_3x3_to_voigt_6_stress(stress)
-        for key in (keys.CHARGES, keys.DIPOLE):  # models with predicted charges (electrostatics)
-            if key in out:
-                value = out[key].detach().cpu().numpy().astype(np.float64)
-                self.results[key] = value[0] if key == keys.DIPOLE else value
+        if keys.CHARGES in out:  # models with predicted charges (electrostatics)
+            self.results["charges"] = out[keys.CHARGES].detach().cpu().numpy().astype(np.float64)
+        if keys.DIPOLE in out and bool(torch.isfinite(out[keys.DIPOLE]).all()):  # none for periodic cells
+            self.results["dipole"] = out[keys.DIPOLE][0].detach().cpu().numpy().astype(np.float64)
 
     def _graph(self) -> AtomicGraph:
         atoms = self.atoms

@@ -27,8 +27,9 @@ def direct_loop(atoms, elements, config, term):
     species = [elements.index(z) for z in atoms.numbers]
     n_species = len(elements)
     pairs = {p: k for k, p in enumerate((a, b) for a in range(n_species) for b in range(a, n_species))}
-    shifts = [config.radial_start + k * (rc - config.radial_start) / (config.radial - 1) for k in range(config.radial)]
-    etas = [0.5 * ((config.radial - 1) / (rc - config.radial_start)) ** 2] * config.radial
+    spacing = (rc - config.radial_start) / config.radial
+    shifts = [config.radial_start + k * spacing for k in range(config.radial)]
+    etas = [0.5 / spacing**2] * config.radial
     sets = list(itertools.product(config.angular_etas, config.angular_zetas, (1.0, -1.0)))
     rows = []
     for i in range(len(atoms)):
@@ -101,7 +102,17 @@ def test_fit_to_data_standardises_the_training_features():
     term = potential.terms[0]
     edges = [build_edges(g, g.positions, g.cell, term.cutoff, half=False) for g in graphs]
     features = torch.cat([term.features(potential.species(g.atomic_numbers), e) for g, e in zip(graphs, edges)])
-    standardised = (features - term.feature_mean) / term.feature_std
-    varying = features.std(dim=0) > 1e-8
-    assert torch.allclose(standardised.mean(dim=0), torch.zeros(1, dtype=torch.float64), atol=1e-10)
-    assert torch.allclose(standardised[:, varying].std(dim=0, unbiased=False), torch.ones(1, dtype=torch.float64))
+    species = torch.cat([potential.species(g.atomic_numbers) for g in graphs])
+    for element in range(3):  # standardised per centre element: H, C and O environments differ
+        mine = features[species == element]
+        standardised = (mine - term.feature_mean[element]) / term.feature_std[element]
+        varying = mine.std(dim=0) > 1e-8
+        assert torch.allclose(standardised.mean(dim=0), torch.zeros(1, dtype=torch.float64), atol=1e-10)
+        assert torch.allclose(standardised[:, varying].std(dim=0, unbiased=False), torch.ones(1, dtype=torch.float64))
+
+
+def test_integer_zetas_only():
+    from nnip.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="angular_zetas must be integers"):
+        BehlerParrinelloConfig(angular_zetas=[1.5])

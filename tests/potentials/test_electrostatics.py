@@ -32,16 +32,19 @@ def evjen_madelung(half_width: int) -> float:
     return float(-np.sum(weight * (-1.0) ** (i + j + k) / distance))
 
 
-def rocksalt_ewald(a: float, rc: float, strained=None):
-    atoms = bulk("NaCl", "rocksalt", a=a, cubic=True)
-    if strained is not None:
-        atoms.set_cell(atoms.cell @ strained, scale_atoms=True)
+def ewald_of(atoms, charges, rc: float, accuracy: float = 1e-10) -> torch.Tensor:
+    """Per-atom Ewald energies of ``atoms`` with the given charges (e), neighbour list from nnip."""
     graph = AtomicGraph.from_atoms(atoms, rc)
-    charges = torch.tensor([1.0 if z == 11 else -1.0 for z in atoms.numbers], dtype=torch.float64)
     center, neighbor = graph.edge_index
     cell = graph.cell[0]
     vectors = graph.positions[neighbor] - graph.positions[center] + graph.cell_shifts.to(torch.float64) @ cell
-    return ewald_energies(graph.positions, cell, charges, center, neighbor, vectors, rc)
+    q = torch.as_tensor(charges, dtype=torch.float64)
+    return ewald_energies(graph.positions, cell, q, center, neighbor, vectors, rc, accuracy)
+
+
+def rocksalt_ewald(a: float, rc: float):
+    atoms = bulk("NaCl", "rocksalt", a=a, cubic=True)
+    return ewald_of(atoms, [1.0 if z == 11 else -1.0 for z in atoms.numbers], rc)
 
 
 @pytest.mark.parametrize("rc", [4.0, 6.0])
@@ -51,6 +54,65 @@ def test_ewald_rocksalt_matches_madelung_and_direct_summation(rc):
     per_pair = -COULOMB_CONSTANT / (a / 2)  # k_e q^2 / r0 with 4 ion pairs in the cubic cell
     assert energy == pytest.approx(4 * per_pair * MADELUNG_ROCKSALT, rel=1e-8)
     assert energy == pytest.approx(4 * per_pair * evjen_madelung(24), rel=1e-6)
+
+
+def test_ewald_of_one_charge_in_a_cubic_box_is_the_wigner_energy():
+    """A single ion with its neutralising background: E = -k_e q^2 * 2.837297 / (2 L) (Wigner lattice sum)."""
+    length = 10.0
+    atoms = Atoms("Na", positions=[[1.0, 2.0, 3.0]], cell=np.eye(3) * length, pbc=True)
+    energy = float(ewald_of(atoms, [1.0], 4.5).sum())
+    assert energy == pytest.approx(-COULOMB_CONSTANT * 2.837297 / (2 * length), rel=1e-6)
+
+
+def test_ewald_does_not_depend_on_the_choice_of_cell_vectors():
+    atoms = bulk("NaCl", "rocksalt", a=5.64, cubic=True)
+    atoms.rattle(0.1, seed=3)
+    charges = [0.7 if z == 11 else -0.7 for z in atoms.numbers]
+    skewed = atoms.copy()
+    cell = skewed.cell.array.copy()
+    cell[1] += 2 * cell[0]
+    skewed.set_cell(cell, scale_atoms=False)
+    assert float(ewald_of(skewed, charges, 5.0).sum()) == pytest.approx(float(ewald_of(atoms, charges, 5.0).sum()),
+                                                                        rel=1e-9)
+
+
+def fixed_charge_model(cutoff=4.5, charge=0.5):
+    """Electrostatics whose charges are +-charge whatever the environment (charge network silenced)."""
+    term = Electrostatics(ElectrostaticsConfig(cutoff=cutoff, features=8, interactions=1, basis=8), ["Na", "Cl"])
+    with torch.no_grad():
+        for p in term.charge_model.parameters():
+            p.zero_()
+        term.chi.copy_(torch.tensor([charge, -charge]))  # Na (Z=11) first, Cl (Z=17) second
+    return Potential([term], ["Na", "Cl"]).double()
+
+
+@pytest.mark.parametrize("r", [0.5, 1.0, 2.0, 4.4, 6.0])
+def test_dimer_energy_is_gaussian_charge_coulomb(r):
+    """E = k_e q1 q2 erf(r / (sqrt(2) sigma)) / r: finite at short range, bare Coulomb beyond the cutoff."""
+    potential = fixed_charge_model()
+    sigma = potential.terms[0].sigma
+    atoms = Atoms("NaCl", positions=[[0, 0, 0], [r, 0, 0]])
+    result = potential(AtomicGraph.from_atoms(atoms, 4.5))
+    expected = -0.25 * COULOMB_CONSTANT * math.erf(r / (math.sqrt(2) * sigma)) / r
+    assert float(result[keys.ENERGY].detach()) == pytest.approx(expected, rel=1e-10)
+    np.testing.assert_allclose(result[keys.DIPOLE][0].detach().numpy(), [-0.5 * r, 0, 0], atol=1e-12)
+
+
+def test_periodic_gaussian_charges_are_ewald_minus_the_short_range_erfc_images():
+    from ase.neighborlist import neighbor_list
+
+    potential = fixed_charge_model(cutoff=4.5)
+    sigma = potential.terms[0].sigma
+    atoms = bulk("NaCl", "rocksalt", a=5.64, cubic=True)
+    atoms.rattle(0.05, seed=1)
+    q = np.array([0.5 if z == 11 else -0.5 for z in atoms.numbers])
+    point = float(ewald_of(atoms, q, 4.5).sum())
+    i, j, d = neighbor_list("ijd", atoms, 4.5)
+    correction = 0.5 * COULOMB_CONSTANT * sum(q[a] * q[b] * math.erfc(x / (math.sqrt(2) * sigma)) / x
+                                              for a, b, x in zip(i, j, d))
+    energy = float(potential(AtomicGraph.from_atoms(atoms, 4.5))[keys.ENERGY].detach())
+    assert energy == pytest.approx(point - correction, rel=1e-7)
+    assert torch.isnan(potential(AtomicGraph.from_atoms(atoms, 4.5))[keys.DIPOLE]).all()
 
 
 def test_ewald_of_a_neutral_pair_in_a_huge_box_approaches_the_bare_coulomb_energy():
@@ -95,9 +157,9 @@ class TestElectrostaticsOnSchNet(PotentialContract):
         schnet = SchNet(SchNetConfig(cutoff=4.0, features=8, interactions=1, basis=8), ELEMENTS)
         electrostatics = Electrostatics(ElectrostaticsConfig(cutoff=4.0, features=8, interactions=1, basis=8),
                                         ELEMENTS)
-        with torch.no_grad():  # charges of a few tenths of e, as a trained model would predict
-            for p in electrostatics.charge_model.readout.parameters():
-                p.mul_(4.0)
+        with torch.no_grad():  # charges of about 0.1-0.3 e that depend on the environment, as after training
+            torch.nn.init.normal_(electrostatics.charge_model.readout[-1].weight, std=0.3)
+            electrostatics.chi.copy_(torch.tensor([0.2, -0.2]))
         repulsion = ZBL(ZBLConfig(cutoff=2.4, switch_on=1.8), ELEMENTS)  # keeps the ions apart in NVE
         return Potential([repulsion, schnet, electrostatics], ELEMENTS, scale=0.3)
 

@@ -42,26 +42,50 @@ def ewald_alpha(real_cutoff: float, accuracy: float) -> float:
     return math.sqrt(-math.log(accuracy)) / real_cutoff
 
 
-def _k_vectors(cell: torch.Tensor, k_cut: float) -> torch.Tensor:
-    """Reciprocal vectors 0 < |k| <= k_cut (K, 3), 1/Å, of one cell (rows are lattice vectors)."""
-    reciprocal = 2.0 * math.pi * torch.linalg.inv(cell).transpose(0, 1)
+def _half_k_integers(cell: torch.Tensor, k_cut: float) -> torch.Tensor:
+    """Integer triples n (K, 3) with 0 < |n @ reciprocal| <= k_cut, one of each pair +-n (first non-zero > 0)."""
     with torch.no_grad():
-        bounds = [int(math.ceil(k_cut * float(cell[d].norm()) / (2.0 * math.pi))) for d in range(3)]
+        reciprocal = 2.0 * math.pi * torch.linalg.inv(cell.detach()).transpose(0, 1)
+        bounds = [int(math.ceil(k_cut * float(cell[d].detach().norm()) / (2.0 * math.pi))) for d in range(3)]
         ranges = [torch.arange(-b, b + 1, device=cell.device, dtype=cell.dtype) for b in bounds]
-        integers = torch.cartesian_prod(*ranges)
-        integers = integers[(integers != 0).any(dim=1)]
-        norms = (integers @ reciprocal.detach()).norm(dim=1)
-        integers = integers[norms <= k_cut]
-    return integers @ reciprocal
+        n = torch.cartesian_prod(*ranges)
+        first = torch.where(n[:, 0] != 0, n[:, 0], torch.where(n[:, 1] != 0, n[:, 1], n[:, 2]))
+        n = n[first > 0]
+        return n[(n @ reciprocal).norm(dim=1) <= k_cut]
+
+
+def _reciprocal_energies(positions, cell, charges, alpha: float, k_cut: float, chunk_elements: int = 2**22):
+    """Reciprocal-space Ewald energies per atom (n,) in units of k_e, summed over k in chunks.
+
+    Phases are taken from fractional coordinates wrapped into [0, 1), so they stay accurate
+    in float32 however far atoms have moved; k and -k contribute equally (factor 2).
+    """
+    integers = _half_k_integers(cell, k_cut)
+    reciprocal = 2.0 * math.pi * torch.linalg.inv(cell).transpose(0, 1)
+    fractional = positions @ torch.linalg.inv(cell)
+    fractional = fractional - torch.floor(fractional.detach())
+    volume = torch.linalg.det(cell).abs()
+    total = torch.zeros_like(charges)
+    step = max(1, chunk_elements // max(positions.shape[0], 1))
+    for start in range(0, integers.shape[0], step):
+        n = integers[start:start + step]
+        k2 = ((n @ reciprocal) ** 2).sum(dim=1)
+        phase = 2.0 * math.pi * (fractional @ n.transpose(0, 1))  # (n_atoms, K)
+        cos, sin = torch.cos(phase), torch.sin(phase)
+        weight = 2.0 * torch.exp(-k2 / (4.0 * alpha**2)) / k2
+        total = total + charges * ((cos * (charges @ cos) + sin * (charges @ sin)) @ weight)
+    return (2.0 * math.pi / volume) * total
 
 
 def ewald_energies(positions: torch.Tensor, cell: torch.Tensor, charges: torch.Tensor, center: torch.Tensor,
                    neighbor: torch.Tensor, vectors: torch.Tensor, real_cutoff: float,
-                   accuracy: float = 1e-8) -> torch.Tensor:
+                   accuracy: float = 1e-6) -> torch.Tensor:
     """Per-atom Ewald energies (n,) eV of one periodic structure.
 
     Shapes: positions (n, 3) Å, cell (3, 3) Å, charges (n,) e; center, neighbor (E,) and
     vectors (E, 3) Å: a full neighbour list (with images) holding every pair within ``real_cutoff``.
+    Cost: O(E) real space plus O(n K) reciprocal space with K ~ V k_cut^3 (no mesh: large
+    cells are slow; memory stays bounded by summing k in chunks).
     """
     n = positions.shape[0]
     alpha = ewald_alpha(real_cutoff, accuracy)
@@ -69,14 +93,8 @@ def ewald_energies(positions: torch.Tensor, cell: torch.Tensor, charges: torch.T
     within = lengths < real_cutoff
     pair = charges[center] * charges[neighbor] * torch.erfc(alpha * lengths) / lengths
     real = 0.5 * scatter_sum(torch.where(within, pair, torch.zeros_like(pair)), center, n)
+    reciprocal = _reciprocal_energies(positions, cell, charges, alpha, 2.0 * alpha * math.sqrt(-math.log(accuracy)))
     volume = torch.linalg.det(cell).abs()
-    k = _k_vectors(cell, 2.0 * alpha * math.sqrt(-math.log(accuracy)))
-    k2 = (k * k).sum(dim=1)
-    phase = positions @ k.transpose(0, 1)  # (n, K)
-    cos, sin = torch.cos(phase), torch.sin(phase)
-    structure_cos, structure_sin = charges @ cos, charges @ sin  # (K,)
-    weight = torch.exp(-k2 / (4.0 * alpha**2)) / k2
-    reciprocal = (2.0 * math.pi / volume) * charges * ((cos * structure_cos + sin * structure_sin) @ weight)
     self_energy = -alpha / math.sqrt(math.pi) * charges**2
     background = -math.pi * charges.sum() ** 2 / (2.0 * volume * alpha**2 * n)
     return COULOMB_CONSTANT * (real + reciprocal + self_energy + background)

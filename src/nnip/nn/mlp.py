@@ -22,11 +22,11 @@ class ShiftedSoftplus(nn.Module):
 ACTIVATIONS = {"ssp": ShiftedSoftplus, "silu": nn.SiLU, "tanh": nn.Tanh}
 
 
-def mlp(sizes: Sequence[int], activation: str = "silu", last_activation: bool = False) -> nn.Sequential:
-    """Linear layers of widths ``sizes`` (input first) with ``activation`` between them."""
+def mlp(sizes: Sequence[int], activation: str = "silu") -> nn.Sequential:
+    """Linear layers of widths ``sizes`` (input first) with ``activation`` between them (none after the last)."""
     layers: list[nn.Module] = []
     for k, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         layers.append(nn.Linear(n_in, n_out))
-        if k < len(sizes) - 2 or last_activation:
+        if k < len(sizes) - 2:
             layers.append(ACTIVATIONS[activation]())
     return nn.Sequential(*layers)

@@ -24,8 +24,9 @@ def cosine_cutoff(r: torch.Tensor, cutoff: float) -> torch.Tensor:
 class GaussianBasis(nn.Module):
     """K Gaussians exp(-gamma (r - mu_k)^2) with centres mu_k evenly spaced on [start, cutoff].
 
-    gamma = 1 / (2 spacing^2) by default, as in SchNet (Schutt et al., J. Chem. Phys. 148,
-    241722 (2018): 300 Gaussians 0.1 Å apart on 0..30 Å with gamma = 10 1/Å^2).
+    gamma = 1 / (2 spacing^2): neighbouring Gaussians overlap at one standard deviation.
+    SchNet (Schutt et al., J. Chem. Phys. 148, 241722 (2018)) used 0.1 Å spacing with
+    gamma = 10 1/Å^2, i.e. broader Gaussians than this rule.
     """
 
     def __init__(self, n_basis: int, cutoff: float, start: float = 0.0):

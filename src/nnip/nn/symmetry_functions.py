@@ -44,7 +44,7 @@ def radial_g2(lengths: torch.Tensor, center: torch.Tensor, neighbor_species: tor
     return summed.reshape(n_atoms, n_species * etas.shape[0])
 
 
-def _angular(vectors, center, neighbor_species, n_atoms, n_species, etas, zetas, lambdas, cutoff, with_jk: bool):
+def _angular(vectors, center, neighbor_species, n_atoms, pair_index, etas, zetas, lambdas, cutoff, with_jk: bool):
     first, second = triplet_edges(center, n_atoms)
     r_ij, r_ik = vectors[first], vectors[second]
     d_ij, d_ik = r_ij.norm(dim=1), r_ik.norm(dim=1)
@@ -57,21 +57,24 @@ def _angular(vectors, center, neighbor_species, n_atoms, n_species, etas, zetas,
         envelope = envelope * cosine_cutoff(d_jk, cutoff)
     angular = (1.0 + lambdas * cos[:, None]).clamp(min=0.0) ** zetas * 2.0 ** (1.0 - zetas)
     values = angular * torch.exp(-etas * squares[:, None]) * envelope[:, None]
-    pairs = element_pair_index(n_species, center.device)[neighbor_species[first], neighbor_species[second]]
-    n_pairs = n_species * (n_species + 1) // 2
+    pairs = pair_index[neighbor_species[first], neighbor_species[second]]
+    n_pairs = int(pair_index.max()) + 1
     summed = scatter_sum(values, center[first] * n_pairs + pairs, n_atoms * n_pairs)
     return summed.reshape(n_atoms, n_pairs * etas.shape[0])
 
 
 def angular_g4(vectors: torch.Tensor, center: torch.Tensor, neighbor_species: torch.Tensor, n_atoms: int,
-               n_species: int, etas: torch.Tensor, zetas: torch.Tensor, lambdas: torch.Tensor,
+               pair_index: torch.Tensor, etas: torch.Tensor, zetas: torch.Tensor, lambdas: torch.Tensor,
                cutoff: float) -> torch.Tensor:
-    """G4 features (N, P * A), P = S(S+1)/2 element pairs, A angular parameter sets (etas, zetas, lambdas (A,))."""
-    return _angular(vectors, center, neighbor_species, n_atoms, n_species, etas, zetas, lambdas, cutoff, True)
+    """G4 features (N, P * A), P = S(S+1)/2 element pairs, A angular parameter sets (etas, zetas, lambdas (A,)).
+
+    ``pair_index`` is the (S, S) table of :func:`element_pair_index`.
+    """
+    return _angular(vectors, center, neighbor_species, n_atoms, pair_index, etas, zetas, lambdas, cutoff, True)
 
 
 def angular_g5(vectors: torch.Tensor, center: torch.Tensor, neighbor_species: torch.Tensor, n_atoms: int,
-               n_species: int, etas: torch.Tensor, zetas: torch.Tensor, lambdas: torch.Tensor,
+               pair_index: torch.Tensor, etas: torch.Tensor, zetas: torch.Tensor, lambdas: torch.Tensor,
                cutoff: float) -> torch.Tensor:
     """G5 features (N, P * A): as G4 without the j-k distance and its cutoff (suits larger cutoffs)."""
-    return _angular(vectors, center, neighbor_species, n_atoms, n_species, etas, zetas, lambdas, cutoff, False)
+    return _angular(vectors, center, neighbor_species, n_atoms, pair_index, etas, zetas, lambdas, cutoff, False)

@@ -4,12 +4,12 @@
 
 G_i are the element-resolved radial G2 and angular G4 (or G5) functions of
 :mod:`nnip.nn.symmetry_functions`, standardised with the mean and standard deviation of
-the training set (stored in the model). Subtracting the network's value for an atom
+the training set per centre element (stored in the model). Subtracting the network's value for an atom
 without neighbours makes a lone atom return exactly E0. e_i is dimensionless (times the
 potential's scale).
 
 Default parameters: ``radial`` shifted Gaussians with centres evenly spaced on
-[radial_start, cutoff] and widths equal to their spacing; angular sets for every
+[radial_start, cutoff) and widths equal to their spacing; angular sets for every
 combination of ``angular_etas`` (1/Å^2), ``angular_zetas`` and lambda = +-1.
 
 References: J. Behler and M. Parrinello, Phys. Rev. Lett. 98, 146401 (2007);
@@ -27,7 +27,7 @@ from torch import nn
 
 from nnip.errors import ConfigError
 from nnip.nn.mlp import ACTIVATIONS, mlp
-from nnip.nn.symmetry_functions import angular_g4, angular_g5, radial_g2
+from nnip.nn.symmetry_functions import angular_g4, angular_g5, element_pair_index, radial_g2
 from nnip.potentials.base import Edges, Term
 
 __all__ = ["BehlerParrinello", "BehlerParrinelloConfig"]
@@ -60,8 +60,8 @@ class BehlerParrinelloConfig:
             raise ConfigError("radial and every hidden width must be >= 1")
         if self.angular not in ("g4", "g5"):
             raise ConfigError(f"angular: expected g4 or g5, got {self.angular!r}")
-        if any(z < 1 for z in self.angular_zetas) or any(e < 0 for e in self.angular_etas):
-            raise ConfigError("angular_zetas must be >= 1 and angular_etas >= 0")
+        if any(z < 1 or z != int(z) for z in self.angular_zetas) or any(e < 0 for e in self.angular_etas):
+            raise ConfigError("angular_zetas must be integers >= 1 (smooth at cos = -+1) and angular_etas >= 0")
         if self.activation not in ACTIVATIONS:
             raise ConfigError(f"activation: expected one of {', '.join(ACTIVATIONS)}, got {self.activation!r}")
 
@@ -76,15 +76,16 @@ class BehlerParrinello(Term):
     def __init__(self, config: BehlerParrinelloConfig, elements: Sequence[int]):
         super().__init__(config, elements)
         n = len(self.elements)
-        spacing = (config.cutoff - config.radial_start) / max(config.radial - 1, 1)
+        spacing = (config.cutoff - config.radial_start) / config.radial  # no centre at r_c, where f_c = 0
         self.radial_shifts = [config.radial_start + k * spacing for k in range(config.radial)]
         self.radial_eta = 0.5 / spacing**2
         self.angular_sets = list(itertools.product(config.angular_etas, config.angular_zetas, (1.0, -1.0)))
         self.n_features = n * config.radial + n * (n + 1) // 2 * len(self.angular_sets)
-        self.register_buffer("feature_mean", torch.zeros(self.n_features, dtype=torch.float64))
-        self.register_buffer("feature_std", torch.ones(self.n_features, dtype=torch.float64))
+        self.register_buffer("pair_index", element_pair_index(n), persistent=False)
+        # standardisation per centre element (S, D), set by fit_to_data
+        self.register_buffer("feature_mean", torch.zeros(n, self.n_features))
+        self.register_buffer("feature_std", torch.ones(n, self.n_features))
         self.networks = nn.ModuleList(mlp([self.n_features, *config.hidden, 1], config.activation) for _ in range(n))
-        self.to(torch.get_default_dtype())
 
     def features(self, species: torch.Tensor, edges: Edges) -> torch.Tensor:
         """Raw symmetry functions (N, D): radial G2 then angular G4/G5, element-resolved."""
@@ -99,24 +100,29 @@ class BehlerParrinello(Term):
                            torch.full_like(shifts, self.radial_eta), shifts, self.cutoff)
         etas, zetas, lambdas = (constants(column) for column in zip(*self.angular_sets))
         angular_fn = angular_g4 if self.config.angular == "g4" else angular_g5
-        angular = angular_fn(edges.vectors, edges.center, neighbor_species, n_atoms, n_species,
+        angular = angular_fn(edges.vectors, edges.center, neighbor_species, n_atoms, self.pair_index,
                              etas, zetas, lambdas, self.cutoff)
         return torch.cat([radial, angular], dim=1)
 
     def fit_to_data(self, batches: Sequence[tuple[torch.Tensor, Edges]]) -> None:
-        """Feature mean and standard deviation over the training atoms (std 1 for constant features)."""
-        features = torch.cat([self.features(species, edges) for species, edges in batches]).to(torch.float64)
-        std = features.std(dim=0, unbiased=False)
-        self.feature_mean.copy_(features.mean(dim=0))
-        self.feature_std.copy_(torch.where(std > 1e-8, std, torch.ones_like(std)))
+        """Mean and standard deviation of the features per centre element (std 1 for constant features)."""
+        species = torch.cat([s for s, _ in batches])
+        features = torch.cat([self.features(s, e) for s, e in batches]).to(torch.float64)
+        for element in range(len(self.elements)):
+            mine = features[species == element]
+            if mine.shape[0] == 0:
+                continue
+            std = mine.std(dim=0, unbiased=False)
+            self.feature_mean[element] = mine.mean(dim=0).to(self.feature_mean.dtype)
+            self.feature_std[element] = torch.where(std > 1e-8, std, torch.ones_like(std)).to(self.feature_std.dtype)
 
     def forward(self, species: torch.Tensor, edges: Edges) -> torch.Tensor:
-        x = (self.features(species, edges) - self.feature_mean) / self.feature_std
-        lone = -self.feature_mean / self.feature_std
+        """Atomic energies (N,), dimensionless. Shapes: species (N,), edges within the cutoff."""
+        x = (self.features(species, edges) - self.feature_mean[species]) / self.feature_std[species]
         energies = torch.zeros(species.shape[0], dtype=x.dtype, device=x.device)
         for s, network in enumerate(self.networks):
             mask = species == s
-            if bool(mask.any()):
-                energies = energies.index_put((mask,), (network(x[mask]) - network(lone[None])).squeeze(-1))
+            lone = -self.feature_mean[s] / self.feature_std[s]  # the features of an atom without neighbours
+            energies = energies.index_put((mask,), (network(x[mask]) - network(lone[None])).squeeze(-1))
         return energies
 

@@ -15,8 +15,10 @@ and interact as Gaussian charges of width sigma (smooth at short range):
 
 E_point is summed over all pairs for molecules and by Ewald summation for periodic cells
 (``nnip.nn.coulomb_sums``); the erfc correction is short-ranged and summed over the edges
-within the cutoff (it is below 1e-12 of its r = 0 value at the cutoff for the default
-sigma = cutoff / 8). Outputs: ``charges`` (N,) e and ``dipole`` (B, 3) e Å.
+within the cutoff (erfc(r_c / (sqrt(2) sigma)) ~ 1e-15 for the default sigma = cutoff / 8).
+Outputs: ``charges`` (N,) e and ``dipole`` (B, 3) e Å, sum_i q_i r_i about the coordinate
+origin as in ASE (origin-dependent for charged structures; NaN for periodic cells). The
+charges start small (nearly neutral atoms) and are learned from energies, forces and dipoles.
 
 References: O. T. Unke and M. Meuwly, J. Chem. Theory Comput. 15, 3678 (2019);
 T. W. Ko et al., Nat. Commun. 12, 398 (2021).
@@ -57,7 +59,7 @@ class ElectrostaticsConfig:
     interactions: int = 2
     basis: int = 20
     sigma: float | None = None
-    ewald_accuracy: float = 1e-8
+    ewald_accuracy: float = 1e-6
 
     def __post_init__(self) -> None:
         if self.sigma is not None and not 0 < self.sigma <= self.cutoff / 6:
@@ -78,6 +80,10 @@ class Electrostatics(GlobalTerm):
         self.charge_model = SchNet(SchNetConfig(cutoff=config.cutoff, features=config.features,
                                                 interactions=config.interactions, basis=config.basis), elements)
         self.chi = torch.nn.Parameter(torch.zeros(len(self.elements)))
+        with torch.no_grad():  # start near neutral atoms (tiny random Coulomb energy), but not at q = 0:
+            last = self.charge_model.readout[-1]  # E is quadratic in q, so q = 0 is a stationary point
+            last.weight.mul_(0.1)
+            last.bias.zero_()
 
     def charges(self, species: torch.Tensor, edges: Edges, system: System) -> torch.Tensor:
         """Charges (N,) e, corrected to each structure's total charge."""

@@ -68,7 +68,7 @@ class Ensemble(nn.Module):
         outputs = [m(graph, compute_forces, compute_stress, create_graph) for m in self.members]
         out = {}
         for key in _QUANTITIES:
-            if key not in outputs[0]:
+            if not all(key in o for o in outputs):  # e.g. charges when only some members predict them
                 continue
             stacked = torch.stack([o[key] for o in outputs])
             out[key] = stacked.mean(dim=0)

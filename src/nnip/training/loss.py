@@ -114,7 +114,8 @@ def _dipole_term(predicted, targets, weight, config):
         raise ConfigError("training.loss.dipole_weight > 0 needs a model that predicts charges "
                           "(add an electrostatics term)")
     target = targets[keys.DIPOLE]
-    mask = torch.isfinite(target).all(dim=1)
+    # no dipole for periodic cells: a label there is ignored, like any missing label
+    mask = torch.isfinite(target).all(dim=1) & torch.isfinite(predicted[keys.DIPOLE].detach()).all(dim=1)
     dipole = torch.where(mask[:, None], predicted[keys.DIPOLE].to(torch.float64), 0.0)
     penalty = _penalty(dipole - torch.where(mask[:, None], target, 0.0), config.dipole, config.huber_delta)
     return torch.where(mask, penalty.mean(dim=1) * weight, 0.0).sum(), mask.sum()

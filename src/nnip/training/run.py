@@ -145,7 +145,6 @@ def train_model(config: RunConfig, splits: Splits, directory: Path, seed: int, r
     train = AtomicDataset(train_frames, potential.cutoff, potential.pairwise, weights, show, splits.sources["train"])
     val = AtomicDataset(splits.val, potential.cutoff, potential.pairwise, weights,
                         source=splits.sources["val"]) if splits.val else None
-    potential.fit_terms_to_data([graph for graph, _ in train.batches(64, potential.dtype)])
     stats = initialise_reference(potential, config.model, train, splits.isolated, config.data.isolated_atoms or "")
     trainer = Trainer(potential, train, val, config.training, seed, directory, context)
     result = trainer.fit(resume=resume and (directory / "checkpoint.pt").is_file())

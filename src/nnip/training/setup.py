@@ -123,13 +123,14 @@ def _neighbour_counts(dataset: AtomicDataset) -> list[int]:
 
 def initialise_reference(potential: Potential, model: ModelConfig, dataset: AtomicDataset,
                          isolated: Sequence[Atoms] | None, isolated_source: str = "isolated atoms") -> DatasetStatistics:
-    """Set E0, scale and shift of ``potential`` from the training ``dataset``; returns the statistics.
+    """Fit data-dependent constants of the terms (Term.fit_to_data), then E0, scale and shift; returns the statistics.
 
     E0: least squares of (E - E_eV-terms) on composition, isolated-atom energies, zero, or given.
     scale: force RMS, for potentials with dimensionless (network) terms, else 1. shift: mean
     residual energy per atom with least-squares E0 and network terms, else 0 (so a lone
     atom returns E0). Numbers in the config override both.
     """
+    potential.fit_terms_to_data([graph for graph, _ in dataset.batches(64, potential.dtype)])
     elements = potential.elements.tolist()
     frames = dataset.frames
     energies = np.array([float(labels_of(a)[keys.ENERGY]) for a in frames]) - _term_energies(potential, dataset)
