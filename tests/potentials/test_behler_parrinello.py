@@ -28,8 +28,8 @@ def direct_loop(atoms, elements, config, term):
     n_species = len(elements)
     pairs = {p: k for k, p in enumerate((a, b) for a in range(n_species) for b in range(a, n_species))}
     spacing = (rc - config.radial_start) / config.radial
-    shifts = [config.radial_start + k * spacing for k in range(config.radial)]
-    etas = [0.5 / spacing**2] * config.radial
+    shifts = config.radial_centres or [config.radial_start + k * spacing for k in range(config.radial)]
+    etas = [config.radial_eta or 0.5 / spacing**2] * len(shifts)
     sets = list(itertools.product(config.angular_etas, config.angular_zetas, (1.0, -1.0)))
     rows = []
     for i in range(len(atoms)):
@@ -64,7 +64,8 @@ def test_symmetry_functions_match_a_direct_loop(name, angular):
     else:  # a periodic cell smaller than twice the cutoff: images of the same atom are distinct neighbours
         atoms, elements = bulk("Si", "diamond", a=5.43), [14]
         atoms.positions += np.random.default_rng(0).normal(0, 0.05, atoms.positions.shape)
-        config = BehlerParrinelloConfig(cutoff=4.2, radial=5, angular=angular)
+        config = BehlerParrinelloConfig(cutoff=4.2, radial_centres=[0.0, 1.1, 2.3, 3.0], radial_eta=1.7,
+                                        angular=angular)  # user-given grid
     term = BehlerParrinello(config, elements).double()
     graph = AtomicGraph.from_atoms(atoms, config.cutoff)
     edges = build_edges(graph, graph.positions, graph.cell, config.cutoff, half=False)

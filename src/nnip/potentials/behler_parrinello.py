@@ -39,7 +39,9 @@ class BehlerParrinelloConfig:
 
     Args:
         cutoff: Å. radial: number of G2 functions per neighbour element.
-        radial_start: Å, first G2 centre. angular: "g4" or "g5".
+        radial_start: Å, first G2 centre. radial_centres: explicit G2 centres, Å (replace the
+            automatic grid; ``radial`` is then ignored). radial_eta: 1/Å^2 (default 1/(2 spacing^2)).
+        angular: "g4" or "g5".
         angular_etas: 1/Å^2. angular_zetas: exponents (>= 1). hidden: widths of the hidden layers.
         activation: "tanh" (Behler's choice), "silu" or "ssp".
     """
@@ -47,6 +49,8 @@ class BehlerParrinelloConfig:
     cutoff: float = 6.0
     radial: int = 12
     radial_start: float = 0.8
+    radial_centres: list[float] | None = None
+    radial_eta: float | None = None
     angular: str = "g4"
     angular_etas: list[float] = field(default_factory=lambda: [0.005, 0.05])
     angular_zetas: list[float] = field(default_factory=lambda: [1.0, 4.0])
@@ -58,6 +62,10 @@ class BehlerParrinelloConfig:
             raise ConfigError(f"radial_start must lie in [0, cutoff={self.cutoff}) Å, got {self.radial_start}")
         if self.radial < 1 or any(h < 1 for h in self.hidden):
             raise ConfigError("radial and every hidden width must be >= 1")
+        if self.radial_centres is not None and not all(0 <= c < self.cutoff for c in self.radial_centres):
+            raise ConfigError(f"radial_centres must lie in [0, cutoff={self.cutoff}) Å")
+        if self.radial_eta is not None and self.radial_eta <= 0:
+            raise ConfigError(f"radial_eta must be > 0, got {self.radial_eta}")
         if self.angular not in ("g4", "g5"):
             raise ConfigError(f"angular: expected g4 or g5, got {self.angular!r}")
         if any(z < 1 or z != int(z) for z in self.angular_zetas) or any(e < 0 for e in self.angular_etas):
@@ -77,10 +85,10 @@ class BehlerParrinello(Term):
         super().__init__(config, elements)
         n = len(self.elements)
         spacing = (config.cutoff - config.radial_start) / config.radial  # no centre at r_c, where f_c = 0
-        self.radial_shifts = [config.radial_start + k * spacing for k in range(config.radial)]
-        self.radial_eta = 0.5 / spacing**2
+        self.radial_shifts = config.radial_centres or [config.radial_start + k * spacing for k in range(config.radial)]
+        self.radial_eta = config.radial_eta or 0.5 / spacing**2
         self.angular_sets = list(itertools.product(config.angular_etas, config.angular_zetas, (1.0, -1.0)))
-        self.n_features = n * config.radial + n * (n + 1) // 2 * len(self.angular_sets)
+        self.n_features = n * len(self.radial_shifts) + n * (n + 1) // 2 * len(self.angular_sets)
         self.register_buffer("pair_index", element_pair_index(n), persistent=False)
         # standardisation per centre element (S, D), set by fit_to_data
         self.register_buffer("feature_mean", torch.zeros(n, self.n_features))
