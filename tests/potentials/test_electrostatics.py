@@ -10,7 +10,7 @@ from ase.build import bulk
 
 from nnip import keys
 from nnip.data.graph import AtomicGraph
-from nnip.nn.coulomb_sums import direct_coulomb_energies, ewald_energies
+from nnip.nn.coulomb_sums import batch_pairs, direct_coulomb_energies, ewald_energies
 from nnip.potentials import ZBL, Potential, ZBLConfig
 from nnip.potentials.electrostatics import Electrostatics, ElectrostaticsConfig
 from nnip.potentials.schnet import SchNet, SchNetConfig
@@ -118,7 +118,8 @@ def test_periodic_gaussian_charges_are_ewald_minus_the_short_range_erfc_images()
 def test_ewald_of_a_neutral_pair_in_a_huge_box_approaches_the_bare_coulomb_energy():
     positions = torch.tensor([[10.0, 10.0, 10.0], [12.5, 10.0, 10.0]], dtype=torch.float64)
     charges = torch.tensor([1.0, -1.0], dtype=torch.float64)
-    direct = float(direct_coulomb_energies(positions, charges).sum())
+    first, second = batch_pairs(torch.tensor([2]), torch.tensor([True]))
+    direct = float(direct_coulomb_energies(positions, charges, first, second).sum())
     assert direct == pytest.approx(-COULOMB_CONSTANT / 2.5)
     cell = torch.eye(3, dtype=torch.float64) * 60.0
     vector = positions[1] - positions[0]
@@ -225,3 +226,9 @@ def test_dipole_is_a_training_target():
     Trainer(potential, AtomicDataset(frames, potential.cutoff), None, config).fit()
     after = evaluate(potential, frames)[0]["dipole_mae"]
     assert after < 0.02 * before
+
+
+def test_batch_pairs_are_all_pairs_within_each_included_structure():
+    first, second = batch_pairs(torch.tensor([3, 1, 4, 2]), torch.tensor([True, True, False, True]))
+    pairs = sorted(zip(first.tolist(), second.tolist()))
+    assert pairs == [(0, 1), (0, 2), (1, 2), (8, 9)]

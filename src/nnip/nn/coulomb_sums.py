@@ -24,17 +24,31 @@ import torch
 from nnip.nn.scatter import scatter_sum
 from nnip.units import COULOMB_CONSTANT
 
-__all__ = ["direct_coulomb_energies", "ewald_energies", "ewald_alpha"]
+__all__ = ["direct_coulomb_energies", "batch_pairs", "ewald_energies", "ewald_alpha"]
 
 
-def direct_coulomb_energies(positions: torch.Tensor, charges: torch.Tensor) -> torch.Tensor:
-    """1/2 sum_{j != i} k_e q_i q_j / r_ij for one non-periodic structure. Shapes: (n, 3), (n,) -> (n,) eV."""
-    n = positions.shape[0]
-    if n < 2:
-        return torch.zeros_like(charges)
-    i, j = torch.triu_indices(n, n, offset=1, device=positions.device)
-    pair = COULOMB_CONSTANT * charges[i] * charges[j] / (positions[j] - positions[i]).norm(dim=1)
-    return 0.5 * (scatter_sum(pair, i, n) + scatter_sum(pair, j, n))
+def batch_pairs(n_atoms: torch.Tensor, include: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """All pairs i < j of atoms in the same structure, for the structures where ``include`` is True.
+
+    Shapes: n_atoms (B,) int64, include (B,) bool -> two (P,) int64 atom indices; no Python
+    loop over structures or atoms.
+    """
+    ends = torch.cumsum(n_atoms, 0)
+    structure = torch.repeat_interleave(torch.arange(n_atoms.shape[0], device=n_atoms.device), n_atoms)
+    atom = torch.arange(int(ends[-1]) if n_atoms.numel() else 0, device=n_atoms.device)
+    partners = torch.where(include[structure], ends[structure] - atom - 1, torch.zeros_like(atom))
+    first = torch.repeat_interleave(atom, partners)
+    starts = torch.cumsum(partners, 0) - partners
+    second = first + 1 + torch.arange(first.shape[0], device=n_atoms.device) - torch.repeat_interleave(starts, partners)
+    return first, second
+
+
+def direct_coulomb_energies(positions: torch.Tensor, charges: torch.Tensor, first: torch.Tensor,
+                            second: torch.Tensor) -> torch.Tensor:
+    """1/2 sum_{j != i} k_e q_i q_j / r_ij over the given pairs (each once). Shapes: (N, 3), (N,), (P,), (P,) -> (N,) eV."""
+    pair = COULOMB_CONSTANT * charges[first] * charges[second] / (positions[second] - positions[first]).norm(dim=1)
+    n = charges.shape[0]
+    return 0.5 * (scatter_sum(pair, first, n) + scatter_sum(pair, second, n))
 
 
 def ewald_alpha(real_cutoff: float, accuracy: float) -> float:

@@ -34,7 +34,7 @@ import torch
 
 from nnip import keys
 from nnip.errors import ConfigError
-from nnip.nn.coulomb_sums import direct_coulomb_energies, ewald_energies
+from nnip.nn.coulomb_sums import batch_pairs, direct_coulomb_energies, ewald_energies
 from nnip.nn.scatter import scatter_sum
 from nnip.potentials.base import Edges, GlobalTerm, System
 from nnip.potentials.schnet import SchNet, SchNetConfig
@@ -92,23 +92,24 @@ class Electrostatics(GlobalTerm):
         return raw - (excess / system.n_atoms.to(raw.dtype))[system.structure_index]
 
     def _point_energies(self, q: torch.Tensor, edges: Edges, system: System) -> torch.Tensor:
-        energies = torch.zeros_like(q)
+        """Point-charge Coulomb energies (N,) eV: all pairs of each molecule at once, Ewald per crystal."""
+        periodic = system.pbc.all(dim=1)
+        if bool((system.pbc.any(dim=1) & ~periodic).any()):
+            raise ValueError("electrostatics needs structures periodic in all three directions or in none")
+        first, second = batch_pairs(system.n_atoms, ~periodic)
+        energies = direct_coulomb_energies(system.positions, q, first, second)
         starts = torch.cumsum(system.n_atoms, 0) - system.n_atoms
-        for b, (start, count) in enumerate(zip(starts.tolist(), system.n_atoms.tolist())):
-            atoms = slice(start, start + count)
-            if bool(system.pbc[b].all()):
-                mine = system.structure_index[edges.center] == b
-                value = ewald_energies(system.positions[atoms], system.cell[b], q[atoms], edges.center[mine] - start,
-                                       edges.neighbor[mine] - start, edges.vectors[mine], self.cutoff,
-                                       self.config.ewald_accuracy)
-            elif bool(system.pbc[b].any()):
-                raise ValueError("electrostatics needs structures periodic in all three directions or in none")
-            else:
-                value = direct_coulomb_energies(system.positions[atoms], q[atoms])
+        for b in torch.nonzero(periodic).flatten().tolist():  # each crystal has its own k-vectors
+            start, count = int(starts[b]), int(system.n_atoms[b])
+            mine = system.structure_index[edges.center] == b
+            value = ewald_energies(system.positions[start:start + count], system.cell[b], q[start:start + count],
+                                   edges.center[mine] - start, edges.neighbor[mine] - start, edges.vectors[mine],
+                                   self.cutoff, self.config.ewald_accuracy)
             energies = energies.index_put((torch.arange(start, start + count, device=q.device),), value)
         return energies
 
     def forward(self, species: torch.Tensor, edges: Edges, system: System) -> torch.Tensor:
+        """Coulomb energies per atom (N,) eV; puts charges (N,) and dipole (B, 3) into ``system.outputs``."""
         q = self.charges(species, edges, system)
         screening = torch.erfc(edges.lengths / (math.sqrt(2.0) * self.sigma)) / edges.lengths
         correction = 0.5 * COULOMB_CONSTANT * scatter_sum(q[edges.center] * q[edges.neighbor] * screening,
