@@ -14,6 +14,7 @@ from nnip import keys
 from nnip.data.graph import AtomicGraph
 from nnip.data.neighbors import VerletNeighborList
 from nnip.potentials.base import Potential
+from nnip.potentials.ensemble import Ensemble
 
 __all__ = ["Calculator"]
 
@@ -26,6 +27,9 @@ class Calculator(_AseCalculator):
     Results: ``energy``, ``free_energy`` (eV), ``energies`` (N,) eV, ``forces`` (N, 3) eV/Å,
     ``stress`` (6,) Voigt eV/Å^3 with ASE's sign (only for cells periodic in all three
     directions); ``charges`` (N,) e and ``dipole`` (3,) e Å for models that predict charges.
+    For an :class:`~nnip.potentials.Ensemble` the results are the member means, plus
+    ``energy_std`` (eV), ``forces_std`` (N,) eV/Å (per atom, sqrt of the summed variance of
+    the three components) and ``max_force_std`` (eV/Å).
 
     Args:
         potential: the model; the calculator works on its own copy (in ``dtype``).
@@ -39,11 +43,12 @@ class Calculator(_AseCalculator):
         >>> atoms.get_potential_energy()
     """
 
-    implemented_properties = ["energy", "free_energy", "energies", "forces", "stress", "charges", "dipole"]
+    implemented_properties = ["energy", "free_energy", "energies", "forces", "stress", "charges", "dipole",
+                              "energy_std", "forces_std", "max_force_std"]
 
     def __init__(
         self,
-        potential: Potential,
+        potential: Potential | Ensemble,
         dtype: str | None = None,
         device: str | torch.device = "cpu",
         skin: float = 0.5,
@@ -77,6 +82,8 @@ class Calculator(_AseCalculator):
         if want_stress:
             stress = out[keys.STRESS][0].detach().cpu().numpy().astype(np.float64)
             self.results["stress"] = full_3x3_to_voigt_6_stress(stress)
+        if keys.FORCES + keys.VAR_SUFFIX in out:  # an ensemble: spread of the members
+            self.results.update(_uncertainty(out))
         if keys.CHARGES in out:  # models with predicted charges (electrostatics)
             self.results["charges"] = out[keys.CHARGES].detach().cpu().numpy().astype(np.float64)
         if keys.DIPOLE in out and bool(torch.isfinite(out[keys.DIPOLE]).all()):  # none for periodic cells
@@ -97,3 +104,14 @@ class Calculator(_AseCalculator):
             dtype=self.dtype,
         )
         return graph.to(self.device)
+
+
+def _uncertainty(out: dict) -> dict:
+    """energy_std, forces_std (per atom) and max_force_std of an ensemble's outputs."""
+    forces_std = out[keys.FORCES + keys.VAR_SUFFIX].detach().sum(dim=1).clamp(min=0).sqrt()
+    forces_std = forces_std.cpu().numpy().astype(np.float64)
+    return {
+        "energy_std": float(out[keys.ENERGY + keys.VAR_SUFFIX].detach().sum().clamp(min=0).sqrt()),
+        "forces_std": forces_std,
+        "max_force_std": float(forces_std.max()) if forces_std.size else 0.0,
+    }
