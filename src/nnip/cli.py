@@ -78,6 +78,14 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _label(args: argparse.Namespace) -> int:
+    from nnip.oracles import label_file
+
+    count = label_file(args.data, args.oracle, args.output, workers=args.workers, resume=args.resume)
+    print(f"labelled {count} structures with {args.oracle} -> {args.output}")
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from nnip.demo import run_demo
 
@@ -96,6 +104,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_info(commands)
     _add_train(commands)
     _add_evaluate(commands)
+    _add_label(commands)
     _add_demo(commands)
     return parser
 
@@ -163,6 +172,24 @@ def _add_evaluate(commands) -> None:
     evaluate.add_argument("--energy-key", default="energy", help="name of the energy label in DATA")
     evaluate.add_argument("--forces-key", default="forces", help="name of the forces label in DATA")
     evaluate.set_defaults(run=_evaluate)
+
+
+def _add_label(commands) -> None:
+    label = commands.add_parser(
+        "label",
+        help="compute reference energies and forces with an oracle (GFN2-xTB, EMT, ...)",
+        description="Label every structure of DATA with a reference method and write them to OUTPUT "
+        "(extxyz) as each finishes; a killed run keeps what it finished and --resume labels the rest. "
+        "Oracles: emt, gfn2, gfn1 (tblite), double_well, model:PATH, module:Class.",
+        epilog="example: nnip label candidates.extxyz --oracle gfn2 --output labelled.extxyz --workers 2",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    label.add_argument("data", help="structures to label (any format nnip reads)")
+    label.add_argument("--oracle", required=True, help="reference method (see above)")
+    label.add_argument("--output", required=True, help="extxyz file to write")
+    label.add_argument("--workers", type=_positive_int, default=1, help="parallel processes")
+    label.add_argument("--resume", action="store_true", help="continue into an existing OUTPUT")
+    label.set_defaults(run=_label)
 
 
 def _add_demo(commands) -> None:

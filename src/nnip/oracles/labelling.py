@@ -1,0 +1,106 @@
+"""Label structures with an oracle, in parallel, writing each result as soon as it exists.
+
+``label_file`` is what ``nnip label`` runs: a killed run keeps every structure it finished
+(each is appended to the output when done, tagged with ``source_index``), and
+``resume=True`` labels only the rest. Any ``concurrent.futures.Executor`` works (a process
+pool by default; a dask.distributed client for clusters).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+import ase.io
+from ase import Atoms
+from tqdm import tqdm
+
+from nnip.data.io import inspect, read, write
+from nnip.errors import ConfigError, OracleError
+from nnip.oracles.base import CalculatorOracle
+from nnip.oracles.registry import get_oracle
+
+__all__ = ["label_frames", "label_file"]
+
+SOURCE_INDEX = "source_index"
+
+
+def _label(oracle: CalculatorOracle, atoms: Atoms) -> Atoms:
+    return oracle.label([atoms])[0]
+
+
+def label_frames(frames: Sequence[Atoms], oracle: CalculatorOracle, executor: Executor | None = None,
+                 on_done: Callable[[Atoms], None] | None = None, progress: bool = True) -> list[Atoms]:
+    """Labelled copies of ``frames`` in input order; ``on_done`` sees each as soon as it is labelled.
+
+    Frames that fail are skipped and reported together at the end (OracleError), after all
+    others were labelled. Each frame carries ``info["source_index"]`` (its position).
+    """
+    frames = [a.copy() for a in frames]
+    for k, atoms in enumerate(frames):
+        atoms.info.setdefault(SOURCE_INDEX, k)
+    done: dict[int, Atoms] = {}
+    failures: list[str] = []
+    bar = tqdm(total=len(frames), desc=f"labelling ({oracle.name})", unit="frame", disable=not progress)
+
+    def finish(result: Atoms) -> None:
+        done[int(result.info[SOURCE_INDEX])] = result
+        if on_done is not None:
+            on_done(result)
+        bar.update(1)
+
+    if executor is None:
+        for atoms in frames:
+            try:
+                finish(_label(oracle, atoms))
+            except OracleError as error:
+                failures.append(str(error))
+    else:
+        futures = [executor.submit(_label, oracle, atoms) for atoms in frames]
+        for future in as_completed(futures):
+            try:
+                finish(future.result())
+            except OracleError as error:
+                failures.append(str(error))
+    bar.close()
+    if failures:
+        raise OracleError(f"{len(failures)} of {len(frames)} frames failed (the others were labelled); "
+                          f"first: {failures[0]}")
+    return [done[int(a.info[SOURCE_INDEX])] for a in frames]
+
+
+def _finished(output: Path) -> list[Atoms]:
+    """Valid frames already in ``output``; the file is rewritten without a frame torn by a kill."""
+    inspection = inspect(output)
+    if inspection.problems:
+        write(output, inspection.frames)
+    return list(inspection.frames)
+
+
+def label_file(data: str | os.PathLike, oracle_name: str, output: str | os.PathLike, workers: int = 1,
+               resume: bool = False, executor: Executor | None = None, progress: bool = True) -> int:
+    """Label the structures of ``data`` with oracle ``oracle_name`` into ``output`` (extxyz); returns how many.
+
+    An existing ``output`` is continued with ``resume`` and otherwise left untouched (ConfigError).
+    """
+    output = Path(output)
+    oracle = get_oracle(oracle_name)
+    frames = read(data)
+    for k, atoms in enumerate(frames):
+        atoms.info[SOURCE_INDEX] = k
+    if output.exists() and not resume:
+        raise ConfigError(f"{output}: exists; use --resume to label only what it lacks, or another output name")
+    finished = {int(a.info.get(SOURCE_INDEX, -1)) for a in _finished(output)} if output.exists() else set()
+    todo = [a for a in frames if int(a.info[SOURCE_INDEX]) not in finished]
+
+    def append(atoms: Atoms) -> None:
+        ase.io.write(output, atoms, format="extxyz", append=True)
+
+    if executor is None and workers > 1:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            label_frames(todo, oracle, pool, append, progress)
+    else:
+        label_frames(todo, oracle, executor, append, progress)
+    return len(todo)

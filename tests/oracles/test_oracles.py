@@ -1,0 +1,88 @@
+"""Oracles: analytic double well, EMT against ASE, labelling files in parallel, kill and resume."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.build import bulk
+from ase.calculators.emt import EMT
+
+import nnip
+from nnip.cli import main
+from nnip.errors import OracleError
+from nnip.oracles import DoubleWell, get_oracle, label_frames
+
+
+def test_double_well_forces_are_minus_the_gradient():
+    atoms = Atoms("H", positions=[[0.37, -0.21, 0.5]])
+    atoms.calc = DoubleWell()
+    x, y = 0.37, -0.21
+    assert atoms.get_potential_energy() == pytest.approx(10 * x**4 - 10 * x**2 + 2 * x + 4 * y**2)
+    h, numeric = 1e-6, []
+    for c in range(3):
+        plus, minus = atoms.copy(), atoms.copy()
+        plus.positions[0, c] += h
+        minus.positions[0, c] -= h
+        plus.calc, minus.calc = DoubleWell(), DoubleWell()
+        numeric.append(-(plus.get_potential_energy() - minus.get_potential_energy()) / (2 * h))
+    np.testing.assert_allclose(atoms.get_forces()[0], numeric, atol=1e-7)
+
+
+def copper(n, seed=0):
+    frames = []
+    for k in range(n):
+        atoms = bulk("Cu", "fcc", a=3.6, cubic=True)
+        atoms.rattle(0.05, seed=seed + k)
+        frames.append(atoms)
+    return frames
+
+
+def test_emt_oracle_agrees_with_ase_and_keeps_the_order():
+    frames = copper(4)
+    labelled = label_frames(frames, get_oracle("emt"), progress=False)
+    for atoms, result in zip(frames, labelled):
+        reference = atoms.copy()
+        reference.calc = EMT()
+        assert result.get_potential_energy() == pytest.approx(reference.get_potential_energy(), rel=1e-12)
+        np.testing.assert_allclose(result.get_forces(), reference.get_forces(), atol=1e-12)
+        np.testing.assert_allclose(result.get_stress(), reference.get_stress(), atol=1e-12)
+    assert [a.info["source_index"] for a in labelled] == [0, 1, 2, 3]
+
+
+def test_unknown_oracle_and_failing_frames_are_clear_errors():
+    with pytest.raises(OracleError, match="unknown oracle 'emtt' \\(did you mean 'emt'\\?\\)"):
+        get_oracle("emtt")
+    frames = [Atoms("H", positions=[[0, 0, 0]]), Atoms("H2", positions=[[0, 0, 0], [1, 0, 0]])]
+    with pytest.raises(OracleError, match="1 of 2 frames failed .* frame 1: ValueError"):
+        label_frames(frames, get_oracle("double_well"), progress=False)
+
+
+def test_label_command_in_parallel_then_kill_and_resume(tmp_path):
+    data = tmp_path / "copper.extxyz"
+    nnip.write(data, copper(400))
+    output = tmp_path / "labelled.extxyz"
+    command = [sys.executable, "-m", "nnip", "label", str(data), "--oracle", "emt", "--output", str(output)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline and process.poll() is None:
+        if output.is_file() and output.stat().st_size > 20000:
+            break
+        time.sleep(0.01)
+    assert process.poll() is None, "labelling finished before it could be killed"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert main(["label", str(data), "--oracle", "emt", "--output", str(output)]) == 2  # no silent overwrite
+    kept = len(nnip.inspect(output).frames)
+    assert 0 < kept < 400
+    assert main(["label", str(data), "--oracle", "emt", "--output", str(output), "--resume", "--workers", "2"]) == 0
+    labelled = nnip.read(output)
+    assert sorted(a.info["source_index"] for a in labelled) == list(range(400))  # each exactly once
+    first = next(a for a in labelled if a.info["source_index"] == 0)
+    reference = nnip.read(data, index=0)[0]
+    reference.calc = EMT()
+    assert first.get_potential_energy() == pytest.approx(reference.get_potential_energy(), rel=1e-12)
