@@ -86,3 +86,19 @@ def test_label_command_in_parallel_then_kill_and_resume(tmp_path):
     reference = nnip.read(data, index=0)[0]
     reference.calc = EMT()
     assert first.get_potential_energy() == pytest.approx(reference.get_potential_energy(), rel=1e-12)
+
+
+def test_gfn2_forces_agree_with_finite_differences_of_its_energies():
+    from ase.build import molecule
+
+    atoms = molecule("CH3CH2OH")
+    atoms.rattle(0.05, seed=2)
+    oracle = get_oracle("gfn2")
+    forces = label_frames([atoms], oracle, progress=False)[0].get_forces()
+    h = 1e-4
+    for a, c in [(0, 0), (2, 1), (8, 2)]:
+        plus, minus = atoms.copy(), atoms.copy()
+        plus.positions[a, c] += h
+        minus.positions[a, c] -= h
+        e_plus, e_minus = (x.get_potential_energy() for x in label_frames([plus, minus], oracle, progress=False))
+        assert forces[a, c] == pytest.approx(-(e_plus - e_minus) / (2 * h), abs=1e-4)  # SCF tolerance
