@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-__all__ = ["error_summary", "parity_plot", "learning_curves"]
+__all__ = ["error_summary", "parity_plot", "learning_curves", "rdf_plot"]
 
 #: Above this many points a parity plot is a log-scaled hexbin instead of a scatter.
 HEXBIN_THRESHOLD = 20000
@@ -223,4 +223,19 @@ def learning_curves(rows: Sequence[Mapping], path, *,
             lines += _panel(ax.twinx(), epochs, axes[1][1], axes[1][0], "--", len(axes[0][1]))
         ax.legend(lines, [line.get_label() for line in lines], fontsize=8)
         ax.set_title(title)
+    return _save(fig, path)
+
+
+def rdf_plot(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], path) -> Path:
+    """Radial distribution functions g(r), one line per element pair ("A-B" -> (r Å, g))."""
+    if not curves:
+        raise ValueError("no g(r) curves to plot")
+    fig = Figure(figsize=(5.0, 3.6))
+    ax = fig.add_subplot()
+    for name, (r, g) in curves.items():
+        ax.plot(r, g, label=name)
+    ax.axhline(1.0, color="0.6", linewidth=0.8, linestyle=":")
+    ax.set_xlabel("r (Å)")
+    ax.set_ylabel("g(r)")
+    ax.legend(frameon=False)
     return _save(fig, path)
