@@ -8,14 +8,14 @@ import nnip
 PACKAGE = Path(nnip.__file__).parent
 # Layers from the bottom; a module may import its own layer and the layers below it.
 LAYERS = [
-    # plots takes plain arrays and imports nothing from nnip, so every layer may use it.
-    {"errors", "units", "keys", "version", "strict", "allocator", "plots"},
+    # plots and uncertainty (calibration maths) take plain arrays and import nothing from nnip,
+    # so every layer may use them.
+    {"errors", "units", "keys", "version", "strict", "allocator", "plots", "uncertainty"},
     {"data"},
     {"nn"},
     {"potentials"},
     {"training", "calculator"},
     {"md"},
-    {"uncertainty"},
     {"active", "oracles"},
     {"demo", "cli", "__init__", "__main__"},
 ]

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-__all__ = ["error_summary", "parity_plot", "learning_curves", "rdf_plot"]
+__all__ = ["error_summary", "parity_plot", "learning_curves", "rdf_plot", "calibration_plot"]
 
 #: Above this many points a parity plot is a log-scaled hexbin instead of a scatter.
 HEXBIN_THRESHOLD = 20000
@@ -238,4 +238,20 @@ def rdf_plot(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], path) -> Path:
     ax.set_xlabel("r (Å)")
     ax.set_ylabel("g(r)")
     ax.legend(frameon=False)
+    return _save(fig, path)
+
+
+def calibration_plot(expected: np.ndarray, observed: np.ndarray, path) -> Path:
+    """Observed vs expected fraction of errors inside the predicted Gaussian intervals (diagonal = calibrated)."""
+    fig = Figure(figsize=(4.0, 4.0))
+    ax = fig.add_subplot()
+    ax.plot([0, 1], [0, 1], color="0.6", linewidth=0.8, linestyle=":")
+    ax.plot(expected, observed, color="C0")
+    ax.fill_between(expected, expected, observed, color="C0", alpha=0.2)
+    area = float(np.mean(np.abs(np.asarray(observed) - np.asarray(expected))))
+    ax.text(0.05, 0.92, f"miscalibration area {area:.3f}", transform=ax.transAxes)
+    ax.set_xlabel("expected fraction")
+    ax.set_ylabel("observed fraction")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
     return _save(fig, path)

@@ -164,6 +164,11 @@ def test_ensemble_and_kfold_runs(tmp_path, argon_file, capsys):
     assert len(set(sigmas)) == 3  # bootstrap: members differ
     report = json.loads((tmp_path / "ens" / "report.json").read_text())
     assert report["test"]["forces_std_mean"] > 0 and len(report["members"]) == 3
+    # the spread is calibrated on the validation set and stored in the model file
+    assert report["variance_scale"] > 0 and report["variance_scale"] != 1.0
+    assert float(ensemble.variance_scale) == pytest.approx(report["variance_scale"])
+    assert {"forces_nll", "forces_miscalibration_area"} <= set(report["test"])
+    assert (tmp_path / "ens" / "calibration.png").is_file()
     capsys.readouterr()
     assert main(["evaluate", str(tmp_path / "ens" / "model.pt"), str(argon_file), "--json"]) == 0
     assert {"forces_std_mean", "uncertainty_spearman"} <= set(json.loads(capsys.readouterr().out))

@@ -2,7 +2,8 @@
 
 For each quantity X in energy, atomic energies, forces, stress, virial (and charges and
 dipole when the members predict them) the output holds
-X = mean_m X_m, ``X_var`` = sum_m (X_m - X)^2 / (M - 1) (unbiased; zeros for one member)
+X = mean_m X_m, ``X_var`` = s^2 sum_m (X_m - X)^2 / (M - 1) (unbiased; zeros for one
+member; s^2 = ``variance_scale``, a calibration factor fitted on validation data, default 1)
 and ``X_members`` (M, ...). Members may differ in architecture and cutoff; the graph must
 be built for the largest cutoff (``Ensemble.cutoff``).
 """
@@ -38,6 +39,8 @@ class Ensemble(nn.Module):
         if any(e != elements[0] for e in elements):
             raise ValueError(f"ensemble members know different elements: {elements}")
         self.members = nn.ModuleList(members)
+        #: calibration factor s^2 applied to every *_var output (fitted on validation data; 1 = raw spread)
+        self.register_buffer("variance_scale", torch.tensor(1.0, dtype=torch.float64))
 
     def __len__(self) -> int:
         return len(self.members)
@@ -72,6 +75,7 @@ class Ensemble(nn.Module):
                 continue
             stacked = torch.stack([o[key] for o in outputs])
             out[key] = stacked.mean(dim=0)
-            out[key + keys.VAR_SUFFIX] = stacked.var(dim=0) if len(outputs) > 1 else torch.zeros_like(out[key])
+            variance = stacked.var(dim=0) if len(outputs) > 1 else torch.zeros_like(out[key])
+            out[key + keys.VAR_SUFFIX] = variance * self.variance_scale.to(variance.dtype)
             out[key + keys.MEMBERS_SUFFIX] = stacked
         return out

@@ -62,7 +62,8 @@ def save(model: Potential | Ensemble, path: str | os.PathLike, metadata: dict[st
     header = {"format": FORMAT, "format_version": FORMAT_VERSION, "nnip_version": __version__,
               "metadata": dict(metadata or {})}
     if isinstance(model, Ensemble):
-        payload = {**header, "kind": "ensemble", "members": [_member(m) for m in model.members]}
+        payload = {**header, "kind": "ensemble", "members": [_member(m) for m in model.members],
+                   "variance_scale": float(model.variance_scale)}
     else:
         payload = {**header, "kind": "potential", **_member(model)}
     atomic_torch_save(payload, path)
@@ -118,7 +119,9 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> Potenti
         members = payload.get("members")
         if not isinstance(members, list) or not members:
             raise CheckpointError(f"{path}: ensemble file without members")
-        return Ensemble([_build(path, m) for m in members]).to(device).eval()
+        ensemble = Ensemble([_build(path, m) for m in members])
+        ensemble.variance_scale.fill_(float(payload.get("variance_scale", 1.0)))
+        return ensemble.to(device).eval()
     if kind != "potential":
         raise CheckpointError(f"{path}: holds a {kind!r}, not a potential or an ensemble")
     return _build(path, payload).to(device).eval()

@@ -16,7 +16,8 @@ from ase import Atoms
 from scipy.stats import spearmanr
 
 from nnip.data.dataset import AtomicDataset, check_elements
-from nnip.plots import parity_plot
+from nnip.plots import calibration_plot, parity_plot
+from nnip.uncertainty.calibration import calibration_curve, gaussian_nll, miscalibration_area
 from nnip.training.metrics import Predictions, error_metrics, predict
 
 __all__ = ["evaluate", "ensemble_metrics", "write_parity_plots", "format_metrics", "to_json"]
@@ -36,7 +37,10 @@ def to_json(value):
 
 
 def ensemble_metrics(p: Predictions) -> dict[str, float]:
-    """forces_std_mean and uncertainty_spearman of an ensemble's predictions (NaN without forces)."""
+    """forces_std_mean, uncertainty_spearman, forces_nll and forces_miscalibration_area of an ensemble.
+
+    The last two treat each force component's error as Gaussian with the predicted variance.
+    """
     if "forces_var" not in p.extra:
         return {}
     std = np.sqrt(np.clip(p.extra["forces_var"], 0.0, None))
@@ -48,7 +52,12 @@ def ensemble_metrics(p: Predictions) -> dict[str, float]:
     rho = float("nan")
     if known.sum() > 2 and np.ptp(per_structure_std[known]) > 0:
         rho = float(spearmanr(per_structure_std[known], per_structure_error[known]).statistic)
-    return {"forces_std_mean": float(std.mean()) if std.size else float("nan"), "uncertainty_spearman": rho}
+    out = {"forces_std_mean": float(std.mean()) if std.size else float("nan"), "uncertainty_spearman": rho}
+    errors = p.forces - p.forces_ref
+    if np.isfinite(errors).any() and (p.extra["forces_var"] > 0).any():
+        out["forces_nll"] = gaussian_nll(errors, p.extra["forces_var"])
+        out["forces_miscalibration_area"] = miscalibration_area(errors, p.extra["forces_var"])
+    return out
 
 
 def evaluate(model, frames: Sequence[Atoms], batch_size: int = 64, device="cpu",
@@ -67,7 +76,7 @@ def evaluate(model, frames: Sequence[Atoms], batch_size: int = 64, device="cpu",
 
 
 def write_parity_plots(p: Predictions, directory: Path, prefix: str = "parity", title: str | None = None) -> list[Path]:
-    """Energy-per-atom and force-component parity plots (PNG) where the labels exist."""
+    """Energy-per-atom and force-component parity plots (PNG) where the labels exist; calibration for ensembles."""
     written = []
     if np.isfinite(p.energy_ref).any():
         written.append(parity_plot(p.energy_ref / p.n_atoms, p.energy / p.n_atoms, directory / f"{prefix}_energy.png",
@@ -75,6 +84,9 @@ def write_parity_plots(p: Predictions, directory: Path, prefix: str = "parity", 
     if np.isfinite(p.forces_ref).any():
         written.append(parity_plot(p.forces_ref, p.forces, directory / f"{prefix}_forces.png",
                                    quantity="force component", unit="eV/Å", title=title))
+        if "forces_var" in p.extra and (p.extra["forces_var"] > 0).any():
+            expected, observed = calibration_curve(p.forces - p.forces_ref, p.extra["forces_var"])
+            written.append(calibration_plot(expected, observed, directory / "calibration.png"))
     return written
 
 
@@ -83,7 +95,8 @@ _ROWS = (
     ("energy_mae_per_atom", "energy MAE", "meV/atom", 1000), ("energy_rmse_per_atom", "energy RMSE", "meV/atom", 1000),
     ("forces_mae", "forces MAE", "meV/Å", 1000), ("forces_rmse", "forces RMSE", "meV/Å", 1000),
     ("forces_norm_mae", "force-vector MAE", "meV/Å", 1000), ("stress_mae", "stress MAE", "meV/Å^3", 1000),
-    ("dipole_mae", "dipole MAE", "me Å", 1000), ("forces_std_mean", "mean force std", "meV/Å", 1000), ("uncertainty_spearman", "uncertainty Spearman", "", 1),
+    ("dipole_mae", "dipole MAE", "me Å", 1000), ("forces_std_mean", "mean force std", "meV/Å", 1000),
+    ("forces_nll", "force NLL", "", 1), ("forces_miscalibration_area", "miscalibration area", "", 1), ("uncertainty_spearman", "uncertainty Spearman", "", 1),
 )
 
 

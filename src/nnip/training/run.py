@@ -30,6 +30,7 @@ from nnip.training.config import RunConfig
 from nnip.training.evaluate import evaluate, to_json, write_parity_plots
 from nnip.training.setup import Splits, build_model, initialise_reference, read_splits
 from nnip.training.trainer import Trainer, tensorboard_writer
+from nnip.uncertainty.calibration import fit_variance_scale
 from nnip.version import __version__
 
 __all__ = ["run_training", "train_model", "check_directory", "clear_directory", "RUN_FILES"]
@@ -202,13 +203,20 @@ def _run_ensemble(config: RunConfig, splits: Splits, directory: Path, resume: bo
         return {}
     ensemble = Ensemble([load(directory / "members" / f"member_{m}" / "model.pt") for m in range(config.ensemble)])
     ensemble.to(config.training.device)
+    if splits.val:  # calibrate the spread on validation forces: variances times s^2 = mean(e^2 / v)
+        _, predictions = evaluate(ensemble, splits.val, config.training.eval_batch_size, config.training.device)
+        errors, variances = predictions.forces - predictions.forces_ref, predictions.extra["forces_var"]
+        if np.isfinite(errors).any() and (variances > 0).any():
+            ensemble.variance_scale.fill_(fit_variance_scale(errors, variances))
     save(ensemble, directory / "model.pt", metadata={"kind": "ensemble", "members": config.ensemble,
-                                                     "bootstrap": config.bootstrap})
+                                                     "bootstrap": config.bootstrap,
+                                                     "variance_scale": float(ensemble.variance_scale)})
     report = _split_metrics(ensemble, {"train": splits.train, "val": splits.val, "test": splits.test}, directory,
                             config.training.eval_batch_size, config.training.device)
     return {**report, "members": [{k: r[k] for k in ("val", "test") if k in r} for r in members],
             "train_seconds": sum(r["train_seconds"] for r in members), "epochs": [r["epochs"] for r in members],
-            "n_parameters": sum(r["n_parameters"] for r in members), "nnip_version": __version__}
+            "n_parameters": sum(r["n_parameters"] for r in members), "variance_scale": float(ensemble.variance_scale),
+            "nnip_version": __version__}
 
 
 def run_training(config: RunConfig, resolved: dict[str, Any], resume: bool = False,
