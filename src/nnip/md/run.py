@@ -3,9 +3,9 @@
 ASE's integrators: NVE velocity Verlet, Langevin (``fixcm=False``: ASE's default removes the
 centre-of-mass motion every step and runs small molecules too hot), Nose-Hoover chains, and
 Berendsen; with a pressure, isotropic MTK (Nose-Hoover) or Berendsen NPT. Every
-``interval`` steps a frame goes to the trajectory (extxyz, with potential/kinetic/total
-energy, temperature and, for ensembles, the largest per-atom force std in ``info``) and a
-row to the CSV log. ``stop_uncertainty`` ends the run at the first step whose largest force
+``interval`` steps a frame goes to the trajectory (extxyz with the energy and forces of the
+calculator, so a trajectory is a labelled dataset, and kinetic/total energy, temperature
+and, for ensembles, the largest per-atom force std in ``info``) and a row to the CSV log. ``stop_uncertainty`` ends the run at the first step whose largest force
 std exceeds it and writes that frame.
 
 Units: time in fs, temperature in K, pressure in GPa, friction in 1/fs, energies in eV.
@@ -21,6 +21,7 @@ import ase.io
 import numpy as np
 from ase import Atoms, units
 from ase.calculators.calculator import Calculator
+from ase.calculators.singlepoint import SinglePointCalculator
 from ase.filters import FrechetCellFilter
 from ase.md.langevin import Langevin
 from ase.md.nose_hoover_chain import IsotropicMTKNPT, NoseHooverChainNVT
@@ -117,7 +118,8 @@ def run_md(atoms: Atoms, calculator: Calculator, settings: MDSettings, trajector
     def record(step: int) -> None:
         state = _state(atoms, step, settings)
         frame = atoms.copy()
-        frame.info.update({k: v for k, v in state.items() if k != "step"}, step=step)
+        frame.info.update({k: v for k, v in state.items() if k not in ("step", "potential_energy")}, step=step)
+        frame.calc = SinglePointCalculator(frame, energy=state["potential_energy"], forces=atoms.get_forces())
         ase.io.write(trajectory, frame, format="extxyz", append=True)
         if writer:
             writer.writerow(state)
