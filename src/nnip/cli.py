@@ -112,11 +112,47 @@ def _md(args: argparse.Namespace) -> int:
     settings = MDSettings(steps=args.steps, timestep=args.timestep, temperature=args.temperature,
                           thermostat=args.thermostat, friction=args.friction, tau=args.tau, pressure=args.pressure,
                           interval=args.interval, seed=args.seed, stop_uncertainty=args.stop_uncertainty)
-    result = run_md(_structure(args.structure), _calculator(args.model, args.dtype, args.device), settings,
-                    args.output, args.log)
+    calculator = _calculator(args.model, args.dtype, args.device)
+    bias = _metadynamics(args) if args.metadynamics else None
+    if bias is not None:
+        from ase.calculators.mixing import SumCalculator
+
+        calculator = SumCalculator([calculator, bias])
+    result = run_md(_structure(args.structure), calculator, settings, args.output, args.log)
+    if bias is not None:
+        _write_free_energy(bias, args.output)
     why = "stopped: max force std above the limit" if result.stopped == "uncertainty" else "finished"
     print(f"{result.steps} steps, {why}; trajectory {args.output}" + (f", log {args.log}" if args.log else ""))
     return 0
+
+
+def _metadynamics(args: argparse.Namespace):
+    from nnip.errors import ConfigError
+    from nnip.md.metadynamics import DihedralMetadynamics
+
+    try:
+        indices = [int(i) for i in args.metadynamics.split(",")]
+        return DihedralMetadynamics(indices, args.meta_height, args.meta_width, args.meta_pace, args.bias_factor,
+                                    args.temperature)
+    except ValueError as error:
+        raise ConfigError(f"--metadynamics {args.metadynamics}: {error} (expected four atom indices I,J,K,L)") from None
+
+
+def _write_free_energy(bias, output: str) -> None:
+    from pathlib import Path
+
+    import numpy as np
+
+    from nnip.plots import profile_plot
+
+    grid = np.linspace(-np.pi, np.pi, 361)
+    profile = bias.free_energy(grid)
+    stem = Path(output).with_suffix("")
+    np.savetxt(f"{stem}_free_energy.csv", np.column_stack([np.degrees(grid), profile]), delimiter=",",
+               header="dihedral_deg,free_energy_eV", comments="")
+    profile_plot(np.degrees(grid), profile, f"{stem}_free_energy.png", xlabel="dihedral (degrees)",
+                 ylabel="free energy (eV)")
+    print(f"free-energy profile: {stem}_free_energy.png, {stem}_free_energy.csv")
 
 
 def _relax(args: argparse.Namespace) -> int:
@@ -284,6 +320,12 @@ def _add_md(commands) -> None:
     md.add_argument("--seed", type=int, default=0, help="seed of the initial velocities and Langevin noise")
     md.add_argument("--stop-uncertainty", type=float, default=None, metavar="X",
                     help="stop when the largest per-atom force std of an ensemble exceeds X eV/Å")
+    md.add_argument("--metadynamics", default=None, metavar="I,J,K,L",
+                    help="well-tempered metadynamics on the dihedral of these four atoms (0-based)")
+    md.add_argument("--meta-height", type=float, default=0.02, help="Gaussian height, eV")
+    md.add_argument("--meta-width", type=float, default=0.35, help="Gaussian width, radians")
+    md.add_argument("--meta-pace", type=_positive_int, default=25, help="steps between Gaussians")
+    md.add_argument("--bias-factor", type=float, default=15.0, help="well-tempered bias factor (> 1)")
     md.add_argument("--output", default="md.extxyz", help="trajectory (extxyz)")
     md.add_argument("--log", default=None, help="CSV log")
     md.add_argument("--dtype", choices=("float32", "float64"), default=None)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-__all__ = ["error_summary", "parity_plot", "learning_curves", "rdf_plot", "calibration_plot"]
+__all__ = ["error_summary", "parity_plot", "learning_curves", "rdf_plot", "calibration_plot", "profile_plot"]
 
 #: Above this many points a parity plot is a log-scaled hexbin instead of a scatter.
 HEXBIN_THRESHOLD = 20000
@@ -254,4 +254,14 @@ def calibration_plot(expected: np.ndarray, observed: np.ndarray, path) -> Path:
     ax.set_ylabel("observed fraction")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
+    return _save(fig, path)
+
+
+def profile_plot(x: np.ndarray, y: np.ndarray, path, *, xlabel: str, ylabel: str) -> Path:
+    """A single curve y(x), e.g. a free-energy profile along a collective variable."""
+    fig = Figure(figsize=(5.0, 3.6))
+    ax = fig.add_subplot()
+    ax.plot(x, y, color="C0")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     return _save(fig, path)

@@ -90,3 +90,34 @@ def test_relax_with_the_cell_reaches_the_lj_lattice_constant(tmp_path):
     relaxed = nnip.read(tmp_path / "relaxed.extxyz")[0]
     a = relaxed.cell[0, 0]
     assert 5.2 < a < 5.35  # LJ fcc: about 1.09 * 2^(1/6) sigma * sqrt(2) = 5.26 Å for sigma 3.4 Å
+
+
+def ethanol_dihedral_basins(path, indices):
+    angles = np.array([a.get_dihedral(*indices) for a in nnip.read(path)])
+    angles = (angles + 180) % 360 - 180
+    return {"trans": int(np.sum(np.abs(angles) > 120)), "gauche+": int(np.sum((angles > 0) & (angles <= 120))),
+            "gauche-": int(np.sum((angles < 0) & (angles >= -120)))}
+
+
+@pytest.mark.slow
+def test_metadynamics_on_the_ethanol_dihedral_visits_all_three_minima(tmp_path):
+    """GFN2-xTB at 100 K: plain MD stays in its gauche basin; metadynamics on C-C-O-H reaches all three."""
+    start = nnip.read(nnip.data.bundled("ethanol_gfn2_300K.extxyz"), index=0)[0]
+    nnip.write(tmp_path / "start.extxyz", start)
+    symbols, distances = start.get_chemical_symbols(), start.get_all_distances()
+    oxygen = symbols.index("O")
+    carbons = sorted((i for i, s in enumerate(symbols) if s == "C"), key=lambda i: distances[oxygen, i])
+    hydroxyl = min((i for i, s in enumerate(symbols) if s == "H"), key=lambda i: distances[oxygen, i])
+    indices = [carbons[1], carbons[0], oxygen, hydroxyl]
+    common = ["gfn2", str(tmp_path / "start.extxyz"), "--steps", "3000", "--timestep", "0.5", "--temperature",
+              "100", "--interval", "10", "--seed", "1"]
+    assert main(["md", *common, "--output", str(tmp_path / "plain.extxyz")]) == 0
+    assert main(["md", *common, "--output", str(tmp_path / "meta.extxyz"),
+                 "--metadynamics", ",".join(map(str, indices))]) == 0
+    plain = ethanol_dihedral_basins(tmp_path / "plain.extxyz", indices)
+    meta = ethanol_dihedral_basins(tmp_path / "meta.extxyz", indices)
+    assert sum(count > 0 for count in plain.values()) == 1, plain
+    assert all(count > 0 for count in meta.values()), meta
+    profile = np.loadtxt(tmp_path / "meta_free_energy.csv", delimiter=",", skiprows=1)
+    assert profile[:, 1].min() == 0.0 and profile[:, 1].max() > 0.02  # barriers between the minima
+    assert (tmp_path / "meta_free_energy.png").is_file()
