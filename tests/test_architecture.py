@@ -17,7 +17,7 @@ LAYERS = [
     {"training", "calculator"},
     {"md"},
     {"active", "oracles"},
-    {"demo", "cli", "__init__", "__main__"},
+    {"demo", "cli", "cli_md", "__init__", "__main__"},
 ]
 
 

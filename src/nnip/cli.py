@@ -9,6 +9,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from nnip.cli_md import add_analyze, add_md, add_relax, positive_int
 from nnip.errors import NnipError
 from nnip.version import __version__
 
@@ -86,110 +87,6 @@ def _label(args: argparse.Namespace) -> int:
     return 0
 
 
-def _calculator(model_or_oracle: str, dtype: str | None, device: str = "cpu"):
-    """nnip.Calculator of a model file, or the ASE calculator of an oracle name."""
-    from pathlib import Path
-
-    if Path(model_or_oracle).is_file():
-        from nnip.calculator import Calculator
-        from nnip.potentials.serialization import load
-
-        return Calculator(load(model_or_oracle), dtype=dtype, device=device)
-    from nnip.oracles import get_oracle
-
-    return get_oracle(model_or_oracle).factory()
-
-
-def _structure(path: str):
-    from nnip.data.io import read
-
-    return read(path, index=-1)[0]
-
-
-def _md(args: argparse.Namespace) -> int:
-    from nnip.md.run import MDSettings, run_md
-
-    settings = MDSettings(steps=args.steps, timestep=args.timestep, temperature=args.temperature,
-                          thermostat=args.thermostat, friction=args.friction, tau=args.tau, pressure=args.pressure,
-                          interval=args.interval, seed=args.seed, stop_uncertainty=args.stop_uncertainty)
-    calculator = _calculator(args.model, args.dtype, args.device)
-    bias = _metadynamics(args) if args.metadynamics else None
-    if bias is not None:
-        from ase.calculators.mixing import SumCalculator
-
-        calculator = SumCalculator([calculator, bias])
-    result = run_md(_structure(args.structure), calculator, settings, args.output, args.log)
-    if bias is not None:
-        _write_free_energy(bias, args.output)
-    why = "stopped: max force std above the limit" if result.stopped == "uncertainty" else "finished"
-    print(f"{result.steps} steps, {why}; trajectory {args.output}" + (f", log {args.log}" if args.log else ""))
-    return 0
-
-
-def _metadynamics(args: argparse.Namespace):
-    from nnip.errors import ConfigError
-    from nnip.md.metadynamics import DihedralMetadynamics
-
-    try:
-        indices = [int(i) for i in args.metadynamics.split(",")]
-        return DihedralMetadynamics(indices, args.meta_height, args.meta_width, args.meta_pace, args.bias_factor,
-                                    args.temperature)
-    except ValueError as error:
-        raise ConfigError(f"--metadynamics {args.metadynamics}: {error} (expected four atom indices I,J,K,L)") from None
-
-
-def _write_free_energy(bias, output: str) -> None:
-    from pathlib import Path
-
-    import numpy as np
-
-    from nnip.plots import profile_plot
-
-    grid = np.linspace(-np.pi, np.pi, 361)
-    profile = bias.free_energy(grid)
-    stem = Path(output).with_suffix("")
-    np.savetxt(f"{stem}_free_energy.csv", np.column_stack([np.degrees(grid), profile]), delimiter=",",
-               header="dihedral_deg,free_energy_eV", comments="")
-    profile_plot(np.degrees(grid), profile, f"{stem}_free_energy.png", xlabel="dihedral (degrees)",
-                 ylabel="free energy (eV)")
-    print(f"free-energy profile: {stem}_free_energy.png, {stem}_free_energy.csv")
-
-
-def _relax(args: argparse.Namespace) -> int:
-    from nnip.md.run import relax
-
-    atoms = relax(_structure(args.structure), _calculator(args.model, args.dtype), args.fmax, args.steps,
-                  args.optimizer, args.cell, args.output)
-    print(f"relaxed: energy {atoms.get_potential_energy():.6f} eV, max force "
-          f"{abs(atoms.get_forces()).max():.4f} eV/Å -> {args.output}")
-    return 0
-
-
-def _analyze(args: argparse.Namespace) -> int:
-    import json
-    from pathlib import Path
-
-    from nnip.data.io import read
-    from nnip.md.analysis import energy_drift, radial_distribution, read_md_log, temperature_statistics
-    from nnip.plots import rdf_plot
-
-    frames = read(args.trajectory)
-    output = Path(args.output)
-    summary: dict = {"frames": len(frames)}
-    if frames[0].pbc.all():
-        curves = radial_distribution(frames, args.rmax, args.bins)
-        rdf_plot(curves, output / "rdf.png")
-        summary["rdf_first_peak"] = {k: float(r[int(g.argmax())]) for k, (r, g) in curves.items()}
-    if args.log:
-        log = read_md_log(args.log)
-        summary["energy_drift_eV_per_atom_ps"] = energy_drift(log["time_fs"], log["total_energy"], len(frames[0]))
-        summary.update(temperature_statistics(log["temperature"]))
-    output.mkdir(parents=True, exist_ok=True)
-    (output / "analysis.json").write_text(json.dumps(summary, indent=2))
-    print(json.dumps(summary, indent=2))
-    return 0
-
-
 def _demo(args: argparse.Namespace) -> int:
     from nnip.demo import run_demo
 
@@ -209,18 +106,11 @@ def _parser() -> argparse.ArgumentParser:
     _add_train(commands)
     _add_evaluate(commands)
     _add_label(commands)
-    _add_md(commands)
-    _add_relax(commands)
-    _add_analyze(commands)
+    add_md(commands)
+    add_relax(commands)
+    add_analyze(commands)
     _add_demo(commands)
     return parser
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text}")
-    return value
 
 
 def _add_info(commands) -> None:
@@ -272,7 +162,7 @@ def _add_evaluate(commands) -> None:
     evaluate.add_argument("data", help="labelled structures (extxyz, MD17 .npz, ...)")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object (keys as in DESIGN.md)")
     evaluate.add_argument("--plots", default=None, metavar="DIR", help="write parity plots (PNG) to DIR")
-    evaluate.add_argument("--batch-size", type=_positive_int, default=64, help="structures per evaluation batch")
+    evaluate.add_argument("--batch-size", type=positive_int, default=64, help="structures per evaluation batch")
     evaluate.add_argument("--dtype", choices=("float32", "float64"), default=None, help="evaluate in this dtype")
     evaluate.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     evaluate.add_argument("--energy-unit", default=None, help="energy unit in DATA (default eV; kcal/mol for .npz)")
@@ -294,73 +184,9 @@ def _add_label(commands) -> None:
     label.add_argument("data", help="structures to label (any format nnip reads)")
     label.add_argument("--oracle", required=True, help="reference method (see above)")
     label.add_argument("--output", required=True, help="extxyz file to write")
-    label.add_argument("--workers", type=_positive_int, default=1, help="parallel processes")
+    label.add_argument("--workers", type=positive_int, default=1, help="parallel processes")
     label.add_argument("--resume", action="store_true", help="continue into an existing OUTPUT")
     label.set_defaults(run=_label)
-
-
-def _add_md(commands) -> None:
-    md = commands.add_parser(
-        "md", help="molecular dynamics with a model, an ensemble or an oracle",
-        description="Run MD (ASE integrators) from the last frame of STRUCTURE; writes frames with energies, "
-        "temperature and max force std to --output and one row per frame to --log.",
-        epilog="example: nnip md runs/ens/model.pt start.extxyz --steps 20000 --timestep 0.5 --temperature 300 "
-        "--thermostat langevin --output md.extxyz --log md.csv --stop-uncertainty 0.5",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    md.add_argument("model", metavar="MODEL_OR_ORACLE", help="model file, or an oracle name (gfn2, emt, ...)")
-    md.add_argument("structure", help="starting structure (its last frame)")
-    md.add_argument("--steps", type=int, default=1000)
-    md.add_argument("--timestep", type=float, default=0.5, help="fs")
-    md.add_argument("--temperature", type=float, default=300.0, help="K")
-    md.add_argument("--thermostat", choices=("nve", "langevin", "nose-hoover", "berendsen"), default="langevin")
-    md.add_argument("--friction", type=float, default=0.01, help="Langevin friction, 1/fs")
-    md.add_argument("--tau", type=float, default=100.0, help="thermostat time constant, fs")
-    md.add_argument("--pressure", type=float, default=None, help="GPa: NPT (nose-hoover or berendsen)")
-    md.add_argument("--interval", type=_positive_int, default=10, help="steps between written frames")
-    md.add_argument("--seed", type=int, default=0, help="seed of the initial velocities and Langevin noise")
-    md.add_argument("--stop-uncertainty", type=float, default=None, metavar="X",
-                    help="stop when the largest per-atom force std of an ensemble exceeds X eV/Å")
-    md.add_argument("--metadynamics", default=None, metavar="I,J,K,L",
-                    help="well-tempered metadynamics on the dihedral of these four atoms (0-based)")
-    md.add_argument("--meta-height", type=float, default=0.02, help="Gaussian height, eV")
-    md.add_argument("--meta-width", type=float, default=0.35, help="Gaussian width, radians")
-    md.add_argument("--meta-pace", type=_positive_int, default=25, help="steps between Gaussians")
-    md.add_argument("--bias-factor", type=float, default=15.0, help="well-tempered bias factor (> 1)")
-    md.add_argument("--output", default="md.extxyz", help="trajectory (extxyz)")
-    md.add_argument("--log", default=None, help="CSV log")
-    md.add_argument("--dtype", choices=("float32", "float64"), default=None)
-    md.add_argument("--device", default="cpu")
-    md.set_defaults(run=_md)
-
-
-def _add_relax(commands) -> None:
-    relax = commands.add_parser(
-        "relax", help="geometry optimisation (BFGS or FIRE, optionally with the cell)",
-        description="Relax STRUCTURE to --fmax; --cell also relaxes a periodic cell (Frechet cell filter).",
-        epilog="example: nnip relax model.pt crystal.extxyz --cell --fmax 0.01 --output relaxed.extxyz")
-    relax.add_argument("model", metavar="MODEL_OR_ORACLE")
-    relax.add_argument("structure")
-    relax.add_argument("--fmax", type=float, default=0.01, help="eV/Å")
-    relax.add_argument("--steps", type=int, default=1000)
-    relax.add_argument("--optimizer", choices=("BFGS", "FIRE"), default="BFGS")
-    relax.add_argument("--cell", action="store_true", help="relax the cell too (periodic structures)")
-    relax.add_argument("--output", default="relaxed.extxyz")
-    relax.add_argument("--dtype", choices=("float32", "float64"), default="float64")
-    relax.set_defaults(run=_relax)
-
-
-def _add_analyze(commands) -> None:
-    analyze = commands.add_parser(
-        "analyze", help="radial distribution functions, energy drift and temperature of an MD run",
-        description="g(r) per element pair (periodic trajectories) as rdf.png; with --log the total-energy "
-        "drift (eV/atom/ps) and temperature statistics; everything also in analysis.json.",
-        epilog="example: nnip analyze md.extxyz --log md.csv --rmax 6 --output analysis/")
-    analyze.add_argument("trajectory")
-    analyze.add_argument("--log", default=None, help="the CSV log of nnip md")
-    analyze.add_argument("--rmax", type=float, default=6.0, help="Å")
-    analyze.add_argument("--bins", type=_positive_int, default=120)
-    analyze.add_argument("--output", default="analysis", help="folder for rdf.png and analysis.json")
-    analyze.set_defaults(run=_analyze)
 
 
 def _add_demo(commands) -> None:
