@@ -82,8 +82,14 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _label(args: argparse.Namespace) -> int:
     from nnip.oracles import label_file
 
+    from pathlib import Path
+
+    failures = Path(args.output + ".failures.txt")
     count = label_file(args.data, args.oracle, args.output, workers=args.workers, resume=args.resume)
     print(f"labelled {count} structures with {args.oracle} -> {args.output}")
+    if failures.is_file():
+        n = len(failures.read_text().splitlines())
+        print(f"{n} structure(s) failed; reasons in {failures} (--resume retries them)", file=sys.stderr)
     return 0
 
 

@@ -102,3 +102,15 @@ def test_gfn2_forces_agree_with_finite_differences_of_its_energies():
         minus.positions[a, c] -= h
         e_plus, e_minus = (x.get_potential_energy() for x in label_frames([plus, minus], oracle, progress=False))
         assert forces[a, c] == pytest.approx(-(e_plus - e_minus) / (2 * h), abs=1e-4)  # SCF tolerance
+
+
+def test_label_records_failures_with_their_reason_and_labels_the_rest(tmp_path):
+    frames = [Atoms("H", positions=[[0.1, 0, 0]]), Atoms("H2", positions=[[0, 0, 0], [1, 0, 0]]),
+              Atoms("H", positions=[[0.3, 0, 0]])]
+    data = tmp_path / "points.extxyz"
+    nnip.write(data, frames)
+    output = tmp_path / "labelled.extxyz"
+    assert main(["label", str(data), "--oracle", "double_well", "--output", str(output)]) == 0
+    assert [a.info["source_index"] for a in nnip.read(output)] == [0, 2]
+    reasons = (tmp_path / "labelled.extxyz.failures.txt").read_text().splitlines()
+    assert len(reasons) == 1 and "frame 1" in reasons[0] and "one particle" in reasons[0]

@@ -32,11 +32,14 @@ def _label(oracle: CalculatorOracle, atoms: Atoms) -> Atoms:
 
 
 def label_frames(frames: Sequence[Atoms], oracle: CalculatorOracle, executor: Executor | None = None,
-                 on_done: Callable[[Atoms], None] | None = None, progress: bool = True) -> list[Atoms]:
+                 on_done: Callable[[Atoms], None] | None = None, progress: bool = True,
+                 on_failure: Callable[[str], None] | None = None) -> list[Atoms]:
     """Labelled copies of ``frames`` in input order; ``on_done`` sees each as soon as it is labelled.
 
-    Frames that fail are skipped and reported together at the end (OracleError), after all
-    others were labelled. Each frame carries ``info["source_index"]`` (its position).
+    A frame the oracle fails on (SCF not converged, atoms too close ...) is skipped: with
+    ``on_failure`` its reason is passed there and labelling goes on; without, all failures
+    are raised together at the end (OracleError), after the others were labelled. Each
+    frame carries ``info["source_index"]`` (its position).
     """
     frames = [a.copy() for a in frames]
     for k, atoms in enumerate(frames):
@@ -65,6 +68,10 @@ def label_frames(frames: Sequence[Atoms], oracle: CalculatorOracle, executor: Ex
             except OracleError as error:
                 failures.append(str(error))
     bar.close()
+    if on_failure is not None:
+        for reason in failures:
+            on_failure(reason)
+        return [done[int(a.info[SOURCE_INDEX])] for a in frames if int(a.info[SOURCE_INDEX]) in done]
     if failures:
         raise OracleError(f"{len(failures)} of {len(frames)} frames failed (the others were labelled); "
                           f"first: {failures[0]}")
@@ -83,7 +90,9 @@ def label_file(data: str | os.PathLike, oracle_name: str, output: str | os.PathL
                resume: bool = False, executor: Executor | None = None, progress: bool = True) -> int:
     """Label the structures of ``data`` with oracle ``oracle_name`` into ``output`` (extxyz); returns how many.
 
-    An existing ``output`` is continued with ``resume`` and otherwise left untouched (ConfigError).
+    An existing ``output`` is continued with ``resume`` and otherwise left untouched
+    (ConfigError). Frames the oracle fails on are listed with the reason in
+    ``OUTPUT.failures.txt`` and left for a later ``resume``.
     """
     output = Path(output)
     oracle = get_oracle(oracle_name)
@@ -95,12 +104,19 @@ def label_file(data: str | os.PathLike, oracle_name: str, output: str | os.PathL
     finished = {int(a.info.get(SOURCE_INDEX, -1)) for a in _finished(output)} if output.exists() else set()
     todo = [a for a in frames if int(a.info[SOURCE_INDEX]) not in finished]
 
+    failures = output.with_name(output.name + ".failures.txt")
+    failures.unlink(missing_ok=True)  # this run's failures only
+
     def append(atoms: Atoms) -> None:
         ase.io.write(output, atoms, format="extxyz", append=True)
 
+    def record_failure(reason: str) -> None:
+        with open(failures, "a") as stream:
+            stream.write(reason + "\n")
+
     if executor is None and workers > 1:
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            label_frames(todo, oracle, pool, append, progress)
+            labelled = label_frames(todo, oracle, pool, append, progress, record_failure)
     else:
-        label_frames(todo, oracle, executor, append, progress)
-    return len(todo)
+        labelled = label_frames(todo, oracle, executor, append, progress, record_failure)
+    return len(labelled)
