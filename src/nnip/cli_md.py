@@ -60,14 +60,16 @@ def _md(args: argparse.Namespace) -> int:
 
 def _metadynamics(args: argparse.Namespace):
     from nnip.errors import ConfigError
-    from nnip.md.metadynamics import DihedralMetadynamics
+    from nnip.md.metadynamics import Metadynamics
 
+    kind, _, atoms = args.metadynamics.partition(":")
     try:
-        indices = [int(i) for i in args.metadynamics.split(",")]
-        return DihedralMetadynamics(indices, args.meta_height, args.meta_width, args.meta_pace, args.bias_factor,
-                                    args.temperature)
+        indices = [int(i) for i in atoms.split(",")]
+        return Metadynamics(kind, indices, args.meta_height, args.meta_width, args.meta_pace, args.bias_factor,
+                            args.temperature)
     except ValueError as error:
-        raise ConfigError(f"--metadynamics {args.metadynamics}: {error} (expected four atom indices I,J,K,L)") from None
+        raise ConfigError(f"--metadynamics {args.metadynamics}: {error} "
+                          "(expected distance:I,J, angle:I,J,K or dihedral:I,J,K,L)") from None
 
 
 def _write_free_energy(bias, output: str) -> None:
@@ -77,14 +79,17 @@ def _write_free_energy(bias, output: str) -> None:
 
     from nnip.plots import profile_plot
 
-    grid = np.linspace(-np.pi, np.pi, 361)
+    grid = bias.grid()
     profile = bias.free_energy(grid)
     stem = Path(output).with_suffix("")
-    np.savetxt(f"{stem}_free_energy.csv", np.column_stack([np.degrees(grid), profile]), delimiter=",",
-               header="dihedral_deg,free_energy_eV", comments="")
-    profile_plot(np.degrees(grid), profile, f"{stem}_free_energy.png", xlabel="dihedral (degrees)",
+    unit = "Å" if bias.variable == "distance" else "degrees"
+    values = grid if bias.variable == "distance" else np.degrees(grid)
+    bias.save_hills(f"{stem}_hills.csv")
+    np.savetxt(f"{stem}_free_energy.csv", np.column_stack([values, profile]), delimiter=",",
+               header=f"{bias.variable},free_energy_eV", comments="")
+    profile_plot(values, profile, f"{stem}_free_energy.png", xlabel=f"{bias.variable} ({unit})",
                  ylabel="free energy (eV)")
-    print(f"free-energy profile: {stem}_free_energy.png, {stem}_free_energy.csv")
+    print(f"free-energy profile: {stem}_free_energy.png, {stem}_free_energy.csv; hills: {stem}_hills.csv")
 
 
 def _relax(args: argparse.Namespace) -> int:
@@ -143,10 +148,10 @@ def add_md(commands) -> None:
     md.add_argument("--seed", type=int, default=0, help="seed of the initial velocities and Langevin noise")
     md.add_argument("--stop-uncertainty", type=float, default=None, metavar="X",
                     help="stop when the largest per-atom force std of an ensemble exceeds X eV/Å")
-    md.add_argument("--metadynamics", default=None, metavar="I,J,K,L",
-                    help="well-tempered metadynamics on the dihedral of these four atoms (0-based)")
+    md.add_argument("--metadynamics", default=None, metavar="KIND:I,J,...",
+                    help="well-tempered metadynamics on distance:I,J, angle:I,J,K or dihedral:I,J,K,L (0-based atoms)")
     md.add_argument("--meta-height", type=float, default=0.02, help="Gaussian height, eV")
-    md.add_argument("--meta-width", type=float, default=0.35, help="Gaussian width, radians")
+    md.add_argument("--meta-width", type=float, default=0.35, help="Gaussian width, radians (Å for a distance)")
     md.add_argument("--meta-pace", type=positive_int, default=25, help="steps between Gaussians")
     md.add_argument("--bias-factor", type=float, default=15.0, help="well-tempered bias factor (> 1)")
     md.add_argument("--output", default="md.extxyz", help="trajectory (extxyz)")

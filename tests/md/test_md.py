@@ -113,7 +113,7 @@ def test_metadynamics_on_the_ethanol_dihedral_visits_all_three_minima(tmp_path):
               "100", "--interval", "10", "--seed", "1"]
     assert main(["md", *common, "--output", str(tmp_path / "plain.extxyz")]) == 0
     assert main(["md", *common, "--output", str(tmp_path / "meta.extxyz"),
-                 "--metadynamics", ",".join(map(str, indices))]) == 0
+                 "--metadynamics", "dihedral:" + ",".join(map(str, indices))]) == 0
     plain = ethanol_dihedral_basins(tmp_path / "plain.extxyz", indices)
     meta = ethanol_dihedral_basins(tmp_path / "meta.extxyz", indices)
     assert sum(count > 0 for count in plain.values()) == 1, plain
@@ -121,3 +121,32 @@ def test_metadynamics_on_the_ethanol_dihedral_visits_all_three_minima(tmp_path):
     profile = np.loadtxt(tmp_path / "meta_free_energy.csv", delimiter=",", skiprows=1)
     assert profile[:, 1].min() == 0.0 and profile[:, 1].max() > 0.02  # barriers between the minima
     assert (tmp_path / "meta_free_energy.png").is_file()
+    hills = np.loadtxt(tmp_path / "meta_hills.csv", delimiter=",", skiprows=1)
+    assert hills.shape == (3000 // 25, 3) and np.all(np.diff(hills[:, 1]) != 0)  # well-tempered: heights change
+
+
+def test_metadynamics_bias_forces_are_minus_its_gradient_for_every_variable():
+    from nnip.md.metadynamics import Metadynamics
+
+    atoms = nnip.read(nnip.data.bundled("ethanol_test.extxyz"), index=0)[0]
+    for variable, indices in (("distance", [0, 2]), ("angle", [1, 0, 2]), ("dihedral", [1, 0, 2, 8])):
+        bias = Metadynamics(variable, indices, height=0.05, width=0.2, pace=1, bias_factor=5, temperature=300)
+        probe = atoms.copy()
+        probe.calc = bias
+        for step in range(3):  # deposit hills near the current value
+            probe.positions[0, 0] += 0.02
+            probe.get_forces()
+        forces = probe.get_forces()
+        numeric = np.zeros(3)
+        for c in range(3):
+            plus, minus = probe.positions.copy(), probe.positions.copy()
+            plus[2, c] += 1e-5
+            minus[2, c] -= 1e-5
+            numeric[c] = -(float(bias.bias(_cv(bias, plus))) - float(bias.bias(_cv(bias, minus)))) / 2e-5
+        np.testing.assert_allclose(forces[2], numeric, atol=1e-7), variable
+
+
+def _cv(bias, positions):
+    import torch
+
+    return bias.function(torch.tensor(positions, dtype=torch.float64), bias.indices)
