@@ -108,7 +108,7 @@ def _analyze(args: argparse.Namespace) -> int:
 
     from nnip.data.io import read
     from nnip.md.analysis import energy_drift, radial_distribution, read_md_log, temperature_statistics
-    from nnip.plots import rdf_plot
+    from nnip.plots import profile_plot, rdf_plot
 
     frames = read(args.trajectory)
     output = Path(args.output)
@@ -121,6 +121,11 @@ def _analyze(args: argparse.Namespace) -> int:
         log = read_md_log(args.log)
         summary["energy_drift_eV_per_atom_ps"] = energy_drift(log["time_fs"], log["total_energy"], len(frames[0]))
         summary.update(temperature_statistics(log["temperature"]))
+        time_ps = log["time_fs"] / 1000
+        profile_plot(time_ps, log["total_energy"] / len(frames[0]), output / "total_energy.png", xlabel="time (ps)",
+                     ylabel="total energy (eV/atom)")
+        profile_plot(time_ps, log["temperature"], output / "temperature.png", xlabel="time (ps)",
+                     ylabel="temperature (K)")
     output.mkdir(parents=True, exist_ok=True)
     (output / "analysis.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))

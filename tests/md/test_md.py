@@ -53,7 +53,8 @@ def test_langevin_temperature_rdf_and_analyze(tmp_path, liquid):
                  "--output", str(tmp_path / "analysis")]) == 0
     summary = json.loads((tmp_path / "analysis" / "analysis.json").read_text())
     assert summary["temperature_mean"] == pytest.approx(90.0, rel=0.05)
-    assert (tmp_path / "analysis" / "rdf.png").is_file()
+    for name in ("rdf.png", "total_energy.png", "temperature.png"):
+        assert (tmp_path / "analysis" / name).is_file()
     frames = nnip.read(tmp_path / "md.extxyz")[100:]
     (r, g), = radial_distribution(frames, 5.5, 55).values()
     np.testing.assert_allclose(g, direct_rdf(frames, 5.5, 55), rtol=1e-10, atol=1e-12)
