@@ -23,7 +23,7 @@ from nnip.potentials.ensemble import Ensemble
 from nnip.potentials.registry import build_potential
 from nnip.version import __version__
 
-__all__ = ["save", "load", "read_metadata", "FORMAT", "FORMAT_VERSION"]
+__all__ = ["save", "load", "read_metadata", "load_plain", "FORMAT", "FORMAT_VERSION"]
 
 FORMAT = "nnip-model"
 #: 2: pair parameters stored as ``unit * raw`` (format 1 stored ``values``; still read).
@@ -69,19 +69,24 @@ def save(model: Potential | Ensemble, path: str | os.PathLike, metadata: dict[st
     atomic_torch_save(payload, path)
 
 
-def read_payload(path: str | os.PathLike) -> dict[str, Any]:
-    """Load and check the header of an nnip file; CheckpointError says what is wrong with it."""
+def load_plain(path: str | os.PathLike, kind: str = "model file") -> Any:
+    """``torch.load(weights_only=True)`` on the CPU; CheckpointError says why a file cannot be read."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"{path}: no such model file")
+        raise CheckpointError(f"{path}: no such {kind}")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch's readers raise many types on damaged or foreign files
         with open(path, "rb") as handle:
             is_zip = handle.read(2) == b"PK"
-        what = "is truncated or corrupted" if is_zip else "is not an nnip model file"
+        what = "is truncated or corrupted" if is_zip else f"is not an nnip {kind}"
         detail = str(error).splitlines()[0][:120] if str(error).strip() else "no detail"
         raise CheckpointError(f"{path}: {what} ({type(error).__name__}: {detail})") from None
+
+
+def read_payload(path: str | os.PathLike) -> dict[str, Any]:
+    """Load and check the header of an nnip file; CheckpointError says what is wrong with it."""
+    payload = load_plain(path)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path}: is not an nnip model file (no '{FORMAT}' header)")
     version = payload.get("format_version")

@@ -16,10 +16,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
 
 from nnip.errors import CheckpointError
-from nnip.potentials.serialization import atomic_torch_save
+from nnip.potentials.serialization import atomic_torch_save, load_plain
 from nnip.version import __version__
 
 __all__ = ["save_checkpoint", "load_checkpoint", "write_metrics_csv", "read_metrics_csv"]
@@ -35,13 +34,7 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> None:
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Read a checkpoint written by :func:`save_checkpoint`; CheckpointError says what is wrong."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no checkpoint to resume from")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # damaged or foreign file: torch raises many types
-        raise CheckpointError(f"{path}: cannot be read as a checkpoint ({type(error).__name__})") from None
+    state = load_plain(path, "training checkpoint")
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path}: is not an nnip training checkpoint")
     if int(state.get("format_version", 0)) > FORMAT_VERSION:
