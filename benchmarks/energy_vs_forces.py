@@ -16,25 +16,18 @@ import json
 
 import torch
 
+import rmd17
 from nnip.data import bundled
 from nnip.training.config import parse_config
 from nnip.training.run import run_training
 
-MODEL = {"name": "schnet", "cutoff": 5.0, "features": 64, "interactions": 3, "basis": 50}
-
 
 def run(train: str, test: str, minutes: float, forces_weight: float, output: str, seed: int) -> dict:
-    data = {
-        "seed": seed, "output": output,
-        "data": {"train": train, "test": test, "split": {"val": 50}},
-        "model": MODEL,
-        "training": {"max_epochs": 100000, "max_time": 60.0 * minutes, "batch_size": 8, "lr": 1e-3,
-                     "schedule": "plateau", "plateau_patience": 15, "plateau_factor": 0.6, "min_lr": 1e-5,
-                     "ema_decay": 0.99, "progress": False,
-                     "loss": {"energy_weight": 1.0, "forces_weight": forces_weight}},
-    }
+    """Train rmd17.py's SchNet (cosine schedule over the budget) with this force weight; test errors."""
+    data = rmd17.config("schnet", train, test, minutes, output, seed, "cosine", forces_weight)
     report = run_training(parse_config(data), data, overwrite=True)
-    return {"epochs": report["epochs"], "n_train": report["train"]["n_structures"], "energy_mae_meV": 1000 * report["test"]["energy_mae"],
+    return {"epochs": report["epochs"], "n_train": report["train"]["n_structures"],
+            "energy_mae_meV": 1000 * report["test"]["energy_mae"],
             "forces_mae_meV_per_A": 1000 * report["test"]["forces_mae"]}
 
 

@@ -110,6 +110,10 @@ def test_cosine_schedule_with_warmup_and_plateau():
     assert rates[:3] == pytest.approx([0.5, 1.0, 1.0])
     assert rates[7] == pytest.approx(0.5)  # half-way through the 10 cosine epochs
     assert rates[12] == pytest.approx(0.0, abs=1e-12)
+    timed = Schedule("cosine", lr=1.0, max_epochs=1000, min_lr=0.0, max_time=100.0)
+    assert timed.step(0, 0.0, elapsed=50.0) == pytest.approx(0.5)  # half the wall-clock budget
+    assert timed.step(1, 0.0, elapsed=100.0) == pytest.approx(0.0, abs=1e-12)
+    assert Schedule("cosine", lr=1.0, max_epochs=4, max_time=100.0).step(1, 0.0, elapsed=1.0) == pytest.approx(0.5)
     plateau = Schedule("plateau", lr=1.0, max_epochs=10, patience=1, factor=0.5)
     rates = [plateau.step(e, loss) for e, loss in enumerate([3.0, 2.0, 2.5, 2.5, 1.0, 1.5, 1.5])]
     assert rates == [1.0, 1.0, 1.0, 0.5, 0.5, 0.5, 0.25]

@@ -7,7 +7,10 @@ restores them exactly:
 - plateau: multiply lr by ``factor`` when the validation loss has not improved for
   ``patience`` epochs (never below ``min_lr``).
 - cosine with warm-up: lr = lr0 (e+1)/W for the first W epochs, then
-  lr = min_lr + (lr0 - min_lr) (1 + cos(pi t)) / 2 with t going from 0 to 1 at max_epochs.
+  lr = min_lr + (lr0 - min_lr) (1 + cos(pi t)) / 2 with t going from 0 to 1 at max_epochs,
+  or at ``max_time`` seconds when that comes first (t is the larger of the two fractions),
+  so a run with a wall-clock budget anneals within it. The time-based part depends on the
+  machine's speed, so a resumed run follows the same curve only up to timing noise.
 
 EMA: theta_ema <- d theta_ema + (1 - d) theta after every step, with
 d = min(decay, (1 + n) / (10 + n)) after n updates so early averages are not dominated
@@ -44,8 +47,8 @@ class Schedule:
     """Per-epoch learning rate (see module docstring); ``step`` returns the lr for the next epoch."""
 
     def __init__(self, kind: str, lr: float, max_epochs: int, warmup_epochs: int = 0,
-                 patience: int = 10, factor: float = 0.5, min_lr: float = 0.0):
-        self.kind, self.lr0, self.max_epochs = kind, lr, max_epochs
+                 patience: int = 10, factor: float = 0.5, min_lr: float = 0.0, max_time: float | None = None):
+        self.kind, self.lr0, self.max_epochs, self.max_time = kind, lr, max_epochs, max_time
         self.warmup, self.patience, self.factor, self.min_lr = warmup_epochs, patience, factor, min_lr
         self.lr = self.initial_lr()
         self.best = math.inf
@@ -56,8 +59,11 @@ class Schedule:
             return self.lr0 / self.warmup
         return self.lr0
 
-    def step(self, epoch: int, val_loss: float) -> float:
-        """Learning rate after finishing ``epoch`` (0-based) with validation loss ``val_loss``."""
+    def step(self, epoch: int, val_loss: float, elapsed: float = 0.0) -> float:
+        """Learning rate after finishing ``epoch`` (0-based) with validation loss ``val_loss``.
+
+        ``elapsed``: training seconds so far (used by cosine when ``max_time`` is set).
+        """
         if self.kind == "plateau":
             if val_loss < self.best:
                 self.best, self.bad_epochs = val_loss, 0
@@ -70,7 +76,10 @@ class Schedule:
             if e < self.warmup:
                 self.lr = self.lr0 * (e + 1) / self.warmup
             else:
-                t = min((e - self.warmup) / max(self.max_epochs - self.warmup, 1), 1.0)
+                t = (e - self.warmup) / max(self.max_epochs - self.warmup, 1)
+                if self.max_time:
+                    t = max(t, elapsed / self.max_time)
+                t = min(t, 1.0)
                 self.lr = self.min_lr + (self.lr0 - self.min_lr) * 0.5 * (1 + math.cos(math.pi * t))
         return self.lr
 

@@ -77,7 +77,7 @@ class Trainer:
         self.model = self._wrap(self.potential)
         self.optimizer = build_optimizer(self.parameters.values(), config.optimizer, config.lr, config.weight_decay)
         self.schedule = Schedule(config.schedule, config.lr, config.max_epochs, config.warmup_epochs,
-                                 config.plateau_patience, config.plateau_factor, config.min_lr)
+                                 config.plateau_patience, config.plateau_factor, config.min_lr, config.max_time)
         self.ema = EMA(self.parameters, config.ema_decay) if config.ema_decay else None
         self.epoch, self.elapsed, self.bad_epochs, self.best_epoch = 0, 0.0, 0, -1
         self.best_loss = math.inf
@@ -198,10 +198,14 @@ class Trainer:
     def _time_up(self, started: float) -> bool:
         if self.config.max_time is None:
             return False
+        return self._elapsed(started) >= self.config.max_time
+
+    def _elapsed(self, started: float) -> float:
+        """Training seconds so far, including earlier sessions (the slowest rank's under DDP)."""
         elapsed = self.elapsed + time.perf_counter() - started
         if self.context.distributed:  # every rank must stop at the same step
             elapsed = self._global_value(elapsed)
-        return elapsed >= self.config.max_time
+        return elapsed
 
     def _validate(self, train_loss: float) -> tuple[float, dict[str, float]]:
         if self.val_set is None or len(self.val_set) == 0:
@@ -239,7 +243,7 @@ class Trainer:
                 if improved:
                     self.best_state = {k: v.detach().clone() for k, v in self.potential.state_dict().items()}
             row = self._record(train_loss, val_loss, metrics, started, improved)
-            self.schedule.step(self.epoch, val_loss)
+            self.schedule.step(self.epoch, val_loss, self._elapsed(started))
             self.epoch += 1
             self._end_epoch(row, bar, writer)
             if self.config.early_stopping_patience is not None and self.bad_epochs >= self.config.early_stopping_patience:
