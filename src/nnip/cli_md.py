@@ -45,12 +45,13 @@ def _md(args: argparse.Namespace) -> int:
                           thermostat=args.thermostat, friction=args.friction, tau=args.tau, pressure=args.pressure,
                           interval=args.interval, seed=args.seed, stop_uncertainty=args.stop_uncertainty)
     calculator = _calculator(args.model, args.dtype, args.device)
-    bias = _metadynamics(args) if args.metadynamics else None
+    atoms = _structure(args.structure)
+    bias, observers = _metadynamics(args, atoms) if args.metadynamics else (None, ())
     if bias is not None:
-        from ase.calculators.mixing import SumCalculator
+        from nnip.md.biased import BiasedCalculator
 
-        calculator = SumCalculator([calculator, bias])
-    result = run_md(_structure(args.structure), calculator, settings, args.output, args.log)
+        calculator = BiasedCalculator(calculator, [bias], sorted(set(atoms.numbers)))
+    result = run_md(atoms, calculator, settings, args.output, args.log, observers=observers)
     if bias is not None:
         _write_free_energy(bias, args.output)
     why = "stopped: max force std above the limit" if result.stopped == "uncertainty" else "finished"
@@ -58,15 +59,19 @@ def _md(args: argparse.Namespace) -> int:
     return 0
 
 
-def _metadynamics(args: argparse.Namespace):
+def _metadynamics(args: argparse.Namespace, atoms):
+    """The bias term of ``--metadynamics`` and the observer that deposits its hills."""
     from nnip.errors import ConfigError
-    from nnip.md.metadynamics import Metadynamics
+    from nnip.md.metadynamics import MetadynamicsBias, MetadynamicsConfig
 
-    kind, _, atoms = args.metadynamics.partition(":")
+    kind, _, indices = args.metadynamics.partition(":")
     try:
-        indices = [int(i) for i in atoms.split(",")]
-        return Metadynamics(kind, indices, args.meta_height, args.meta_width, args.meta_pace, args.bias_factor,
-                            args.temperature)
+        config = MetadynamicsConfig(kind, [int(i) for i in indices.split(",")], args.meta_height, args.meta_width,
+                                    args.meta_pace, args.bias_factor, args.temperature)
+        if max(config.indices) >= len(atoms):
+            raise ValueError(f"the structure has {len(atoms)} atoms")
+        bias = MetadynamicsBias(config, sorted(set(atoms.numbers)))
+        return bias, [(lambda moved: bias.deposit(moved.positions), config.pace)]
     except ValueError as error:
         raise ConfigError(f"--metadynamics {args.metadynamics}: {error} "
                           "(expected distance:I,J, angle:I,J,K or dihedral:I,J,K,L)") from None

@@ -49,7 +49,8 @@ def neighbor_list(
         cell: (3, 3) Å, lattice vectors as rows; periodic rows must be linearly independent
             (DataError otherwise: vesin would abort the process on such a cell).
         pbc: (3,) bool.
-        cutoff: Å; pairs with r_ij < cutoff are returned.
+        cutoff: Å; pairs with r_ij < cutoff are returned (none when cutoff <= 0, as for a
+            term that needs no neighbours).
         full: both i -> j and j -> i (default); False gives each unordered pair once,
             enough for potentials made only of pair terms.
 
@@ -62,6 +63,8 @@ def neighbor_list(
     problem = degenerate_cell_message(cell, pbc)
     if problem:  # vesin would abort the whole process on such a cell
         raise DataError(problem)
+    if cutoff <= 0:
+        return torch.zeros(2, 0, dtype=torch.int64), torch.zeros(0, 3, dtype=torch.int32)
     box, periodic = _vesin_box(np.asarray(cell, dtype=np.float64), pbc)
     calculator = vesin.NeighborList(cutoff=float(cutoff), full_list=full)
     pairs, shifts = calculator.compute(positions, np.ascontiguousarray(box), periodic, quantities="PS", copy=True)

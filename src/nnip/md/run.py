@@ -5,8 +5,12 @@ centre-of-mass motion every step and runs small molecules too hot), Nose-Hoover 
 Berendsen; with a pressure, isotropic MTK (Nose-Hoover) or Berendsen NPT. Every
 ``interval`` steps a frame goes to the trajectory (extxyz with the energy and forces of the
 calculator, so a trajectory is a labelled dataset, and kinetic/total energy, temperature
-and, for ensembles, the largest per-atom force std in ``info``) and a row to the CSV log. ``stop_uncertainty`` ends the run at the first step whose largest force
-std exceeds it and writes that frame.
+and, for ensembles, the largest per-atom force std in ``info``) and a row to the CSV log.
+Under a bias (:class:`~nnip.md.biased.BiasedCalculator`) the frames carry the unbiased
+energy and forces and ``info['bias_energy']``; the log's energies are those the atoms
+move on. ``stop_uncertainty`` ends the run at the first step whose largest force std
+exceeds it and writes that frame. ``observers`` are (function(atoms), every n steps)
+called after the step, e.g. to deposit metadynamics hills.
 
 Units: time in fs, temperature in K, pressure in GPa, friction in 1/fs, energies in eV.
 """
@@ -14,6 +18,7 @@ Units: time in fs, temperature in K, pressure in GPa, friction in 1/fs, energies
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,7 +105,8 @@ def _state(atoms: Atoms, step: int, s: MDSettings) -> dict[str, float]:
 
 
 def run_md(atoms: Atoms, calculator: Calculator, settings: MDSettings, trajectory: str | Path,
-           log: str | Path | None = None, progress: bool = True) -> MDResult:
+           log: str | Path | None = None, progress: bool = True,
+           observers: Sequence[tuple[Callable[[Atoms], None], int]] = ()) -> MDResult:
     """Run MD from ``atoms`` (velocities drawn at ``settings.temperature`` unless it has momenta)."""
     atoms = atoms.copy()
     atoms.calc = calculator
@@ -119,7 +125,12 @@ def run_md(atoms: Atoms, calculator: Calculator, settings: MDSettings, trajector
         state = _state(atoms, step, settings)
         frame = atoms.copy()
         frame.info.update({k: v for k, v in state.items() if k not in ("step", "potential_energy")}, step=step)
-        frame.calc = SinglePointCalculator(frame, energy=state["potential_energy"], forces=atoms.get_forces())
+        forces = atoms.get_forces()
+        results = atoms.calc.results  # after the call above, so they belong to this geometry
+        if "bias_energy" in results:
+            frame.info["bias_energy"] = results["bias_energy"]
+        energy = results.get("unbiased_energy", state["potential_energy"])
+        frame.calc = SinglePointCalculator(frame, energy=energy, forces=results.get("unbiased_forces", forces))
         ase.io.write(trajectory, frame, format="extxyz", append=True)
         if writer:
             writer.writerow(state)
@@ -129,6 +140,9 @@ def run_md(atoms: Atoms, calculator: Calculator, settings: MDSettings, trajector
         record(0)
         for step in tqdm(range(1, settings.steps + 1), desc="MD", unit="step", disable=not progress):
             dynamics.run(1)
+            for observe, every in observers:
+                if step % every == 0:
+                    observe(atoms)
             spread = float(atoms.calc.results.get("max_force_std", 0.0))
             largest = max(largest, spread)
             if settings.stop_uncertainty is not None and spread > settings.stop_uncertainty:
