@@ -57,11 +57,11 @@ def _train(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     import json
 
-    from nnip.potentials.serialization import load
-    from nnip.training.evaluate import evaluate, format_metrics, to_json, write_parity_plots
+    from nnip.cli_md import load_model
     from nnip.data.io import read
+    from nnip.training.evaluate import evaluate, format_metrics, to_json, write_parity_plots
 
-    model = load(args.model, device=args.device)
+    model = load_model(args.model, device=args.device)
     if args.dtype:
         import torch
 
@@ -164,7 +164,8 @@ def _add_evaluate(commands) -> None:
         epilog="example: nnip evaluate runs/ethanol/model.pt test.extxyz --json",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    evaluate.add_argument("model", help="model file written by nnip train or nnip.save")
+    evaluate.add_argument("model", help="model file written by nnip train or nnip.save; A.pt,B.pt,... "
+                          "evaluates the ensemble of those files")
     evaluate.add_argument("data", help="labelled structures (extxyz, MD17 .npz, ...)")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object (keys as in DESIGN.md)")
     evaluate.add_argument("--plots", default=None, metavar="DIR", help="write parity plots (PNG) to DIR")

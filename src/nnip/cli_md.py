@@ -18,15 +18,30 @@ def positive_int(text: str) -> int:
     return value
 
 
-def _calculator(model_or_oracle: str, dtype: str | None, device: str = "cpu"):
-    """nnip.Calculator of a model file, or the ASE calculator of an oracle name."""
+def model_files(text: str) -> list[str] | None:
+    """The model file, or comma-separated files (an ensemble), named by a MODEL argument; None if none exists."""
     from pathlib import Path
 
-    if Path(model_or_oracle).is_file():
-        from nnip.calculator import Calculator
-        from nnip.potentials.serialization import load
+    if Path(text).is_file():
+        return [text]
+    paths = [p for p in text.split(",") if p]
+    return paths if len(paths) > 1 and all(Path(p).is_file() for p in paths) else None
 
-        return Calculator(load(model_or_oracle), dtype=dtype, device=device)
+
+def load_model(text: str, device: str = "cpu"):
+    """The potential of a MODEL argument: one file, or an ensemble of comma-separated files."""
+    from nnip.potentials.serialization import load
+
+    paths = model_files(text) or [text]  # a missing file: load() names it
+    return load(paths[0] if len(paths) == 1 else paths, device=device)
+
+
+def _calculator(model_or_oracle: str, dtype: str | None, device: str = "cpu"):
+    """nnip.Calculator of a model file (or comma-separated files), or the ASE calculator of an oracle name."""
+    if model_files(model_or_oracle):
+        from nnip.calculator import Calculator
+
+        return Calculator(load_model(model_or_oracle), dtype=dtype, device=device)
     from nnip.oracles import get_oracle
 
     return get_oracle(model_or_oracle).factory()
@@ -145,7 +160,8 @@ def add_md(commands) -> None:
         epilog="example: nnip md runs/ens/model.pt start.extxyz --steps 20000 --timestep 0.5 --temperature 300 "
         "--thermostat langevin --output md.extxyz --log md.csv --stop-uncertainty 0.5",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    md.add_argument("model", metavar="MODEL_OR_ORACLE", help="model file, or an oracle name (gfn2, emt, ...)")
+    md.add_argument("model", metavar="MODEL_OR_ORACLE",
+                    help="model file (A.pt,B.pt,... for an ensemble of files), or an oracle name (gfn2, emt, ...)")
     md.add_argument("structure", help="starting structure (its last frame)")
     md.add_argument("--steps", type=int, default=1000)
     md.add_argument("--timestep", type=float, default=0.5, help="fs")

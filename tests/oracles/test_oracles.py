@@ -114,3 +114,26 @@ def test_label_records_failures_with_their_reason_and_labels_the_rest(tmp_path):
     assert [a.info["source_index"] for a in nnip.read(output)] == [0, 2]
     reasons = (tmp_path / "labelled.extxyz.failures.txt").read_text().splitlines()
     assert len(reasons) == 1 and "frame 1" in reasons[0] and "one particle" in reasons[0]
+
+
+def test_a_classical_potential_spelled_out_in_yaml_is_an_oracle(tmp_path):
+    from ase.calculators.lj import LennardJones
+
+    spec = tmp_path / "argon.yaml"
+    spec.write_text("elements: [Ar]\nterms:\n  - name: lj\n    config: {sigma: 3.4, epsilon: 0.0104, cutoff: 8.0,"
+                    " switch_on: null, shift: true}\n")
+    frames = []
+    for k in range(2):
+        atoms = bulk("Ar", "fcc", a=5.3, cubic=True)
+        atoms.rattle(0.1, seed=k)
+        frames.append(atoms)
+    labelled = label_frames(frames, get_oracle(f"model:{spec}"), progress=False)
+    for atoms, result in zip(frames, labelled):
+        reference = atoms.copy()
+        reference.calc = LennardJones(sigma=3.4, epsilon=0.0104, rc=8.0)
+        assert result.get_potential_energy() == pytest.approx(reference.get_potential_energy(), rel=1e-10)
+        np.testing.assert_allclose(result.get_forces(), reference.get_forces(), atol=1e-10)
+    learned = tmp_path / "net.yaml"
+    learned.write_text("elements: [Ar]\nterms:\n  - {name: schnet, config: {cutoff: 5.0}}\n")
+    with pytest.raises(OracleError, match="schnet must be trained first"):
+        get_oracle(f"model:{learned}").factory()

@@ -5,7 +5,10 @@
   (Bannwarth, Ehlert and Grimme, J. Chem. Theory Comput. 15, 1652 (2019)); molecules and
   periodic cells, milliseconds per small molecule.
 - ``double_well``: the analytic 2-D double well of the adversarial-attack paper.
-- ``model:PATH``: any nnip model file (e.g. a classical potential saved with ``nnip.save``).
+- ``model:PATH``: any nnip model file (e.g. a classical potential saved with ``nnip.save``),
+  or a YAML/JSON file spelling out a classical potential of this package as
+  ``{elements: [...], terms: [{name: lj, config: {...}}, ...]}`` (eV-valued terms only:
+  an untrained network is no reference method).
 - ``module:Class``: any ASE calculator class, constructed without arguments (e.g. a PySCF
   or ORCA wrapper configured by its defaults or environment).
 """
@@ -37,7 +40,32 @@ def _model(path: str):
     from nnip.calculator import Calculator
     from nnip.potentials.serialization import load
 
+    if path.endswith((".yaml", ".yml", ".json")):
+        return Calculator(_classical(path), dtype="float64")
     return Calculator(load(path), dtype="float64")
+
+
+def _classical(path: str):
+    """The classical potential a YAML/JSON file spells out (parameters as given, nothing trained)."""
+    from pathlib import Path
+
+    import yaml
+
+    from nnip.errors import ConfigError
+    from nnip.potentials.registry import build_potential
+
+    try:
+        spec = yaml.safe_load(Path(path).read_text())
+        if not isinstance(spec, dict) or set(spec) != {"elements", "terms"}:
+            raise ConfigError("expected exactly the keys 'elements' and 'terms'")
+        potential = build_potential(spec)
+    except (OSError, yaml.YAMLError, ConfigError, ValueError, TypeError, KeyError) as error:
+        raise OracleError(f"oracle model:{path}: {error}") from None
+    learned = [t.name for t in potential.terms if t.dimensionless]
+    if learned:
+        raise OracleError(f"oracle model:{path}: {', '.join(learned)} must be trained first; "
+                          "a spec file may hold only classical (eV) terms")
+    return potential
 
 
 def _import(spec: str):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -116,8 +117,22 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     return dict(read_payload(path).get("metadata", {}))
 
 
-def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> Potential | Ensemble:
-    """Read a potential or ensemble written by :func:`save`, on ``device`` (CPU by default)."""
+def load(path: str | os.PathLike | Sequence[str | os.PathLike], device: str | torch.device = "cpu"
+         ) -> Potential | Ensemble:
+    """Read a potential or ensemble written by :func:`save`, on ``device`` (CPU by default).
+
+    A list of files gives one Ensemble of all their potentials (members of ensemble files
+    included), e.g. models trained separately; its variance scale is 1 (uncalibrated).
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        members = []
+        for each in path:
+            model = load(each)
+            members.extend(model.members if isinstance(model, Ensemble) else [model])
+        try:
+            return Ensemble(members).to(device).eval()
+        except ValueError as error:
+            raise CheckpointError(f"{', '.join(map(str, path))}: cannot form an ensemble ({error})") from None
     payload = read_payload(path)
     kind = payload.get("kind")
     if kind == "ensemble":
