@@ -9,15 +9,25 @@ eigenvectors e_k. A sample displaces the atoms by
 over the vibrational modes (the six, or five for linear molecules, smallest |w_k^2| are
 translations and rotations and are left out), i.e. classical Boltzmann amplitudes at T:
 each mode then holds k_B T / 2 of potential energy on average in the harmonic limit.
+The Hessian comes from finite differences of any calculator's forces (:func:`hessian`,
+e.g. an oracle) or, for an nnip potential, exactly by autograd (:func:`potential_hessian`).
 """
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
+import torch
 from ase import Atoms, units
 from ase.calculators.calculator import Calculator
 
-__all__ = ["rattled", "hessian", "normal_mode_samples"]
+from nnip import keys
+from nnip.data.graph import AtomicGraph
+from nnip.potentials.base import Potential
+from nnip.potentials.ensemble import Ensemble
+
+__all__ = ["rattled", "hessian", "potential_hessian", "normal_mode_samples"]
 
 
 def rattled(atoms: Atoms, count: int, amplitude: float, seed: int = 0) -> list[Atoms]:
@@ -45,6 +55,21 @@ def hessian(atoms: Atoms, calculator: Calculator, delta: float = 0.005) -> np.nd
             probe.positions[k // 3, k % 3] += sign * delta
             columns.append(-probe.get_forces().ravel())
         matrix[:, k] = (columns[0] - columns[1]) / (2 * delta)
+    return 0.5 * (matrix + matrix.T)
+
+
+def potential_hessian(atoms: Atoms, potential: Potential | Ensemble) -> np.ndarray:
+    """(3N, 3N) Hessian in eV/Å^2 of an nnip potential (an ensemble: of its mean) by autograd, float64."""
+    potential = copy.deepcopy(potential).double()  # the caller's model keeps its dtype
+    graph = AtomicGraph.from_atoms(atoms, potential.cutoff)
+    positions = graph.positions.clone().requires_grad_(True)
+    with torch.enable_grad():
+        forces = potential(graph.with_positions(positions), compute_forces=True, create_graph=True)[keys.FORCES]
+        flat = forces.reshape(-1)
+        rows = [torch.autograd.grad(flat[k], positions, retain_graph=True, allow_unused=True)[0]
+                for k in range(flat.numel())]
+    matrix = -torch.stack([torch.zeros_like(positions) if row is None else row for row in rows]).reshape(len(flat), -1)
+    matrix = matrix.detach().numpy()
     return 0.5 * (matrix + matrix.T)
 
 
