@@ -1,4 +1,4 @@
-"""``nnip sample``: candidate structures for labelling by normal-mode sampling or rattling."""
+"""``nnip sample`` and ``nnip attack``: candidate structures for labelling (normal modes, rattling, adversarial attacks)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 
 from nnip.cli_md import load_model, model_files, positive_int
 
-__all__ = ["add_sample"]
+__all__ = ["add_sample", "add_attack"]
 
 
 def _sample(args: argparse.Namespace) -> int:
@@ -62,3 +62,107 @@ def add_sample(commands) -> None:
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--output", default="samples.extxyz")
     sample.set_defaults(run=_sample)
+
+
+def _training_energies(args: argparse.Namespace, seeds, ensemble) -> tuple[list[float], list[int], str]:
+    """Energies (eV) and sizes for the Boltzmann normalisation: --train, else the seeds' labels or predictions."""
+    from nnip.data.io import read
+
+    frames = read(args.train) if args.train else seeds
+    energies = [a.calc.results.get("energy") if a.calc is not None else None for a in frames]
+    if all(e is not None for e in energies):
+        return energies, [len(a) for a in frames], args.train or f"{args.seeds} (labels)"
+    if args.train:
+        from nnip.errors import DataError
+
+        missing = next(k for k, e in enumerate(energies) if e is None)
+        raise DataError(f"{args.train}: frame {missing}: no energy (the Boltzmann weight needs training energies)")
+    from nnip.calculator import Calculator
+
+    predicted = []
+    for atoms in seeds:
+        probe = atoms.copy()
+        probe.calc = Calculator(ensemble)
+        predicted.append(probe.get_potential_energy())
+    return predicted, [len(a) for a in seeds], f"{args.seeds} (ensemble predictions)"
+
+
+def _attack(args: argparse.Namespace) -> int:
+    from ase import units
+
+    from nnip.active.adversarial import KT_PAPER, Attack, AttackSettings
+    from nnip.data.io import read, write
+    from nnip.errors import ConfigError
+    from nnip.potentials.ensemble import Ensemble
+
+    ensemble = load_model(args.ensemble)
+    if not isinstance(ensemble, Ensemble) or len(ensemble) < 2:
+        raise ConfigError(f"{args.ensemble}: an attack needs an ensemble (train with ensemble: M, or give A.pt,B.pt)")
+    if args.dtype == "float64":
+        ensemble.double()
+    seeds = read(args.seeds)
+    kT = args.kT if args.kT is not None else (args.kT_kcal_mol * units.kcal / units.mol if args.kT_kcal_mol
+                                              else KT_PAPER)
+    try:
+        settings = AttackSettings(kT=kT, steps=args.steps, lr=args.lr, init_noise=args.init_noise, clamp=args.clamp,
+                                  uncertainty=args.uncertainty, normalisation=args.normalisation,
+                                  min_distance=args.min_distance, seed=args.seed,
+                                  keep_trajectory=args.trajectory is not None)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    energies, sizes, source = _training_energies(args, seeds, ensemble)
+    results = Attack(ensemble, energies, sizes, settings).run(seeds)
+    write(args.output, [r.atoms for r in results])
+    if args.trajectory:
+        _write_trajectories(args.trajectory, results)
+    stopped = sum(r.stopped == "distance" for r in results)
+    sigma = [r.sigma for r in results]
+    print(f"{len(results)} attacked structures -> {args.output} (Boltzmann weight from {source}; kT {kT:.4f} eV); "
+          f"sigma_{args.uncertainty[0].upper()} {min(sigma):.4g}..{max(sigma):.4g}; "
+          f"{stopped} stopped by the distance guard")
+    return 0
+
+
+def _write_trajectories(path: str, results) -> None:
+    """Every step of every seed, as frames with info 'seed' and 'step'."""
+    from nnip.data.io import write
+
+    frames = []
+    for k, result in enumerate(results):
+        for step, positions in enumerate(result.trajectory):
+            atoms = result.atoms.copy()
+            atoms.info = {"seed": k, "step": step}
+            atoms.positions = positions
+            frames.append(atoms)
+    write(path, frames)
+
+
+def add_attack(commands) -> None:
+    attack = commands.add_parser(
+        "attack", help="adversarial attack: move atoms to where the ensemble disagrees, weighted by Boltzmann",
+        description="Maximise p(X) sigma^2(X) from every frame of SEEDS by Adam on the displacements "
+        "(Schwalbe-Koda et al., Nat. Commun. 2021), with p normalised over training energies (--train; "
+        "by default the seeds' own). Writes the final geometries with attack_sigma, attack_log_p and "
+        "attack_log_objective in their info, ready for nnip label.",
+        epilog="example: nnip attack runs/ens/model.pt seeds.extxyz --train train.extxyz --kT-kcal-mol 20 "
+        "--steps 60 --output attacked.extxyz")
+    attack.add_argument("ensemble", help="ensemble model file (or A.pt,B.pt,...)")
+    attack.add_argument("seeds", help="starting structures (every frame is attacked)")
+    attack.add_argument("--output", default="attacked.extxyz")
+    attack.add_argument("--train", default=None, help="labelled training data for the Boltzmann normalisation")
+    temperature = attack.add_mutually_exclusive_group()
+    temperature.add_argument("--kT", type=float, default=None, help="eV (default 20 kcal/mol = 0.867 eV)")
+    temperature.add_argument("--kT-kcal-mol", type=float, default=None, help="kcal/mol")
+    attack.add_argument("--normalisation", choices=("auto", "structure", "atom"), default="auto",
+                        help="energies per structure or per atom (auto: per structure if all sizes agree)")
+    attack.add_argument("--uncertainty", choices=("forces", "energy"), default="forces")
+    attack.add_argument("--steps", type=int, default=60)
+    attack.add_argument("--lr", type=float, default=0.01, help="Adam learning rate, Å")
+    attack.add_argument("--init-noise", type=float, default=0.01, help="Å")
+    attack.add_argument("--clamp", type=float, default=3.0, help="largest displacement per component, Å")
+    attack.add_argument("--min-distance", type=float, default=0.5,
+                        help="refuse geometries with atoms closer than this fraction of their covalent radii")
+    attack.add_argument("--seed", type=int, default=0)
+    attack.add_argument("--trajectory", default=None, help="also write every step of every seed here")
+    attack.add_argument("--dtype", choices=("float32", "float64"), default=None)
+    attack.set_defaults(run=_attack)

@@ -1,0 +1,282 @@
+"""Uncertainty-based adversarial attacks (Schwalbe-Koda, Tan and Gomez-Bombarelli, Nat. Commun. 12, 5104 (2021)).
+
+The atoms of each seed structure X are displaced by delta to maximise
+
+    A(X + delta) = p(X + delta) * sigma^2(X + delta),   p = exp(-E/kT) / Q,   Q = mean_train exp(-E_t/kT)
+
+where sigma^2 is the ensemble's unbiased variance of the forces (mean over atoms and
+components, eV^2/Å^2) or of the energy, E is the ensemble-mean energy and E_t are the
+training energies, both normalised the same way (per structure, or per atom). Everything is
+computed in log space, log A = -E/kT - logmeanexp(-E_t/kT) + log sigma^2, so nothing over- or
+underflows; maximising log A has the same maximiser as A, and Adam's per-coordinate scaling
+makes the steps the same as well.
+
+Defaults follow the paper's code (kT = 20 kcal/mol, delta from 0.01 Å Gaussian noise, Adam
+with lr 0.01, 60 steps, delta clamped to +-3 Å). Unlike it: the neighbour list is rebuilt
+whenever an atom moved more than half a skin since the last build, so pairs that enter the
+cutoff are never ignored; rigid translations (and, for molecules, rotations) are projected
+out of delta after every step; a seed whose next geometry would put two atoms closer than
+``min_distance`` times the sum of their covalent radii stops at its last allowed geometry;
+and all seeds are attacked together as one batch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from ase import Atoms, units
+from ase.data import covalent_radii
+
+from nnip import keys
+from nnip.data.batching import collate
+from nnip.data.graph import AtomicGraph
+from nnip.data.neighbors import neighbor_list
+from nnip.potentials.ensemble import Ensemble
+
+__all__ = ["AttackSettings", "AttackResult", "Attack", "KT_PAPER", "log_partition", "rigid_basis", "closest_contact"]
+
+#: the paper's temperature: kT = 20 kcal/mol, in eV
+KT_PAPER = 20.0 * units.kcal / units.mol
+
+
+@dataclass
+class AttackSettings:
+    """kT: eV (in the chosen energy normalisation). steps, lr: Adam on delta (Å). init_noise,
+    clamp: Å. uncertainty: "forces" or "energy". normalisation: "structure", "atom" or "auto"
+    (per structure when every seed and training structure has the same size). min_distance:
+    fraction of the covalent-radius sum below which a geometry is refused. skin: Å.
+    """
+
+    kT: float = KT_PAPER
+    steps: int = 60
+    lr: float = 0.01
+    init_noise: float = 0.01
+    clamp: float = 3.0
+    uncertainty: str = "forces"
+    normalisation: str = "auto"
+    min_distance: float = 0.5
+    skin: float = 0.5
+    project_rigid: bool = True
+    seed: int = 0
+    keep_trajectory: bool = False
+
+    def __post_init__(self) -> None:
+        if self.uncertainty not in ("forces", "energy"):
+            raise ValueError(f"uncertainty must be 'forces' or 'energy', got {self.uncertainty!r}")
+        if self.normalisation not in ("auto", "structure", "atom"):
+            raise ValueError(f"normalisation must be 'auto', 'structure' or 'atom', got {self.normalisation!r}")
+        if self.kT <= 0 or self.steps < 0 or self.lr <= 0 or self.clamp <= 0 or self.skin < 0:
+            raise ValueError("need kT > 0, steps >= 0, lr > 0, clamp > 0 and skin >= 0")
+
+
+@dataclass
+class AttackResult:
+    """One attacked seed: final geometry (``atoms``, info holds the figures below) and its values.
+
+    sigma: sqrt of the variance (eV/Å for forces, eV for the energy); log_p: log Boltzmann
+    weight; log_objective: log A; stopped: "steps" or "distance" (the guard ended it).
+    trajectory: (steps + 1, N, 3) positions when kept.
+    """
+
+    atoms: Atoms
+    sigma: float
+    log_p: float
+    log_objective: float
+    energy: float
+    stopped: str
+    trajectory: np.ndarray | None = field(default=None, repr=False)
+
+
+def log_partition(energies: Sequence[float], kT: float) -> float:
+    """log Q = log mean_t exp(-E_t / kT) of normalised training energies (eV), without overflow."""
+    values = -torch.as_tensor(np.asarray(energies, dtype=np.float64)) / kT
+    if values.numel() == 0:
+        raise ValueError("the Boltzmann weight needs at least one training energy")
+    return float(torch.logsumexp(values, 0) - math.log(values.numel()))
+
+
+def rigid_basis(positions: torch.Tensor, periodic: bool) -> torch.Tensor:
+    """Orthonormal basis (3N, k) of rigid translations and, unless ``periodic``, rotations about the centroid."""
+    n = positions.shape[0]
+    eye = torch.eye(3, dtype=positions.dtype, device=positions.device)
+    vectors = [eye[c].repeat(n) for c in range(3)]
+    if not periodic:
+        centred = positions - positions.mean(0)
+        vectors += [torch.linalg.cross(eye[c].expand(n, 3), centred).reshape(-1) for c in range(3)]
+    u, s, _ = torch.linalg.svd(torch.stack(vectors, 1), full_matrices=False)
+    return u[:, s > 1e-8 * s.max()]  # a linear molecule has only two rotations
+
+
+def closest_contact(atoms: Atoms, factor: float) -> tuple[int, int, float] | None:
+    """The pair (i, j, distance Å) closest relative to factor * (r_cov,i + r_cov,j) if it is below that, else None."""
+    radii = covalent_radii[atoms.numbers]
+    reach = factor * 2 * float(radii.max())
+    if reach <= 0 or len(atoms) < 2:
+        return None
+    edge_index, shifts = neighbor_list(atoms.positions, atoms.cell.array, atoms.pbc, reach, full=False)
+    if edge_index.shape[1] == 0:
+        return None
+    i, j = edge_index.numpy()
+    vectors = atoms.positions[j] - atoms.positions[i] + shifts.numpy() @ atoms.cell.array
+    distances = np.linalg.norm(vectors, axis=1)
+    ratio = distances / (factor * (radii[i] + radii[j]))
+    k = int(np.argmin(ratio))
+    return (int(i[k]), int(j[k]), float(distances[k])) if ratio[k] < 1 else None
+
+
+class Attack:
+    """Adversarial attack with an ensemble against the Boltzmann weight of its training energies.
+
+    Args:
+        ensemble: an :class:`~nnip.potentials.ensemble.Ensemble` (at least two members).
+        train_energies: total energies (eV) of the training structures; train_sizes their
+            atom counts (for per-atom normalisation).
+        settings: :class:`AttackSettings`.
+    """
+
+    def __init__(self, ensemble: Ensemble, train_energies: Sequence[float], train_sizes: Sequence[int],
+                 settings: AttackSettings | None = None):
+        if not isinstance(ensemble, Ensemble) or len(ensemble) < 2:
+            raise ValueError("an adversarial attack needs an ensemble of at least two members")
+        if len(train_energies) != len(train_sizes) or len(train_energies) == 0:
+            raise ValueError("give one size per training energy, and at least one")
+        self.ensemble = ensemble.eval()
+        self.settings = settings or AttackSettings()
+        self.train_energies = np.asarray(train_energies, dtype=np.float64)
+        self.train_sizes = np.asarray(train_sizes, dtype=np.int64)
+
+    def per_atom(self, seeds: Sequence[Atoms]) -> bool:
+        """Whether energies are normalised per atom (``auto``: when the sizes differ)."""
+        if self.settings.normalisation != "auto":
+            return self.settings.normalisation == "atom"
+        sizes = {len(a) for a in seeds} | set(self.train_sizes.tolist())
+        return len(sizes) > 1
+
+    def log_q(self, per_atom: bool) -> float:
+        """log Q of the training energies in the given normalisation."""
+        energies = self.train_energies / self.train_sizes if per_atom else self.train_energies
+        return log_partition(energies, self.settings.kT)
+
+    def objective(self, graph: AtomicGraph, positions: torch.Tensor, per_atom: bool, log_q: float,
+                  create_graph: bool = True) -> dict[str, torch.Tensor]:
+        """log A, log p, variance and mean energy (normalised) of each structure (B,), differentiable in positions."""
+        out = self.ensemble(graph.with_positions(positions), compute_forces=True, create_graph=create_graph)
+        sizes = graph.n_atoms.to(out[keys.ENERGY].dtype)
+        norm = sizes if per_atom else torch.ones_like(sizes)
+        energy = out[keys.ENERGY] / norm
+        if self.settings.uncertainty == "forces":
+            per_atom_var = out[keys.FORCES + keys.VAR_SUFFIX].mean(dim=1)
+            variance = torch.zeros_like(sizes).index_add(0, graph.structure_index, per_atom_var) / sizes
+        else:
+            variance = out[keys.ENERGY + keys.VAR_SUFFIX] / norm**2
+        log_p = -energy / self.settings.kT - log_q
+        return {"log_objective": log_p + torch.log(variance), "log_p": log_p, "variance": variance, "energy": energy}
+
+    def run(self, seeds: Sequence[Atoms]) -> list[AttackResult]:
+        """Attack every seed (all in one batch); results in the seeds' order."""
+        s = self.settings
+        seeds = [a.copy() for a in seeds]
+        per_atom = self.per_atom(seeds)
+        log_q = self.log_q(per_atom)
+        batch = _Batch(seeds, self.ensemble.cutoff + s.skin, self.ensemble.pairwise, self.ensemble.dtype)
+        delta = batch.initial_noise(s.init_noise, s.seed)
+        batch.constrain(delta, s.project_rigid, s.clamp)
+        delta.requires_grad_(True)
+        optimizer = torch.optim.Adam([delta], lr=s.lr)
+        active = np.ones(len(seeds), dtype=bool)
+        trajectory = [(batch.origin + delta).detach().clone()] if s.keep_trajectory else None
+        for _ in range(s.steps):
+            positions = batch.origin + delta
+            graph = batch.graph(positions.detach(), s.skin)
+            values = self.objective(graph, positions, per_atom, log_q)
+            mask = torch.as_tensor(active, device=delta.device)
+            optimizer.zero_grad()
+            (-values["log_objective"][mask].sum()).backward()
+            previous = delta.detach().clone()
+            optimizer.step()
+            with torch.no_grad():
+                batch.constrain(delta, s.project_rigid, s.clamp)
+                for k in range(len(seeds)):
+                    rows = batch.rows(k)
+                    if active[k] and closest_contact(batch.atoms_at(k, (batch.origin + delta)[rows]), s.min_distance):
+                        active[k] = False  # refuse the step; this seed stops at its last allowed geometry
+                    if not active[k]:
+                        delta[rows] = previous[rows]
+            if trajectory is not None:
+                trajectory.append((batch.origin + delta).detach().clone())
+            if not active.any():
+                break
+        return self._results(batch, delta.detach(), per_atom, log_q, active, trajectory)
+
+    def _results(self, batch: "_Batch", delta: torch.Tensor, per_atom: bool, log_q: float, active: np.ndarray,
+                 trajectory: list[torch.Tensor] | None) -> list[AttackResult]:
+        positions = batch.origin + delta
+        values = self.objective(batch.graph(positions, 0.0, force=True), positions.clone().requires_grad_(True),
+                                per_atom, log_q, create_graph=False)
+        path = torch.stack(trajectory).cpu().numpy() if trajectory is not None else None
+        results = []
+        for k in range(len(batch.seeds)):
+            rows = batch.rows(k)
+            atoms = batch.atoms_at(k, positions[rows])
+            figures = {name: float(values[name][k].detach()) for name in ("log_objective", "log_p", "variance", "energy")}
+            sigma = math.sqrt(max(figures["variance"], 0.0))
+            stopped = "steps" if active[k] else "distance"
+            atoms.info.update(attack_sigma=sigma, attack_log_p=figures["log_p"],
+                              attack_log_objective=figures["log_objective"], attack_stopped=stopped)
+            results.append(AttackResult(atoms, sigma, figures["log_p"], figures["log_objective"], figures["energy"],
+                                        stopped, None if path is None else path[:, rows.start:rows.stop]))
+        return results
+
+
+class _Batch:
+    """The seeds as one batch: reference positions, per-seed rows, and a Verlet-style neighbour list."""
+
+    def __init__(self, seeds: list[Atoms], list_cutoff: float, half: bool, dtype: torch.dtype):
+        self.seeds, self.list_cutoff, self.half, self.dtype = seeds, list_cutoff, half, dtype
+        self.origin = torch.cat([torch.as_tensor(a.positions, dtype=dtype) for a in seeds])
+        sizes = [len(a) for a in seeds]
+        self.offsets = np.concatenate([[0], np.cumsum(sizes)])
+        self._graph: AtomicGraph | None = None
+        self._built_at: torch.Tensor | None = None
+
+    def rows(self, k: int) -> slice:
+        return slice(int(self.offsets[k]), int(self.offsets[k + 1]))
+
+    def atoms_at(self, k: int, positions: torch.Tensor) -> Atoms:
+        atoms = self.seeds[k].copy()
+        atoms.calc = None
+        atoms.positions = positions.detach().cpu().numpy().astype(np.float64)
+        return atoms
+
+    def graph(self, positions: torch.Tensor, skin: float, force: bool = False) -> AtomicGraph:
+        """The batch graph, rebuilt at ``positions`` once any atom moved more than skin/2 since the last build."""
+        moved = None if self._built_at is None else (positions - self._built_at).norm(dim=1).max()
+        if force or moved is None or moved > 0.5 * skin:
+            graphs = [AtomicGraph.from_arrays(positions[self.rows(k)], a.numbers, a.cell.array, a.pbc,
+                                              self.list_cutoff, half_list=self.half, dtype=self.dtype)
+                      for k, a in enumerate(self.seeds)]
+            self._graph, self._built_at = collate(graphs), positions.detach().clone()
+        return self._graph
+
+    def initial_noise(self, sigma: float, seed: int) -> torch.Tensor:
+        """Gaussian delta (N, 3) Å; seed k draws from its own generator (seed + k), so batching changes nothing."""
+        parts = []
+        for k, atoms in enumerate(self.seeds):
+            generator = torch.Generator().manual_seed(seed + k)
+            parts.append(torch.randn(len(atoms), 3, generator=generator, dtype=torch.float64) * sigma)
+        return torch.cat(parts).to(self.dtype)
+
+    def constrain(self, delta: torch.Tensor, project: bool, clamp: float) -> None:
+        """In place: remove rigid motions of each seed (when ``project``), then clamp to +-clamp Å."""
+        with torch.no_grad():
+            if project:
+                for k, atoms in enumerate(self.seeds):
+                    rows = self.rows(k)
+                    basis = rigid_basis(self.origin[rows], periodic=bool(atoms.pbc.any()))
+                    flat = delta[rows].reshape(-1)
+                    delta[rows] = (flat - basis @ (basis.T @ flat)).reshape(-1, 3)
+            delta.clamp_(-clamp, clamp)
