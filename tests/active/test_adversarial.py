@@ -131,3 +131,15 @@ def test_attack_command_writes_attacked_geometries_and_trajectories(tmp_path, ca
     nnip.save(lj_ensemble().members[0], tmp_path / "single.pt")
     assert main(["attack", str(tmp_path / "single.pt"), str(seeds)]) == 2
     assert "an attack needs an ensemble" in capsys.readouterr().err
+
+
+def test_ase_constraints_are_honoured_for_a_particle_on_a_surface():
+    from ase.constraints import FixCartesian
+
+    members = [build_potential({"elements": ["H"], "terms": [
+        {"name": "coordinate_mlp", "config": {"n_atoms": 1, "hidden": [16]}}]}).double() for _ in range(3)]
+    particle = Atoms("H", positions=[[-0.9, 0.1, 0.0]])
+    particle.set_constraint(FixCartesian(0, mask=(False, False, True)))  # moves in x and y only
+    (result,) = Attack(Ensemble(members), [0.0], [1], AttackSettings(kT=10.0, lr=0.05, steps=10)).run([particle])
+    moved = result.atoms.positions[0] - particle.positions[0]
+    assert abs(moved[2]) == 0.0 and np.abs(moved[:2]).min() > 1e-3

@@ -15,7 +15,8 @@ Defaults follow the paper's code (kT = 20 kcal/mol, delta from 0.01 Å Gaussian 
 with lr 0.01, 60 steps, delta clamped to +-3 Å). Unlike it: the neighbour list is rebuilt
 whenever an atom moved more than half a skin since the last build, so pairs that enter the
 cutoff are never ignored; rigid translations (and, for molecules, rotations) are projected
-out of delta after every step; a seed whose next geometry would put two atoms closer than
+out of delta after every step (for seeds without constraints: ASE's FixAtoms and
+FixCartesian are honoured by zeroing the fixed components instead); a seed whose next geometry would put two atoms closer than
 ``min_distance`` times the sum of their covalent radii stops at its last allowed geometry;
 and all seeds are attacked together as one batch.
 """
@@ -29,6 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from ase import Atoms, units
+from ase.constraints import FixAtoms, FixCartesian
 from ase.data import covalent_radii
 
 from nnip import keys
@@ -238,6 +240,7 @@ class _Batch:
     def __init__(self, seeds: list[Atoms], list_cutoff: float, half: bool, dtype: torch.dtype):
         self.seeds, self.list_cutoff, self.half, self.dtype = seeds, list_cutoff, half, dtype
         self.origin = torch.cat([torch.as_tensor(a.positions, dtype=dtype) for a in seeds])
+        self.free = [_free_components(a) for a in seeds]  # None: unconstrained
         sizes = [len(a) for a in seeds]
         self.offsets = np.concatenate([[0], np.cumsum(sizes)])
         self._graph: AtomicGraph | None = None
@@ -271,12 +274,30 @@ class _Batch:
         return torch.cat(parts).to(self.dtype)
 
     def constrain(self, delta: torch.Tensor, project: bool, clamp: float) -> None:
-        """In place: remove rigid motions of each seed (when ``project``), then clamp to +-clamp Å."""
+        """In place: remove rigid motions of each free seed (when ``project``) or zero the fixed
+        components of a constrained one, then clamp to +-clamp Å."""
         with torch.no_grad():
-            if project:
-                for k, atoms in enumerate(self.seeds):
-                    rows = self.rows(k)
+            for k, atoms in enumerate(self.seeds):
+                rows = self.rows(k)
+                if self.free[k] is not None:
+                    delta[rows] *= torch.as_tensor(self.free[k], dtype=delta.dtype)
+                elif project:
                     basis = rigid_basis(self.origin[rows], periodic=bool(atoms.pbc.any()))
                     flat = delta[rows].reshape(-1)
                     delta[rows] = (flat - basis @ (basis.T @ flat)).reshape(-1, 3)
             delta.clamp_(-clamp, clamp)
+
+
+def _free_components(atoms: Atoms) -> np.ndarray | None:
+    """(N, 3) 1/0 mask of the components ASE's FixAtoms / FixCartesian leave free; None without constraints."""
+    if not atoms.constraints:
+        return None
+    free = np.ones((len(atoms), 3))
+    for constraint in atoms.constraints:
+        if isinstance(constraint, FixCartesian):
+            free[constraint.index] *= ~np.asarray(constraint.mask, dtype=bool)
+        elif isinstance(constraint, FixAtoms):
+            free[constraint.index] = 0.0
+        else:
+            raise ValueError(f"the attack cannot honour the constraint {type(constraint).__name__}")
+    return free
