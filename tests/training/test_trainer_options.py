@@ -132,3 +132,23 @@ def test_isolated_atom_e0_for_a_network_and_a_lone_atom_returns_it(tmp_path):
     for symbol, energy in isolated.items():
         if symbol in ("H", "C", "O"):
             assert evaluate(model.double(), Atoms(symbol))["energy"] == pytest.approx(energy, abs=1e-9)
+
+
+def test_model_init_starts_from_a_saved_model_or_ensemble_member(tmp_path, argon_file, capsys):
+    first = lj_config(argon_file, tmp_path / "first", max_epochs=30, lr=0.05)
+    first["ensemble"] = 2
+    assert run(tmp_path, first, name="first.yaml") == 0
+    trained = nnip.load(tmp_path / "first" / "model.pt")
+    second = lj_config(argon_file, tmp_path / "second", max_epochs=10, max_time=1e-9)  # no step: weights as loaded
+    second["ensemble"] = 2
+    second["model"]["init"] = str(tmp_path / "first" / "model.pt")
+    assert run(tmp_path, second, name="second.yaml") == 0
+    started = nnip.load(tmp_path / "second" / "model.pt")
+    for m in range(2):
+        sigma = float(started.members[m].terms[0].sigma.values.detach())
+        assert sigma == pytest.approx(float(trained.members[m].terms[0].sigma.values.detach()), rel=1e-12)
+        assert sigma != pytest.approx(3.0, rel=1e-3)  # the trained value, not the config's start
+    wrong = lj_config(argon_file, tmp_path / "wrong", max_epochs=1)
+    wrong["model"] = {"name": "morse", "cutoff": 8.0, "e0": "zero", "init": str(tmp_path / "first" / "model.pt")}
+    assert run(tmp_path, wrong, name="wrong.yaml") == 2
+    assert "model.init:" in capsys.readouterr().err

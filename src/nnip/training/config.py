@@ -86,6 +86,9 @@ class ModelConfig:
         scale, shift: "auto" or numbers in eV. Auto: scale = force RMS for potentials with
             dimensionless (network) terms, else 1; shift = mean residual energy per atom
             when E0 is fitted by least squares and there are network terms, else 0.
+        init: a model file (same terms and elements) whose weights, E0 and scale/shift start
+            the training (fine-tuning, warm starts); with an ensemble file, member m starts
+            member m of an ensemble run.
     """
 
     terms: list[dict[str, Any]] = field(default_factory=list)
@@ -93,6 +96,7 @@ class ModelConfig:
     e0: str | dict[str, float] = "least_squares"
     scale: str | float = "auto"
     shift: str | float = "auto"
+    init: str | None = None
 
     def __post_init__(self) -> None:
         if not self.terms:

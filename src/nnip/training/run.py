@@ -28,7 +28,7 @@ from nnip.potentials.serialization import load, save
 from nnip.training import distributed
 from nnip.training.config import RunConfig
 from nnip.training.evaluate import evaluate, to_json, write_parity_plots
-from nnip.training.setup import Splits, build_model, initialise_reference, read_splits
+from nnip.training.setup import Splits, build_model, initialise_reference, read_splits, start_from
 from nnip.training.trainer import Trainer, tensorboard_writer
 from nnip.uncertainty.calibration import fit_variance_scale
 from nnip.version import __version__
@@ -147,6 +147,8 @@ def train_model(config: RunConfig, splits: Splits, directory: Path, seed: int, r
     val = AtomicDataset(splits.val, potential.cutoff, potential.pairwise, weights,
                         source=splits.sources["val"]) if splits.val else None
     stats = initialise_reference(potential, config.model, train, splits.isolated, config.data.isolated_atoms or "")
+    if config.model.init:
+        start_from(potential, config.model.init, seed - config.seed)
     trainer = Trainer(potential, train, val, config.training, seed, directory, context)
     result = trainer.fit(resume=resume and (directory / "checkpoint.pt").is_file())
     potential = trainer.potential.eval()

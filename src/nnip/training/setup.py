@@ -103,6 +103,20 @@ def build_model(model: ModelConfig, elements: Sequence[int], seed: int) -> Poten
     return Potential(terms, elements)
 
 
+def start_from(potential: Potential, path: str, member: int) -> None:
+    """Copy weights and reference energies from the model file ``path`` (member ``member`` of an ensemble)."""
+    from nnip.potentials.ensemble import Ensemble
+    from nnip.potentials.serialization import load
+
+    source = load(path)
+    if isinstance(source, Ensemble):
+        source = source.members[member % len(source)]
+    if source.spec() != potential.spec():
+        raise ConfigError(f"model.init: {path} holds a different model ({source.spec()['terms']} for elements "
+                          f"{source.spec()['elements']}); it must match model.terms and the elements")
+    potential.load_state_dict(source.state_dict())
+
+
 @torch.no_grad()
 def _term_energies(potential: Potential, dataset: AtomicDataset) -> np.ndarray:
     """Energies (B,) of the eV-valued terms alone (E0, shift and scaled terms set to zero)."""
