@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from nnip.cli_md import add_analyze, add_md, add_relax, positive_int
-from nnip.cli_sample import add_attack, add_sample
+from nnip.cli_sample import add_active, add_attack, add_sample
 from nnip.errors import NnipError
 from nnip.version import __version__
 
@@ -118,6 +118,7 @@ def _parser() -> argparse.ArgumentParser:
     add_analyze(commands)
     add_sample(commands)
     add_attack(commands)
+    add_active(commands)
     _add_demo(commands)
     return parser
 

@@ -1,4 +1,4 @@
-"""``nnip sample`` and ``nnip attack``: candidate structures for labelling (normal modes, rattling, adversarial attacks)."""
+"""``nnip sample``, ``nnip attack`` and ``nnip active``: new structures to label, and the active-learning loop."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 
 from nnip.cli_md import load_model, model_files, positive_int
 
-__all__ = ["add_sample", "add_attack"]
+__all__ = ["add_sample", "add_attack", "add_active"]
 
 
 def _sample(args: argparse.Namespace) -> int:
@@ -166,3 +166,27 @@ def add_attack(commands) -> None:
     attack.add_argument("--trajectory", default=None, help="also write every step of every seed here")
     attack.add_argument("--dtype", choices=("float32", "float64"), default=None)
     attack.set_defaults(run=_attack)
+
+
+def _active(args: argparse.Namespace) -> int:
+    from nnip.active.loop import load_active_config, run_active
+
+    config, settings, resolved = load_active_config(args.config, args.set)
+    rows = run_active(config, settings, resolved, resume=args.resume, overwrite=args.overwrite)
+    print(f"{len(rows)} generations in {config.output}: active.csv, active.png, store.db (every labelled structure)")
+    return 0
+
+
+def add_active(commands) -> None:
+    active = commands.add_parser(
+        "active", help="active learning: train an ensemble, sample, select, label with an oracle, repeat",
+        description="Run the loop of the config's 'active' section on top of a training config "
+        "(data, model, training, ensemble >= 2). Every label is committed to OUTPUT/store.db when it "
+        "returns; --resume continues a killed run without repeating an oracle call.",
+        epilog="example: nnip active configs/active_ethanol.yaml --set active.generations=2 "
+        "(then, after a crash: nnip active configs/active_ethanol.yaml --resume)")
+    active.add_argument("config")
+    active.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
+    active.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    active.add_argument("--overwrite", action="store_true", help="replace an earlier run in the output folder")
+    active.set_defaults(run=_active)

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-__all__ = ["error_summary", "parity_plot", "learning_curves", "rdf_plot", "calibration_plot", "profile_plot"]
+__all__ = ["error_summary", "parity_plot", "learning_curves", "rdf_plot", "calibration_plot", "profile_plot",
+           "active_learning_plot", "surface_plot"]
 
 #: Above this many points a parity plot is a log-scaled hexbin instead of a scatter.
 HEXBIN_THRESHOLD = 20000
@@ -264,4 +265,47 @@ def profile_plot(x: np.ndarray, y: np.ndarray, path, *, xlabel: str, ylabel: str
     ax.plot(x, y, color="C0")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
+    return _save(fig, path)
+
+
+def active_learning_plot(rows: Sequence[Mapping], path) -> Path:
+    """Per generation: test force MAE and ensemble spread (meV/Å), labels, rejected fractions."""
+    generation = _column(rows, "generation")
+    fig = Figure(figsize=(11, 3.4), layout="constrained")
+    errors, labels, rejected = fig.subplots(1, 3)
+    for name, label in (("test_forces_mae", "force MAE"), ("test_forces_std_mean", "mean force std"),
+                        ("test_forces_std_max", "max force std")):
+        values = _column(rows, name, 1000.0)
+        if np.isfinite(values).any():
+            errors.plot(generation, values, marker="o", label=label)
+    errors.set_ylabel("test set (meV/Å)")
+    labels.plot(generation, _column(rows, "labels"), marker="o", label="labels")
+    labels.plot(generation, _column(rows, "oracle_calls"), marker=".", linestyle="--", label="oracle calls")
+    labels.set_ylabel("cumulative count")
+    for name in ("uncertainty", "known", "duplicate", "limit"):
+        values = _column(rows, f"rejected_{name}")
+        if np.isfinite(values).any():
+            rejected.plot(generation, values, marker="o", label=name)
+    rejected.set_ylabel("fraction of candidates rejected")
+    for ax in (errors, labels, rejected):
+        ax.set_xlabel("generation")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def surface_plot(x: np.ndarray, y: np.ndarray, energy: np.ndarray, points: Mapping[str, np.ndarray], path, *,
+                 levels: int = 30) -> Path:
+    """Contours of a 2-D surface ``energy`` (len(y), len(x)) with point sets {label: (n, 2)} on top, in order."""
+    fig = Figure(figsize=(6.0, 4.2), layout="constrained")
+    ax = fig.subplots()
+    filled = ax.contourf(x, y, energy, levels=levels, cmap="Greys_r")
+    fig.colorbar(filled, ax=ax, label="energy (eV)")
+    colours = [f"C{k % 10}" for k in range(len(points))]
+    for (label, xy), colour in zip(points.items(), colours):
+        xy = np.asarray(xy, dtype=float).reshape(-1, 2)
+        ax.scatter(xy[:, 0], xy[:, 1], s=14, color=colour, edgecolor="white", linewidth=0.4, label=label)
+    ax.set_xlabel("x (Å)")
+    ax.set_ylabel("y (Å)")
+    ax.legend(fontsize=7, loc="upper left", ncols=2)
     return _save(fig, path)

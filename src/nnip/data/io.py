@@ -84,8 +84,9 @@ def _labels(atoms: Atoms, energy_key: str, forces_key: str, stress_key: str, fac
 
 
 def _clean_atoms(atoms: Atoms, labels: dict, drop: Sequence[str]) -> Atoms:
-    """A fresh Atoms with the labels on a SinglePointCalculator and the remaining info kept."""
+    """A fresh Atoms with the labels on a SinglePointCalculator, the remaining info and the constraints kept."""
     out = Atoms(numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
+    out.set_constraint([c.copy() for c in atoms.constraints])
     out.info = {k: v for k, v in atoms.info.items() if k not in drop}
     for name in ("initial_charges", "initial_magmoms"):
         if atoms.has(name):

@@ -136,6 +136,10 @@ class TrainingConfig:
         device: "cpu", "cuda", "cuda:1" ...
         tensorboard: also write TensorBoard logs (needs the tensorboard package).
         progress: show a progress bar and one log line per epoch (False: silent).
+        plots: write learning curves and parity plots (PNG) into the run folder.
+        checkpoint_seconds: least wall time between checkpoints (and metrics.csv writes); 0:
+            after every epoch. A resumed run repeats the epochs since the last checkpoint
+            (identically, data order and RNG are restored) and ends with the same model.
         freeze: parameters kept fixed, as name patterns (e.g. "terms.0.sigma.*"; see
             ``potential.named_parameters()``).
         train_e0: also fit the per-element reference energies E0 (starting from ``model.e0``);
@@ -163,6 +167,8 @@ class TrainingConfig:
     device: str = "cpu"
     tensorboard: bool = False
     progress: bool = True
+    plots: bool = True
+    checkpoint_seconds: float = 0.0
     freeze: list[str] = field(default_factory=list)
     train_e0: bool = False
     loss: LossConfig = field(default_factory=LossConfig)

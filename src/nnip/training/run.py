@@ -37,7 +37,7 @@ __all__ = ["run_training", "train_model", "check_directory", "clear_directory", 
 
 #: What a run writes; --overwrite removes exactly these, nothing else in the folder.
 RUN_FILES = ("config.yaml", "model.pt", "checkpoint.pt", "metrics.csv", "report.json", "learning_curves.png",
-             "parity_energy.png", "parity_forces.png", "members", "folds", "tensorboard")
+             "parity_energy.png", "parity_forces.png", "calibration.png", "members", "folds", "tensorboard")
 _RESUMABLE = ("max_epochs", "max_time", "progress")
 
 
@@ -118,9 +118,10 @@ def _write_json(data: dict, path: Path) -> None:
     tmp.replace(path)
 
 
-def _split_metrics(model, splits: dict[str, list], directory: Path, batch_size: int, device) -> dict[str, dict]:
-    """Metrics on every non-empty split; parity plots of the last of test, val, train that exists."""
-    report, plotted = {}, False
+def _split_metrics(model, splits: dict[str, list], directory: Path, batch_size: int, device,
+                   plots: bool = True) -> dict[str, dict]:
+    """Metrics on every non-empty split; parity plots (when ``plots``) of the first of test, val, train that exists."""
+    report, plotted = {}, not plots
     for name in ("test", "val", "train"):
         frames = splits.get(name) or []
         if not frames:
@@ -158,10 +159,11 @@ def train_model(config: RunConfig, splits: Splits, directory: Path, seed: int, r
     if not context.main:
         return {}
     save(potential, directory / "model.pt", metadata={"statistics": stats.as_dict(), "training": summary})
-    if result.history:
+    if result.history and config.training.plots:
         learning_curves(result.history, directory / "learning_curves.png")
     report = {**_split_metrics(potential, {"train": train_frames, "val": splits.val, "test": splits.test},
-                               directory, config.training.eval_batch_size, config.training.device),
+                               directory, config.training.eval_batch_size, config.training.device,
+                               config.training.plots),
               **summary, "statistics": stats.as_dict(), "nnip_version": __version__}
     _write_json(report, directory / "report.json")
     return report
@@ -214,7 +216,7 @@ def _run_ensemble(config: RunConfig, splits: Splits, directory: Path, resume: bo
                                                      "bootstrap": config.bootstrap,
                                                      "variance_scale": float(ensemble.variance_scale)})
     report = _split_metrics(ensemble, {"train": splits.train, "val": splits.val, "test": splits.test}, directory,
-                            config.training.eval_batch_size, config.training.device)
+                            config.training.eval_batch_size, config.training.device, config.training.plots)
     return {**report, "members": [{k: r[k] for k in ("val", "test") if k in r} for r in members],
             "train_seconds": sum(r["train_seconds"] for r in members), "epochs": [r["epochs"] for r in members],
             "n_parameters": sum(r["n_parameters"] for r in members), "variance_scale": float(ensemble.variance_scale),

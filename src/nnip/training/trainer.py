@@ -84,6 +84,7 @@ class Trainer:
         self.best_state = None
         self.history: list[dict[str, float]] = []
         self._val_text = ""
+        self._saved_at, self._unsaved = -math.inf, None  # last checkpoint (perf_counter), pending row
         self.stress = config.loss.stress_weight > 0 and train.has(keys.STRESS)
         self.forces = config.loss.forces_weight > 0
 
@@ -253,6 +254,7 @@ class Trainer:
                 stopped = "max_time"
                 break
         bar.close()
+        self._save_pending()
         if writer is not None:
             writer.close()
         self.elapsed += time.perf_counter() - started
@@ -273,9 +275,9 @@ class Trainer:
     def _end_epoch(self, row, bar, writer) -> None:
         if not self.context.main:
             return
-        if self.directory is not None:
-            save_checkpoint(self.state_dict(row["time"]), self.directory / "checkpoint.pt")
-            write_metrics_csv(self.history, self.directory / "metrics.csv")
+        self._unsaved = row
+        if time.perf_counter() - self._saved_at >= self.config.checkpoint_seconds:
+            self._save_pending()
         if writer is not None:
             for key, value in row.items():
                 if key != "epoch" and math.isfinite(value):
@@ -284,6 +286,14 @@ class Trainer:
         bar.update(1)
         if self.config.progress:
             bar.write(_log_line(row))
+
+    def _save_pending(self) -> None:
+        """Write the checkpoint and metrics.csv of the last finished epoch, if not written yet."""
+        if self._unsaved is None or self.directory is None or not self.context.main:
+            return
+        save_checkpoint(self.state_dict(self._unsaved["time"]), self.directory / "checkpoint.pt")
+        write_metrics_csv(self.history, self.directory / "metrics.csv")
+        self._saved_at, self._unsaved = time.perf_counter(), None
 
     def _tensorboard(self):
         if not (self.config.tensorboard and self.context.main and self.directory is not None):

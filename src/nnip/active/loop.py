@@ -1,0 +1,278 @@
+"""The active-learning loop: train an ensemble, sample candidates, select, label, repeat.
+
+Generation g (folder ``gen_<g>`` under the run's output):
+
+1. train: the ensemble of the config on the initial data plus every structure labelled in
+   earlier generations (new ones weighted ``new_weight``), from scratch or, with
+   ``warm_start``, from generation g-1's members;
+2. evaluate: errors and ensemble spread on the fixed test set (``data.test``), one row of
+   ``active.csv``;
+3. sample: candidates from ``seeds`` training structures with the ``sampler``
+   (:mod:`nnip.active.samplers`);
+4. select: :func:`nnip.active.selection.select`;
+5. label: the oracle labels each chosen candidate; every label (or failure, with its reason)
+   is committed to ``store.db`` (:class:`~nnip.active.store.Store`) as soon as it returns.
+
+After ``generations`` rounds a last ensemble is trained and evaluated. Every phase writes
+its result atomically and ``state.json`` records the last finished one, so a killed run
+resumed with ``--resume`` continues in the same generation; labels already in the store are
+never requested again.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import time
+from collections.abc import Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+
+from nnip.active.samplers import ActiveSettings, sample_candidates, spreads
+from nnip.active.selection import select
+from nnip.active.store import Store
+from nnip.data.io import read, write
+from nnip.errors import ConfigError, OracleError
+from nnip.oracles import get_oracle
+from nnip.oracles.base import CalculatorOracle
+from nnip.plots import active_learning_plot
+from nnip.potentials.serialization import load
+from nnip.strict import from_dict
+from nnip.training.config import RunConfig, apply_overrides, parse_config
+from nnip.training.evaluate import evaluate
+from nnip.training.run import run_training
+from nnip.training.setup import read_frames
+
+__all__ = ["run_active", "load_active_config", "LOG_COLUMNS"]
+
+LOG_COLUMNS = ("generation", "n_train", "labels", "oracle_calls", "failed", "test_energy_mae", "test_forces_mae",
+               "test_forces_std_mean", "test_forces_std_max", "candidates", "chosen", "threshold",
+               "rejected_uncertainty", "rejected_known", "rejected_duplicate", "rejected_limit", "sample_spread")
+
+
+class _Run:
+    """One active-learning run folder: config, store, state and the per-generation phases."""
+
+    def __init__(self, config: RunConfig, settings: ActiveSettings, resolved: dict[str, Any]):
+        self.config, self.settings, self.resolved = config, settings, resolved
+        self.directory = Path(config.output)
+        self.store = Store(self.directory / "store.db")
+        self.oracle = get_oracle(settings.oracle)
+
+    # -- bookkeeping ---------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        path = self.directory / "state.json"
+        return json.loads(path.read_text()) if path.is_file() else {"generation": 0, "phase": None}
+
+    def finish(self, generation: int, phase: str) -> None:
+        path = self.directory / "state.json"
+        path.with_suffix(".tmp").write_text(json.dumps({"generation": generation, "phase": phase}))
+        path.with_suffix(".tmp").replace(path)
+
+    def folder(self, generation: int) -> Path:
+        path = self.directory / f"gen_{generation:02d}"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def add_initial_data(self) -> None:
+        """The initial training structures enter the store once (generation -1, in one transaction)."""
+        if self.store.count(sampler="initial") > 0:
+            return
+        frames = read_frames(self.config.data.train, self.config.data)
+        with self.store.db:
+            for k, atoms in enumerate(frames):
+                self.store.add(atoms, -1, "initial", seed_index=k)
+
+    def training_frames(self, generation: int) -> list[Atoms]:
+        frames = self.store.labelled(before_generation=generation)
+        for atoms in frames:
+            if atoms.info["sampler"] != "initial":
+                atoms.info[self.config.data.weight_key] = self.settings.new_weight
+        return frames
+
+    # -- phases --------------------------------------------------------------------------------
+    def train(self, generation: int):
+        folder = self.folder(generation)
+        write(folder / "train.extxyz", self.training_frames(generation))
+        resolved = copy.deepcopy({k: v for k, v in self.resolved.items() if k != "active"})
+        resolved["data"]["train"] = str(folder / "train.extxyz")
+        resolved["output"] = str(folder / "model")
+        training = resolved.setdefault("training", {})
+        training.update(progress=False, plots=False)  # active.png summarises the generations
+        training.setdefault("checkpoint_seconds", 30.0)
+        if self.settings.warm_start and generation > 0:
+            resolved["model"]["init"] = str(self.directory / f"gen_{generation - 1:02d}" / "model" / "model.pt")
+        config = parse_config(resolved)
+        resume = (folder / "model" / "config.yaml").is_file()
+        run_training(config, resolved, resume=resume, overwrite=not resume)
+        return load(folder / "model" / "model.pt")
+
+    def evaluate(self, generation: int, ensemble, row: dict[str, Any]) -> None:
+        row.update(generation=generation, n_train=len(self.training_frames(generation)),
+                   labels=self.store.count(status="labelled") - self.store.count(sampler="initial"),
+                   failed=self.store.count(status="failed"))
+        row["oracle_calls"] = row["labels"] + row["failed"]
+        if self.config.data.test:
+            metrics, predictions = evaluate(ensemble, read_frames(self.config.data.test, self.config.data),
+                                            self.config.training.eval_batch_size)
+            std = np.sqrt(np.clip(predictions.extra["forces_var"], 0, None).sum(axis=1))  # per atom, eV/Å
+            row.update(test_energy_mae=metrics["energy_mae"], test_forces_mae=metrics["forces_mae"],
+                       test_forces_std_mean=float(std.mean()), test_forces_std_max=float(std.max()))
+
+    def sample(self, generation: int, ensemble) -> list[Atoms]:
+        folder = self.folder(generation)
+        path = folder / "candidates.extxyz"
+        if not path.is_file():
+            frames = self.training_frames(generation)
+            write(path, sample_candidates(ensemble, frames, self.settings, self.config.seed + generation))
+        return read(path)
+
+    def select(self, generation: int, ensemble, candidates: list[Atoms], row: dict[str, Any]) -> list[int]:
+        path = self.folder(generation) / "selection.json"
+        if not path.is_file():
+            train = self.training_frames(generation)
+            chosen = select(candidates, spreads(ensemble, candidates), train, spreads(ensemble, train),
+                            self.settings.select.percentile, self.settings.select.rmsd, self.settings.select.max_new,
+                            align=self.settings.rigid_invariant)
+            result = {"chosen": chosen.chosen, "threshold": chosen.threshold, "rejected": chosen.rejected}
+            path.with_suffix(".tmp").write_text(json.dumps(result))
+            path.with_suffix(".tmp").replace(path)
+        result = json.loads(path.read_text())
+        row.update(candidates=len(candidates), chosen=len(result["chosen"]), threshold=result["threshold"],
+                   sample_spread=float(np.mean([a.info.get("displacement", np.nan) for a in candidates])),
+                   **{f"rejected_{k}": v / max(len(candidates), 1) for k, v in result["rejected"].items()})
+        return result["chosen"]
+
+    def label(self, generation: int, candidates: list[Atoms], chosen: list[int], executor: Executor | None) -> None:
+        todo = [k for k in chosen if not self.store.has(generation, k)]
+        if executor is None:
+            for k in todo:
+                self._commit(generation, k, candidates[k], *_label(self.oracle, candidates[k]))
+            return
+        futures = {executor.submit(_label, self.oracle, candidates[k]): k for k in todo}
+        for future in as_completed(futures):
+            k = futures[future]
+            self._commit(generation, k, candidates[k], *future.result())
+
+    def _commit(self, generation: int, k: int, candidate: Atoms, labelled: Atoms | None, reason: str,
+                seconds: float) -> None:
+        info = candidate.info
+        self.store.add(labelled if labelled is not None else candidate, generation, info.get("sampler", ""),
+                       candidate=k, seed_index=int(info.get("seed_index", -1)),
+                       objective=float(info.get("objective", np.nan)), oracle=self.oracle.name, wall_time=seconds,
+                       status="labelled" if labelled is not None else "failed", reason=reason)
+
+
+def _label(oracle: CalculatorOracle, atoms: Atoms) -> tuple[Atoms | None, str, float]:
+    """(labelled copy or None, failure reason, seconds) for one candidate."""
+    started = time.perf_counter()
+    try:
+        return oracle.label([atoms])[0], "", time.perf_counter() - started
+    except OracleError as error:
+        return None, str(error), time.perf_counter() - started
+
+
+def _check_folder(directory: Path, resolved: dict[str, Any], resume: bool, overwrite: bool) -> None:
+    saved = directory / "active.yaml"
+    if resume:
+        if not saved.is_file():
+            raise ConfigError(f"{directory}: no active-learning run to resume (no active.yaml)")
+        if json.loads(json.dumps(_yaml_load(saved))) != json.loads(json.dumps(resolved)):
+            raise ConfigError(f"{directory}: the config differs from the run's active.yaml; resume with the same one")
+    elif directory.exists() and any(directory.iterdir()):
+        if not overwrite:
+            raise ConfigError(f"{directory}: holds an earlier run; use --resume to continue it or --overwrite")
+        import shutil
+
+        shutil.rmtree(directory)
+
+
+def load_active_config(path: str | Path, overrides: Sequence[str] = ()
+                       ) -> tuple[RunConfig, ActiveSettings, dict[str, Any]]:
+    """A training config (data, model, training, ensemble, seed, output) plus its ``active`` section."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such config file")
+    try:
+        data = _yaml_load(path) or {}
+    except Exception as error:  # yaml's errors
+        raise ConfigError(f"{path}: is not valid YAML ({str(error).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys at the top level")
+    data = apply_overrides(data, overrides)
+    section = data.get("active") or {}
+    config = parse_config({k: v for k, v in data.items() if k != "active"}, where=str(path))
+    if config.ensemble < 2:
+        raise ConfigError(f"{path}: ensemble: active learning needs an ensemble of at least 2 members")
+    settings = from_dict(ActiveSettings, section, "active")
+    return config, settings, data
+
+
+def _yaml_load(path: Path):
+    import yaml
+
+    return yaml.safe_load(path.read_text())
+
+
+def run_active(config: RunConfig, settings: ActiveSettings, resolved: dict[str, Any], resume: bool = False,
+               overwrite: bool = False, executor: Executor | None = None) -> list[dict[str, Any]]:
+    """Run (or resume) the loop; returns the rows of ``active.csv`` (one per trained generation)."""
+    import yaml
+
+    directory = Path(config.output)
+    _check_folder(directory, resolved, resume, overwrite)
+    directory.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        (directory / "active.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
+    run = _Run(config, settings, resolved)
+    run.add_initial_data()
+    rows = _read_log(directory / "active.csv")
+    pool = None
+    if executor is None and settings.workers > 1:
+        executor = pool = ProcessPoolExecutor(max_workers=settings.workers)
+    try:
+        for generation in range(run.state()["generation"], settings.generations + 1):
+            row: dict[str, Any] = {}
+            ensemble = run.train(generation)
+            run.evaluate(generation, ensemble, row)
+            if generation < settings.generations:
+                candidates = run.sample(generation, ensemble)
+                chosen = run.select(generation, ensemble, candidates, row)
+                run.label(generation, candidates, chosen, executor)
+            rows = [r for r in rows if int(r["generation"]) != generation] + [row]
+            _write_log(directory / "active.csv", rows)
+            active_learning_plot(rows, directory / "active.png")
+            run.finish(generation + 1, "done")
+            print(_summary(row), flush=True)
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    return rows
+
+
+def _summary(row: dict[str, Any]) -> str:
+    mae = row.get("test_forces_mae")
+    test = f", test force MAE {1000 * mae:.1f} meV/Å" if mae is not None else ""
+    picked = f", chose {row['chosen']} of {row['candidates']} candidates" if "chosen" in row else ""
+    return f"generation {row['generation']}: {row['n_train']} training structures{test}{picked}"
+
+
+def _read_log(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    with open(path, newline="") as handle:
+        return [{k: v for k, v in r.items() if v != ""} for r in csv.DictReader(handle)]
+
+
+def _write_log(path: Path, rows: list[dict[str, Any]]) -> None:
+    temporary = path.with_suffix(".tmp")
+    with open(temporary, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=LOG_COLUMNS)
+        writer.writeheader()
+        writer.writerows({k: r.get(k, "") for k in LOG_COLUMNS} for r in rows)
+    temporary.replace(path)

@@ -1,0 +1,174 @@
+"""Candidate samplers of the active-learning loop and its settings (the ``active`` config section).
+
+Every sampler starts from ``seeds`` structures drawn from the current training set and
+returns unlabelled candidates whose ``info`` holds ``sampler``, ``seed_index`` (position in
+the training set), ``objective`` (the sampler's own figure: log A for attacks, the largest
+per-atom force std for MD, the force spread otherwise) and ``displacement`` (RMSD from the
+seed, Å):
+
+- ``adversarial``: :class:`~nnip.active.adversarial.Attack` on all seeds as one batch;
+- ``md``: Langevin MD with the ensemble at ``temperature`` for ``md_steps``; every
+  ``md_interval``-th frame is a candidate;
+- ``normal_modes``: relax the seed with the ensemble mean, Hessian by autograd, then
+  ``samples_per_seed`` Boltzmann-amplitude displacements at ``temperature``;
+- ``random``: ``samples_per_seed`` Gaussian rattles of ``amplitude`` Å.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+
+from nnip.active.adversarial import Attack, AttackSettings
+from nnip.active.sampling import normal_mode_samples, potential_hessian, rattled
+from nnip.active.selection import rmsd
+from nnip.calculator import Calculator
+from nnip.data.io import read
+from nnip.errors import ConfigError
+from nnip.training.evaluate import evaluate
+
+__all__ = ["SAMPLERS", "SelectionConfig", "ActiveSettings", "sample_candidates", "spreads"]
+
+SAMPLERS = ("adversarial", "md", "normal_modes", "random")
+
+
+@dataclass
+class SelectionConfig:
+    """percentile: of the training set's force spread a candidate must exceed. rmsd: Å,
+    least distance from training data and from each other. max_new: labels per generation."""
+
+    percentile: float = 80.0
+    rmsd: float = 0.05
+    max_new: int = 10
+
+
+@dataclass
+class ActiveSettings:
+    """The ``active`` section: generations (rounds of labelling), oracle (name, see ``nnip label``),
+    sampler, seeds per generation, samples_per_seed, select, warm_start, new_weight (loss
+    weight of labelled points), rigid_invariant (project rigid motions out of attacks and
+    align before RMSD; false for non-invariant models such as the coordinate MLP),
+    workers (oracle processes), temperature (K, md and normal_modes), md_steps,
+    md_interval, md_timestep (fs), amplitude (Å, random), attack (:class:`AttackSettings`).
+    """
+
+    generations: int = 3
+    oracle: str = "gfn2"
+    sampler: str = "adversarial"
+    seeds: int = 10
+    samples_per_seed: int = 1
+    select: SelectionConfig = field(default_factory=SelectionConfig)
+    warm_start: bool = False
+    new_weight: float = 1.0
+    rigid_invariant: bool = True
+    workers: int = 1
+    temperature: float = 300.0
+    md_steps: int = 200
+    md_interval: int = 10
+    md_timestep: float = 0.5
+    amplitude: float = 0.05
+    attack: AttackSettings = field(default_factory=AttackSettings)
+
+    def __post_init__(self) -> None:
+        if self.sampler not in SAMPLERS:
+            raise ConfigError(f"sampler: expected one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
+        if min(self.generations, self.seeds, self.samples_per_seed, self.workers, self.md_interval) < 1:
+            raise ConfigError("generations, seeds, samples_per_seed, workers and md_interval must be >= 1")
+        if self.select.max_new < 1 or not 0 <= self.select.percentile <= 100 or self.new_weight <= 0:
+            raise ConfigError("select.max_new >= 1, 0 <= select.percentile <= 100 and new_weight > 0 are needed")
+        self.attack.project_rigid = self.rigid_invariant
+
+
+def spreads(ensemble, frames: Sequence[Atoms]) -> np.ndarray:
+    """Per-structure force spread sigma_F (eV/Å): root of the mean force-component variance."""
+    if not frames:
+        return np.zeros(0)
+    _, predictions = evaluate(ensemble, frames, 64)
+    variance = np.clip(predictions.extra["forces_var"], 0, None).mean(axis=1)
+    starts = np.concatenate([[0], np.cumsum(predictions.n_atoms)[:-1]])
+    return np.sqrt(np.add.reduceat(variance, starts) / predictions.n_atoms)
+
+
+def sample_candidates(ensemble, train: Sequence[Atoms], settings: ActiveSettings, seed: int) -> list[Atoms]:
+    """Candidates from ``settings.seeds`` training structures drawn with ``seed`` (see the module docstring)."""
+    rng = np.random.default_rng(seed)
+    picks = rng.choice(len(train), size=min(settings.seeds, len(train)), replace=False)
+    seeds = []
+    for k in picks:
+        atoms = train[int(k)].copy()
+        atoms.calc = None
+        atoms.info = {"seed_index": int(k)}
+        seeds.append(atoms)
+    method = settings.sampler
+    if method == "adversarial":
+        candidates = _attacked(ensemble, train, seeds, settings, seed)
+    elif method == "md":
+        candidates = _md_frames(ensemble, seeds, settings, seed)
+    elif method == "normal_modes":
+        candidates = _normal_modes(ensemble, seeds, settings, seed)
+    else:
+        candidates = [c for k, s in enumerate(seeds) for c in rattled(s, settings.samples_per_seed,
+                                                                      settings.amplitude, seed + k)]
+    for candidate in candidates:
+        origin = seeds[[s.info["seed_index"] for s in seeds].index(candidate.info["seed_index"])]
+        candidate.info.update(sampler=method, displacement=rmsd(candidate, origin, settings.rigid_invariant))
+    if method in ("normal_modes", "random") and candidates:
+        for candidate, sigma in zip(candidates, spreads(ensemble, candidates)):
+            candidate.info["objective"] = float(sigma)
+    return candidates
+
+
+def _attacked(ensemble, train, seeds, settings: ActiveSettings, seed: int) -> list[Atoms]:
+    energies = [a.get_potential_energy() for a in train]
+    attack_settings = AttackSettings(**{**settings.attack.__dict__, "seed": settings.attack.seed + seed})
+    results = Attack(ensemble, energies, [len(a) for a in train], attack_settings).run(seeds)
+    out = []
+    for result in results:
+        atoms = result.atoms
+        atoms.info["objective"] = result.log_objective
+        out.append(atoms)
+    return out
+
+
+def _md_frames(ensemble, seeds, settings: ActiveSettings, seed: int) -> list[Atoms]:
+    from nnip.md.run import MDSettings, run_md
+
+    out = []
+    with tempfile.TemporaryDirectory() as folder:
+        for k, atoms in enumerate(seeds):
+            md = MDSettings(steps=settings.md_steps, timestep=settings.md_timestep, temperature=settings.temperature,
+                            thermostat="langevin", interval=settings.md_interval, seed=seed + k)
+            path = Path(folder) / f"md_{k}.extxyz"
+            run_md(atoms, Calculator(ensemble), md, path, progress=False)
+            for frame in read(path)[1:]:  # frame 0 is the seed itself
+                candidate = frame.copy()
+                candidate.calc = None
+                candidate.info = {"seed_index": atoms.info["seed_index"],
+                                  "objective": float(frame.info.get("max_force_std", np.nan))}
+                out.append(candidate)
+    return out
+
+
+def _normal_modes(ensemble, seeds, settings: ActiveSettings, seed: int) -> list[Atoms]:
+    from ase.optimize import BFGS
+
+    out = []
+    for k, atoms in enumerate(seeds):
+        relaxed = atoms.copy()
+        relaxed.calc = Calculator(ensemble, dtype="float64")
+        BFGS(relaxed, logfile=None).run(fmax=0.01, steps=200)
+        relaxed.calc = None
+        try:
+            samples = normal_mode_samples(relaxed, potential_hessian(relaxed, ensemble), settings.temperature,
+                                          settings.samples_per_seed, seed + k)
+        except ValueError:  # not a minimum of the ensemble: no modes to sample from this seed
+            continue
+        for sample in samples:
+            sample.info = {"seed_index": atoms.info["seed_index"]}
+        out.extend(samples)
+    return out
