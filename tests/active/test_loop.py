@@ -1,6 +1,7 @@
 """The active-learning loop on the 2-D double well of the adversarial-attack paper."""
 
 import csv
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,8 +12,8 @@ from ase.constraints import FixCartesian
 import nnip
 from nnip.active.store import Store
 from nnip.cli import main
-from nnip.plots import surface_plot
 from nnip.oracles import DoubleWell
+from nnip.plots import surface_plot
 
 
 def particle(x, y):
@@ -152,3 +153,20 @@ def test_killed_runs_resume_without_losing_or_repeating_an_oracle_call(tmp_path)
     starts = (tmp_path / "starts.txt").read_text().split()
     assert len(starts) == len(labelled) + len(kill_at)  # only the calls killed mid-way were made again
     assert len(log(tmp_path / "run" / "active.csv")) == 3
+
+
+def test_short_ethanol_loop_with_gfn2_and_the_shipped_config(tmp_path, monkeypatch):
+    root = Path(__file__).resolve().parents[2]
+    nnip.write(tmp_path / "start.extxyz", nnip.read(nnip.data.bundled("ethanol_gfn2_300K.extxyz"), index=slice(0, 20)))
+    nnip.write(tmp_path / "test.extxyz", nnip.read(nnip.data.bundled("ethanol_gfn2_1000K.extxyz"), index=slice(0, 20)))
+    overrides = [f"output={tmp_path / 'run'}", f"data.train={tmp_path / 'start.extxyz'}",
+                 f"data.test={tmp_path / 'test.extxyz'}", "data.split.val=4", "ensemble=2", "model.features=16",
+                 "model.interactions=1", "training.max_epochs=10", "active.generations=2", "active.seeds=4",
+                 "active.select.max_new=4", "active.select.percentile=0", "active.attack.steps=10"]
+    monkeypatch.chdir(root)
+    assert main(["active", "configs/active/ethanol_gfn2.yaml", *[f"--set={o}" for o in overrides]]) == 0
+    rows = log(tmp_path / "run" / "active.csv")
+    assert [int(r["generation"]) for r in rows] == [0, 1, 2] and 0 < int(rows[-1]["labels"]) <= 8
+    new = [r for r in Store(tmp_path / "run" / "store.db").rows(status="labelled") if r.sampler == "adversarial"]
+    assert all(r.oracle == "gfn2" and np.isfinite(r.energy) and r.forces.shape == (9, 3) for r in new)
+    assert all(np.isfinite(float(r[k])) for r in rows for k in ("test_forces_mae", "test_forces_std_max"))
