@@ -269,10 +269,10 @@ def profile_plot(x: np.ndarray, y: np.ndarray, path, *, xlabel: str, ylabel: str
 
 
 def active_learning_plot(rows: Sequence[Mapping], path) -> Path:
-    """Per generation: test force MAE and ensemble spread (meV/Å), labels, rejected fractions."""
+    """Per generation: test force MAE and ensemble spread (meV/Å), labels, rejected fractions, sample spread."""
     generation = _column(rows, "generation")
-    fig = Figure(figsize=(11, 3.4), layout="constrained")
-    errors, labels, rejected = fig.subplots(1, 3)
+    fig = Figure(figsize=(14, 3.4), layout="constrained")
+    errors, labels, rejected, spread = fig.subplots(1, 4)
     for name, label in (("test_forces_mae", "force MAE"), ("test_forces_std_mean", "mean force std"),
                         ("test_forces_std_max", "max force std")):
         values = _column(rows, name, 1000.0)
@@ -287,7 +287,9 @@ def active_learning_plot(rows: Sequence[Mapping], path) -> Path:
         if np.isfinite(values).any():
             rejected.plot(generation, values, marker="o", label=name)
     rejected.set_ylabel("fraction of candidates rejected")
-    for ax in (errors, labels, rejected):
+    spread.plot(generation, _column(rows, "sample_spread"), marker="o")
+    spread.set_ylabel("mean RMSD of candidates from seeds (Å)")
+    for ax in (errors, labels, rejected, spread):
         ax.set_xlabel("generation")
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)

@@ -101,6 +101,7 @@ class _Run:
         write(folder / "train.extxyz", self.training_frames(generation))
         resolved = copy.deepcopy({k: v for k, v in self.resolved.items() if k != "active"})
         resolved["data"]["train"] = str(folder / "train.extxyz")
+        resolved["data"]["test"] = None  # evaluated once per generation by evaluate()
         resolved["output"] = str(folder / "model")
         training = resolved.setdefault("training", {})
         training.update(progress=False, plots=False)  # active.png summarises the generations
@@ -113,9 +114,9 @@ class _Run:
         return load(folder / "model" / "model.pt")
 
     def evaluate(self, generation: int, ensemble, row: dict[str, Any]) -> None:
+        earlier = [r for r in self.store.rows() if 0 <= r.generation < generation]
         row.update(generation=generation, n_train=len(self.training_frames(generation)),
-                   labels=self.store.count(status="labelled") - self.store.count(sampler="initial"),
-                   failed=self.store.count(status="failed"))
+                   labels=sum(r.status == "labelled" for r in earlier), failed=sum(r.status == "failed" for r in earlier))
         row["oracle_calls"] = row["labels"] + row["failed"]
         if self.config.data.test:
             metrics, predictions = evaluate(ensemble, read_frames(self.config.data.test, self.config.data),
