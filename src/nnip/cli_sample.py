@@ -88,6 +88,7 @@ def _training_energies(args: argparse.Namespace, seeds, ensemble) -> tuple[list[
 
 
 def _attack(args: argparse.Namespace) -> int:
+    import torch
     from ase import units
 
     from nnip.active.adversarial import KT_PAPER, Attack, AttackSettings
@@ -98,11 +99,12 @@ def _attack(args: argparse.Namespace) -> int:
     ensemble = load_model(args.ensemble)
     if not isinstance(ensemble, Ensemble) or len(ensemble) < 2:
         raise ConfigError(f"{args.ensemble}: an attack needs an ensemble (train with ensemble: M, or give A.pt,B.pt)")
-    if args.dtype == "float64":
-        ensemble.double()
+    if args.dtype:
+        ensemble.to(getattr(torch, args.dtype))
     seeds = read(args.seeds)
-    kT = args.kT if args.kT is not None else (args.kT_kcal_mol * units.kcal / units.mol if args.kT_kcal_mol
-                                              else KT_PAPER)
+    kT = KT_PAPER if args.kT is None else args.kT
+    if args.kT_kcal_mol is not None:
+        kT = args.kT_kcal_mol * units.kcal / units.mol
     try:
         settings = AttackSettings(kT=kT, steps=args.steps, lr=args.lr, init_noise=args.init_noise, clamp=args.clamp,
                                   uncertainty=args.uncertainty, normalisation=args.normalisation,

@@ -8,11 +8,12 @@ where sigma^2 is the ensemble's unbiased variance of the forces (mean over atoms
 components, eV^2/Å^2) or of the energy, E is the ensemble-mean energy and E_t are the
 training energies, both normalised the same way (per structure, or per atom). Everything is
 computed in log space, log A = -E/kT - logmeanexp(-E_t/kT) + log sigma^2, so nothing over- or
-underflows; maximising log A has the same maximiser as A, and Adam's per-coordinate scaling
-makes the steps the same as well.
+underflows; log A has the same maximisers as A (its gradient is that of A divided by A),
+and Adam's per-coordinate normalisation makes the step sizes comparable.
 
 Defaults follow the paper's code (kT = 20 kcal/mol, delta from 0.01 Å Gaussian noise, Adam
-with lr 0.01, 60 steps, delta clamped to +-3 Å). Unlike it: the neighbour list is rebuilt
+with lr 0.01, 60 steps, delta clamped to +-3 Å; the clamp acts after the projection, so
+a clamped seed may keep a little rigid motion). Unlike it: the neighbour list is rebuilt
 whenever an atom moved more than half a skin since the last build, so pairs that enter the
 cutoff are never ignored; rigid translations (and, for molecules, rotations) are projected
 out of delta after every step (for seeds without constraints: ASE's FixAtoms and
@@ -37,6 +38,7 @@ from nnip import keys
 from nnip.data.batching import collate
 from nnip.data.graph import AtomicGraph
 from nnip.data.neighbors import neighbor_list
+from nnip.errors import ConfigError
 from nnip.potentials.ensemble import Ensemble
 
 __all__ = ["AttackSettings", "AttackResult", "Attack", "KT_PAPER", "log_partition", "rigid_basis", "closest_contact"]
@@ -68,11 +70,11 @@ class AttackSettings:
 
     def __post_init__(self) -> None:
         if self.uncertainty not in ("forces", "energy"):
-            raise ValueError(f"uncertainty must be 'forces' or 'energy', got {self.uncertainty!r}")
+            raise ConfigError(f"uncertainty must be 'forces' or 'energy', got {self.uncertainty!r}")
         if self.normalisation not in ("auto", "structure", "atom"):
-            raise ValueError(f"normalisation must be 'auto', 'structure' or 'atom', got {self.normalisation!r}")
+            raise ConfigError(f"normalisation must be 'auto', 'structure' or 'atom', got {self.normalisation!r}")
         if self.kT <= 0 or self.steps < 0 or self.lr <= 0 or self.clamp <= 0 or self.skin < 0:
-            raise ValueError("need kT > 0, steps >= 0, lr > 0, clamp > 0 and skin >= 0")
+            raise ConfigError("need kT > 0, steps >= 0, lr > 0, clamp > 0 and skin >= 0")
 
 
 @dataclass
@@ -80,8 +82,9 @@ class AttackResult:
     """One attacked seed: final geometry (``atoms``, info holds the figures below) and its values.
 
     sigma: sqrt of the variance (eV/Å for forces, eV for the energy); log_p: log Boltzmann
-    weight; log_objective: log A; stopped: "steps" or "distance" (the guard ended it).
-    trajectory: (steps + 1, N, 3) positions when kept.
+    weight; log_objective: log A; stopped: "steps" or "distance" (the guard, or a non-finite
+    step, ended it). trajectory: (steps run + 1, N, 3) positions when kept (fewer than
+    ``steps`` + 1 when every seed stopped early).
     """
 
     atoms: Atoms
@@ -176,7 +179,8 @@ class Attack:
         else:
             variance = out[keys.ENERGY + keys.VAR_SUFFIX] / norm**2
         log_p = -energy / self.settings.kT - log_q
-        return {"log_objective": log_p + torch.log(variance), "log_p": log_p, "variance": variance, "energy": energy}
+        log_variance = torch.log(variance.clamp_min(torch.finfo(variance.dtype).tiny))  # identical members: finite
+        return {"log_objective": log_p + log_variance, "log_p": log_p, "variance": variance, "energy": energy}
 
     def run(self, seeds: Sequence[Atoms]) -> list[AttackResult]:
         """Attack every seed (all in one batch); results in the seeds' order."""
@@ -204,7 +208,8 @@ class Attack:
                 batch.constrain(delta, s.project_rigid, s.clamp)
                 for k in range(len(seeds)):
                     rows = batch.rows(k)
-                    if active[k] and closest_contact(batch.atoms_at(k, (batch.origin + delta)[rows]), s.min_distance):
+                    if active[k] and (not bool(torch.isfinite(delta[rows]).all()) or
+                                      closest_contact(batch.atoms_at(k, (batch.origin + delta)[rows]), s.min_distance)):
                         active[k] = False  # refuse the step; this seed stops at its last allowed geometry
                     if not active[k]:
                         delta[rows] = previous[rows]

@@ -14,9 +14,12 @@ Generation g (folder ``gen_<g>`` under the run's output):
    is committed to ``store.db`` (:class:`~nnip.active.store.Store`) as soon as it returns.
 
 After ``generations`` rounds a last ensemble is trained and evaluated. Every phase writes
-its result atomically and ``state.json`` records the last finished one, so a killed run
-resumed with ``--resume`` continues in the same generation; labels already in the store are
-never requested again.
+its result atomically and ``state.json`` records the generation and whether its ensemble
+is trained, so a killed run resumed with ``--resume`` continues in the same generation: a
+trained ensemble is not trained again, an interrupted training resumes from its
+checkpoint, and labels already in the store are never requested again. The generation's
+training file holds eV and the standard label names; a separate ``data.val`` file is not
+used (validation is split from the growing training set).
 """
 
 from __future__ import annotations
@@ -100,8 +103,9 @@ class _Run:
         folder = self.folder(generation)
         write(folder / "train.extxyz", self.training_frames(generation))
         resolved = copy.deepcopy({k: v for k, v in self.resolved.items() if k != "active"})
-        resolved["data"]["train"] = str(folder / "train.extxyz")
-        resolved["data"]["test"] = None  # evaluated once per generation by evaluate()
+        data = resolved["data"]  # the generation's file holds eV and the standard label names
+        data.update(train=str(folder / "train.extxyz"), val=None, test=None, energy_unit=None, energy_key="energy",
+                    forces_key="forces", stress_key="stress")  # test: evaluated once by evaluate()
         resolved["output"] = str(folder / "model")
         training = resolved.setdefault("training", {})
         training.update(progress=False, plots=False)  # active.png summarises the generations
@@ -131,7 +135,7 @@ class _Run:
         if not path.is_file():
             frames = self.training_frames(generation)
             write(path, sample_candidates(ensemble, frames, self.settings, self.config.seed + generation))
-        return read(path)
+        return read(path) if path.stat().st_size else []  # an empty file: no candidates this time
 
     def select(self, generation: int, ensemble, candidates: list[Atoms], row: dict[str, Any]) -> list[int]:
         path = self.folder(generation) / "selection.json"
@@ -156,9 +160,17 @@ class _Run:
                 self._commit(generation, k, candidates[k], *_label(self.oracle, candidates[k]))
             return
         futures = {executor.submit(_label, self.oracle, candidates[k]): k for k in todo}
+        crashed = None
         for future in as_completed(futures):
-            k = futures[future]
-            self._commit(generation, k, candidates[k], *future.result())
+            try:
+                result = future.result()
+            except Exception as error:  # a worker died: keep every result that did arrive, then stop
+                crashed = crashed or error
+                continue
+            self._commit(generation, futures[future], candidates[futures[future]], *result)
+        if crashed is not None:
+            raise OracleError(f"labelling stopped ({type(crashed).__name__}: {crashed}); finished labels are "
+                              "in the store, --resume requests the rest")
 
     def _commit(self, generation: int, k: int, candidate: Atoms, labelled: Atoms | None, reason: str,
                 seconds: float) -> None:
@@ -237,9 +249,14 @@ def run_active(config: RunConfig, settings: ActiveSettings, resolved: dict[str, 
     if executor is None and settings.workers > 1:
         executor = pool = ProcessPoolExecutor(max_workers=settings.workers)
     try:
-        for generation in range(run.state()["generation"], settings.generations + 1):
+        state = run.state()
+        for generation in range(state["generation"], settings.generations + 1):
             row: dict[str, Any] = {}
-            ensemble = run.train(generation)
+            if generation == state["generation"] and state["phase"] == "trained":  # never train a model twice
+                ensemble = load(run.folder(generation) / "model" / "model.pt")
+            else:
+                ensemble = run.train(generation)
+                run.finish(generation, "trained")
             run.evaluate(generation, ensemble, row)
             if generation < settings.generations:
                 candidates = run.sample(generation, ensemble)
@@ -248,7 +265,7 @@ def run_active(config: RunConfig, settings: ActiveSettings, resolved: dict[str, 
             rows = [r for r in rows if int(r["generation"]) != generation] + [row]
             _write_log(directory / "active.csv", rows)
             active_learning_plot(rows, directory / "active.png")
-            run.finish(generation + 1, "done")
+            run.finish(generation + 1, None)
             print(_summary(row), flush=True)
     finally:
         if pool is not None:

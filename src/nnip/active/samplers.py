@@ -102,7 +102,7 @@ def sample_candidates(ensemble, train: Sequence[Atoms], settings: ActiveSettings
     for k in picks:
         atoms = train[int(k)].copy()
         atoms.calc = None
-        atoms.info = {"seed_index": int(k)}
+        atoms.info = {"seed_index": int(k), **{key: atoms.info[key] for key in ("charge",) if key in atoms.info}}
         seeds.append(atoms)
     method = settings.sampler
     if method == "adversarial":

@@ -4,7 +4,8 @@ Rows carry ``generation`` (int), ``sampler`` (initial, adversarial, md, normal_m
 random), ``candidate`` (index in that generation's selection, -1 for initial data),
 ``seed_index`` (training structure it started from, -1 if none), ``objective`` (sampler's
 figure: sigma_F, log A, ...), ``oracle``, ``wall_time`` (s spent labelling), and
-``status`` ("labelled" or "failed", with ``reason``). Each row is committed when written,
+``status`` ("labelled" or "failed", with ``reason``); ``atoms.info`` (numbers, text,
+arrays: e.g. a net ``charge``) is kept in the row's data and restored. Each row is committed when written,
 so a killed run keeps every label it received, and ``(generation, candidate)`` is
 unique, so a resumed run never labels a candidate twice.
 """
@@ -15,6 +16,7 @@ import os
 from collections.abc import Iterator
 
 import ase.db
+import numpy as np
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
@@ -40,7 +42,7 @@ class Store:
             pairs["objective"] = float(objective)
         if reason:
             pairs["reason"] = reason[:500]
-        return self.db.write(atoms, key_value_pairs=pairs)
+        return self.db.write(atoms, key_value_pairs=pairs, data={"info": _plain_info(atoms.info)})
 
     def has(self, generation: int, candidate: int) -> bool:
         """Whether that candidate was labelled (or failed) already."""
@@ -57,11 +59,17 @@ class Store:
             if before_generation is not None and row.generation >= before_generation:
                 continue
             atoms = row.toatoms()
-            results = {k: v for k, v in (("energy", row.get("energy")), ("forces", row.get("forces"))) if v is not None}
+            results = {k: row.get(k) for k in ("energy", "forces", "stress") if row.get(k) is not None}
             atoms.calc = SinglePointCalculator(atoms, **results)
-            atoms.info.update(generation=row.generation, sampler=row.sampler)
+            atoms.info = {**row.data.get("info", {}), "generation": row.generation, "sampler": row.sampler}
             out.append(atoms)
         return out
 
     def count(self, **selection) -> int:
         return self.db.count(**selection)
+
+
+def _plain_info(info: dict) -> dict:
+    """The entries of ``atoms.info`` an ASE database can hold (numbers, text, booleans, arrays)."""
+    return {k: v for k, v in info.items()
+            if isinstance(v, (bool, int, float, str, np.integer, np.floating, np.ndarray))}

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from ase import units
 
+from nnip.errors import ConfigError
 from nnip.potentials.base import Edges, GlobalTerm, System
 
 __all__ = ["distance", "angle", "dihedral", "VARIABLES", "MetadynamicsConfig", "MetadynamicsBias"]
@@ -78,12 +79,12 @@ class MetadynamicsConfig:
 
     def __post_init__(self) -> None:
         if self.variable not in VARIABLES:
-            raise ValueError(f"unknown collective variable {self.variable!r}; known: {', '.join(VARIABLES)}")
+            raise ConfigError(f"unknown collective variable {self.variable!r}; known: {', '.join(VARIABLES)}")
         n_atoms = VARIABLES[self.variable][1]
         if len(self.indices) != n_atoms or len(set(self.indices)) != n_atoms or min(self.indices) < 0:
-            raise ValueError(f"need {n_atoms} different atom indices >= 0 for a {self.variable}")
+            raise ConfigError(f"need {n_atoms} different atom indices >= 0 for a {self.variable}")
         if self.bias_factor <= 1 or self.width <= 0 or self.pace < 1 or self.height < 0 or self.temperature <= 0:
-            raise ValueError("need bias_factor > 1, width > 0, pace >= 1, height >= 0 and temperature > 0")
+            raise ConfigError("need bias_factor > 1, width > 0, pace >= 1, height >= 0 and temperature > 0")
 
 
 class MetadynamicsBias(GlobalTerm):

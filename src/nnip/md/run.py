@@ -140,9 +140,9 @@ def run_md(atoms: Atoms, calculator: Calculator, settings: MDSettings, trajector
         record(0)
         for step in tqdm(range(1, settings.steps + 1), desc="MD", unit="step", disable=not progress):
             dynamics.run(1)
-            for observe, every in observers:
-                if step % every == 0:
-                    observe(atoms)
+            observed = [observe(atoms) for observe, every in observers if step % every == 0]
+            if observed:
+                atoms.calc.reset()  # an observer may change the calculator (a new hill): no stale forces
             spread = float(atoms.calc.results.get("max_force_std", 0.0))
             largest = max(largest, spread)
             if settings.stop_uncertainty is not None and spread > settings.stop_uncertainty:

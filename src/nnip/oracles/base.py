@@ -39,7 +39,7 @@ def label_one(atoms: Atoms, calculator: Calculator, name: str) -> Atoms:
             labels["stress"] = out.get_stress()
     except Exception as error:  # reference codes raise anything (SCF not converged, bad geometry ...)
         where = f"frame {atoms.info.get('source_index', '?')}"
-        raise OracleError(f"oracle {name}: {where}: {type(error).__name__}: {str(error).splitlines()[0][:200]}") \
+        raise OracleError(f"oracle {name}: {where}: {type(error).__name__}: {(str(error).splitlines() or [''])[0][:200]}") \
             from None
     if not (np.isfinite(labels["energy"]) and np.isfinite(labels["forces"]).all()):
         raise OracleError(f"oracle {name}: frame {atoms.info.get('source_index', '?')}: non-finite energy or forces")

@@ -237,6 +237,7 @@ class Trainer:
             train_loss = self._train_epoch(self.epoch, started, bar)
             if train_loss is None:
                 stopped = "max_time"
+                self._unsaved = None  # the weights moved past that epoch: keep the last consistent checkpoint
                 break
             with self._weights():
                 val_loss, metrics = self._validate(train_loss)
