@@ -143,3 +143,11 @@ def test_ase_constraints_are_honoured_for_a_particle_on_a_surface():
     (result,) = Attack(Ensemble(members), [0.0], [1], AttackSettings(kT=10.0, lr=0.05, steps=10)).run([particle])
     moved = result.atoms.positions[0] - particle.positions[0]
     assert abs(moved[2]) == 0.0 and np.abs(moved[:2]).min() > 1e-3
+
+
+def test_identical_members_give_a_finite_objective_and_no_motion_blowup():
+    seed = ethanol()
+    member = lj_ensemble().members[0]
+    (result,) = attack_for(Ensemble([member, member]), [seed], kT=1.0, steps=5).run([seed])
+    assert np.isfinite(result.atoms.positions).all() and np.isfinite(result.log_objective)
+    assert result.sigma == 0.0

@@ -170,3 +170,22 @@ def test_short_ethanol_loop_with_gfn2_and_the_shipped_config(tmp_path, monkeypat
     new = [r for r in Store(tmp_path / "run" / "store.db").rows(status="labelled") if r.sampler == "adversarial"]
     assert all(r.oracle == "gfn2" and np.isfinite(r.energy) and r.forces.shape == (9, 3) for r in new)
     assert all(np.isfinite(float(r[k])) for r in rows for k in ("test_forces_mae", "test_forces_std_max"))
+
+
+def test_store_keeps_labels_info_and_refuses_a_second_label(tmp_path):
+    from ase.build import bulk
+    from ase.calculators.emt import EMT
+
+    store = Store(tmp_path / "store.db")
+    crystal = bulk("Cu", "fcc", a=3.6, cubic=True)
+    crystal.rattle(0.05, seed=0)
+    crystal.info["charge"] = 1.0
+    crystal.calc = EMT()
+    stress = crystal.get_stress()
+    store.add(crystal, 0, "random", candidate=3, objective=0.2, oracle="emt")
+    (back,) = store.labelled()
+    np.testing.assert_allclose(back.get_stress(), stress)
+    assert back.info["charge"] == 1.0 and back.info["generation"] == 0
+    with pytest.raises(ValueError, match="already in"):
+        store.add(crystal, 0, "random", candidate=3)
+    assert store.labelled(before_generation=0) == []
