@@ -174,7 +174,7 @@ class Attack:
         norm = sizes if per_atom else torch.ones_like(sizes)
         energy = out[keys.ENERGY] / norm
         if self.settings.uncertainty == "forces":
-            per_atom_var = out[keys.FORCES + keys.VAR_SUFFIX].mean(dim=1)
+            per_atom_var = out[keys.FORCES + keys.VAR_SUFFIX].mean(dim=1).to(sizes.dtype)
             variance = torch.zeros_like(sizes).index_add(0, graph.structure_index, per_atom_var) / sizes
         else:
             variance = out[keys.ENERGY + keys.VAR_SUFFIX] / norm**2

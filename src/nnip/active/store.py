@@ -71,5 +71,10 @@ class Store:
 
 def _plain_info(info: dict) -> dict:
     """The entries of ``atoms.info`` an ASE database can hold (numbers, text, booleans, arrays)."""
-    return {k: v for k, v in info.items()
-            if isinstance(v, (bool, int, float, str, np.integer, np.floating, np.ndarray))}
+    out = {}
+    for key, value in info.items():
+        if isinstance(value, np.generic):
+            value = value.item()  # the database stores Python scalars, not numpy ones
+        if isinstance(value, (bool, int, float, str, np.ndarray)):
+            out[key] = value
+    return out
