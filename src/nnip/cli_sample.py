@@ -185,8 +185,8 @@ def add_active(commands) -> None:
         description="Run the loop of the config's 'active' section on top of a training config "
         "(data, model, training, ensemble >= 2). Every label is committed to OUTPUT/store.db when it "
         "returns; --resume continues a killed run without repeating an oracle call.",
-        epilog="example: nnip active configs/active_ethanol.yaml --set active.generations=2 "
-        "(then, after a crash: nnip active configs/active_ethanol.yaml --resume)")
+        epilog="example: nnip active configs/active/ethanol_gfn2.yaml --set active.generations=2 "
+        "(then, after a crash: nnip active configs/active/ethanol_gfn2.yaml --resume)")
     active.add_argument("config")
     active.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     active.add_argument("--resume", action="store_true", help="continue an interrupted run")

@@ -88,7 +88,7 @@ class ModelConfig:
             when E0 is fitted by least squares and there are network terms, else 0.
         init: a model file (same terms and elements) whose weights, E0 and scale/shift start
             the training (fine-tuning, warm starts); with an ensemble file, member m starts
-            member m of an ensemble run.
+            member m of an ensemble run (cyclically when the file has fewer members).
     """
 
     terms: list[dict[str, Any]] = field(default_factory=list)
