@@ -66,6 +66,8 @@ class _Run:
         self.directory = Path(config.output)
         self.store = Store(self.directory / "store.db")
         self.oracle = get_oracle(settings.oracle)
+        self._frames: dict[int, list[Atoms]] = {}
+        self._test = read_frames(config.data.test, config.data) if config.data.test else None
 
     # -- bookkeeping ---------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -92,11 +94,14 @@ class _Run:
                 self.store.add(atoms, -1, "initial", seed_index=k)
 
     def training_frames(self, generation: int) -> list[Atoms]:
-        frames = self.store.labelled(before_generation=generation)
-        for atoms in frames:
-            if atoms.info["sampler"] != "initial":
-                atoms.info[self.config.data.weight_key] = self.settings.new_weight
-        return frames
+        """Initial data plus the labels of earlier generations (read from the store once per generation)."""
+        if generation not in self._frames:
+            frames = self.store.labelled(before_generation=generation)
+            for atoms in frames:
+                if atoms.info["sampler"] != "initial":
+                    atoms.info[self.config.data.weight_key] = self.settings.new_weight
+            self._frames = {generation: frames}
+        return self._frames[generation]
 
     # -- phases --------------------------------------------------------------------------------
     def train(self, generation: int):
@@ -122,9 +127,8 @@ class _Run:
         row.update(generation=generation, n_train=len(self.training_frames(generation)),
                    labels=sum(r.status == "labelled" for r in earlier), failed=sum(r.status == "failed" for r in earlier))
         row["oracle_calls"] = row["labels"] + row["failed"]
-        if self.config.data.test:
-            metrics, predictions = evaluate(ensemble, read_frames(self.config.data.test, self.config.data),
-                                            self.config.training.eval_batch_size)
+        if self._test is not None:
+            metrics, predictions = evaluate(ensemble, self._test, self.config.training.eval_batch_size)
             std = np.sqrt(np.clip(predictions.extra["forces_var"], 0, None).sum(axis=1))  # per atom, eV/Å
             row.update(test_energy_mae=metrics["energy_mae"], test_forces_mae=metrics["forces_mae"],
                        test_forces_std_mean=float(std.mean()), test_forces_std_max=float(std.max()))
