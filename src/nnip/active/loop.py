@@ -46,7 +46,7 @@ from nnip.oracles.base import CalculatorOracle
 from nnip.plots import active_learning_plot
 from nnip.potentials.serialization import load
 from nnip.strict import from_dict
-from nnip.training.config import RunConfig, apply_overrides, parse_config
+from nnip.training.config import RunConfig, parse_config, read_config_data
 from nnip.training.evaluate import evaluate
 from nnip.training.run import run_training
 from nnip.training.setup import read_frames
@@ -212,16 +212,9 @@ def _check_folder(directory: Path, resolved: dict[str, Any], resume: bool, overw
 def load_active_config(path: str | Path, overrides: Sequence[str] = ()
                        ) -> tuple[RunConfig, ActiveSettings, dict[str, Any]]:
     """A training config (data, model, training, ensemble, seed, output) plus its ``active`` section."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such config file")
-    try:
-        data = _yaml_load(path) or {}
-    except Exception as error:  # yaml's errors
-        raise ConfigError(f"{path}: is not valid YAML ({str(error).splitlines()[0]})") from None
+    data = read_config_data(path, overrides)
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of keys at the top level")
-    data = apply_overrides(data, overrides)
     section = data.get("active") or {}
     config = parse_config({k: v for k, v in data.items() if k != "active"}, where=str(path))
     if config.ensemble < 2:

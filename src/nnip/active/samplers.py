@@ -138,13 +138,13 @@ def _attacked(ensemble, train, seeds, settings: ActiveSettings, seed: int) -> li
 def _md_frames(ensemble, seeds, settings: ActiveSettings, seed: int) -> list[Atoms]:
     from nnip.md.run import MDSettings, run_md
 
-    out = []
+    out, calculator = [], Calculator(ensemble)
     with tempfile.TemporaryDirectory() as folder:
         for k, atoms in enumerate(seeds):
             md = MDSettings(steps=settings.md_steps, timestep=settings.md_timestep, temperature=settings.temperature,
                             thermostat="langevin", interval=settings.md_interval, seed=seed + k)
             path = Path(folder) / f"md_{k}.extxyz"
-            run_md(atoms, Calculator(ensemble), md, path, progress=False)
+            run_md(atoms, calculator, md, path, progress=False)
             for frame in read(path)[1:]:  # frame 0 is the seed itself
                 candidate = frame.copy()
                 candidate.calc = None

@@ -299,8 +299,8 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
     return data
 
 
-def load_config(path: str | Path, overrides: Sequence[str] = ()) -> tuple[RunConfig, dict[str, Any]]:
-    """Read a YAML config, apply overrides, validate; returns (config, resolved plain data)."""
+def read_config_data(path: str | Path, overrides: Sequence[str] = ()) -> Any:
+    """The plain data of a YAML config file with ``--set`` overrides applied (not validated)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such config file")
@@ -310,6 +310,10 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> tuple[RunCon
         mark = getattr(error, "problem_mark", None)
         line = f" line {mark.line + 1}" if mark is not None else ""
         raise ConfigError(f"{path}:{line} is not valid YAML ({getattr(error, 'problem', error)})") from None
-    data = apply_overrides(data, overrides) if isinstance(data, dict) else data
-    config = parse_config(data, where=str(path))
+    return apply_overrides(data, overrides) if isinstance(data, dict) else data
+
+
+def load_config(path: str | Path, overrides: Sequence[str] = ()) -> tuple[RunConfig, dict[str, Any]]:
+    """Read a YAML config, apply overrides, validate; returns (config, resolved plain data)."""
+    config = parse_config(read_config_data(path, overrides), where=str(path))
     return config, config.as_dict()
