@@ -4,7 +4,7 @@
 
 Ethanol with GFN2-xTB as the oracle. Every sampler starts from the same ``--initial``
 structures of the bundled 300 K GFN2 AIMD (the rest of that run is the 300 K test set),
-trains the same ensemble (SchNet, ``--members`` members, ``--minutes`` each), and labels at
+trains the same ensemble (SchNet, ``--members`` members, ``--minutes`` or ``--epochs`` each), and labels at
 most ``--labels`` structures per generation. Prints, per generation and sampler, the oracle
 calls so far and the force MAE (meV/Å) on the 1000 K GFN2 AIMD (geometries the initial
 data never visits) and on the held-out 300 K frames.
@@ -42,10 +42,12 @@ def run(sampler: str, args, folder: Path) -> list[dict]:
         "data": {"train": str(folder / "initial.extxyz"), "test": str(bundled("ethanol_gfn2_1000K.extxyz")),
                  "split": {"val": 0.1}},
         "model": {"name": "schnet", "cutoff": 5.0, "features": 64, "interactions": 3},
-        "training": {"max_epochs": 100000, "max_time": 60 * args.minutes, "batch_size": 8, "lr": 1e-3,
+        "training": {"max_epochs": args.epochs or 100000, "max_time": None if args.epochs else 60 * args.minutes,
+                     "batch_size": 8, "lr": 1e-3,
                      "schedule": "cosine", "min_lr": 1e-5, "ema_decay": 0.99,
                      "loss": {"energy_weight": 1.0, "forces_weight": 10.0}},
         "active": {"generations": args.generations, "oracle": "gfn2", "sampler": sampler, "seeds": args.labels,
+                   "warm_start": args.warm_start,
                    "select": {"percentile": 50, "rmsd": 0.02, "max_new": args.labels},
                    **copy.deepcopy(SAMPLER_OPTIONS[sampler])},
     }
@@ -67,6 +69,9 @@ def main() -> None:
     parser.add_argument("--initial", type=int, default=30, help="initial 300 K structures")
     parser.add_argument("--members", type=int, default=4)
     parser.add_argument("--minutes", type=float, default=2.0, help="training wall time per member")
+    parser.add_argument("--epochs", type=int, default=0,
+                        help="train each member this many epochs instead of --minutes (immune to machine load)")
+    parser.add_argument("--warm-start", action="store_true", help="generation g starts from g-1's members")
     parser.add_argument("--output", default="runs/active_learning")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)

@@ -282,7 +282,7 @@ def active_learning_plot(rows: Sequence[Mapping], path) -> Path:
     labels.plot(generation, _column(rows, "labels"), marker="o", label="labels")
     labels.plot(generation, _column(rows, "oracle_calls"), marker=".", linestyle="--", label="oracle calls")
     labels.set_ylabel("cumulative count")
-    for name in ("uncertainty", "known", "duplicate", "limit"):
+    for name in ("contact", "uncertainty", "known", "duplicate", "limit"):
         values = _column(rows, f"rejected_{name}")
         if np.isfinite(values).any():
             rejected.plot(generation, values, marker="o", label=name)

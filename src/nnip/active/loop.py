@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 from ase import Atoms
+from ase.io import read as ase_read
 
 from nnip.active.samplers import ActiveSettings, sample_candidates, spreads
 from nnip.active.selection import select
@@ -55,7 +56,7 @@ __all__ = ["run_active", "load_active_config", "LOG_COLUMNS"]
 
 LOG_COLUMNS = ("generation", "n_train", "labels", "oracle_calls", "failed", "test_energy_mae", "test_forces_mae",
                "test_forces_std_mean", "test_forces_std_max", "candidates", "chosen", "threshold",
-               "rejected_uncertainty", "rejected_known", "rejected_duplicate", "rejected_limit", "sample_spread")
+               "rejected_contact", "rejected_uncertainty", "rejected_known", "rejected_duplicate", "rejected_limit", "sample_spread")
 
 
 class _Run:
@@ -139,7 +140,8 @@ class _Run:
         if not path.is_file():
             frames = self.training_frames(generation)
             write(path, sample_candidates(ensemble, frames, self.settings, self.config.seed + generation))
-        return read(path) if path.stat().st_size else []  # an empty file: no candidates this time
+        # unchecked read: a collapsed candidate is select()'s to reject, not an error; empty file: none this time
+        return ase_read(path, index=":") if path.stat().st_size else []
 
     def select(self, generation: int, ensemble, candidates: list[Atoms], row: dict[str, Any]) -> list[int]:
         path = self.folder(generation) / "selection.json"
@@ -147,7 +149,7 @@ class _Run:
             train = self.training_frames(generation)
             chosen = select(candidates, spreads(ensemble, candidates), train, spreads(ensemble, train),
                             self.settings.select.percentile, self.settings.select.rmsd, self.settings.select.max_new,
-                            align=self.settings.rigid_invariant)
+                            align=self.settings.rigid_invariant, min_distance=self.settings.select.min_distance)
             result = {"chosen": chosen.chosen, "threshold": chosen.threshold, "rejected": chosen.rejected}
             path.with_suffix(".tmp").write_text(json.dumps(result))
             path.with_suffix(".tmp").replace(path)
@@ -159,6 +161,8 @@ class _Run:
 
     def label(self, generation: int, candidates: list[Atoms], chosen: list[int], executor: Executor | None) -> None:
         todo = [k for k in chosen if not self.store.has(generation, k)]
+        for k in todo:  # an oracle failure then names the frame of candidates.extxyz
+            candidates[k].info["source_index"] = k
         if executor is None:
             for k in todo:
                 self._commit(generation, k, candidates[k], *_label(self.oracle, candidates[k]))

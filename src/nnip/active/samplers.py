@@ -23,12 +23,12 @@ from pathlib import Path
 
 import numpy as np
 from ase import Atoms
+from ase.io import read as ase_read
 
 from nnip.active.adversarial import Attack, AttackSettings
 from nnip.active.sampling import normal_mode_samples, potential_hessian, rattled
 from nnip.active.selection import rmsd
 from nnip.calculator import Calculator
-from nnip.data.io import read
 from nnip.errors import ConfigError
 from nnip.training.evaluate import evaluate
 
@@ -40,11 +40,13 @@ SAMPLERS = ("adversarial", "md", "normal_modes", "random")
 @dataclass
 class SelectionConfig:
     """percentile: of the training set's force spread a candidate must exceed. rmsd: Å,
-    least distance from training data and from each other. max_new: labels per generation."""
+    least distance from training data and from each other. max_new: labels per generation.
+    min_distance: least interatomic distance as a fraction of the sum of covalent radii."""
 
     percentile: float = 80.0
     rmsd: float = 0.05
     max_new: int = 10
+    min_distance: float = 0.5
 
 
 @dataclass
@@ -145,7 +147,7 @@ def _md_frames(ensemble, seeds, settings: ActiveSettings, seed: int) -> list[Ato
                             thermostat="langevin", interval=settings.md_interval, seed=seed + k)
             path = Path(folder) / f"md_{k}.extxyz"
             run_md(atoms, calculator, md, path, progress=False)
-            for frame in read(path)[1:]:  # frame 0 is the seed itself
+            for frame in ase_read(path, index=":")[1:]:  # frame 0 is the seed; unchecked: select() rejects collapses
                 candidate = frame.copy()
                 candidate.calc = None
                 candidate.info = {"seed_index": atoms.info["seed_index"],

@@ -2,6 +2,8 @@
 
 Filters, in order (each rejection is counted under its name):
 
+0. ``contact``: no two atoms closer than ``min_distance`` times the sum of their covalent
+   radii (a sampler that collapsed or exploded the structure: MD with a poor model does);
 1. ``uncertainty``: the ensemble's force spread sigma_F (root of the mean force-component
    variance, eV/Å) must exceed the given percentile of the training structures' spreads;
 2. ``known``: farther than ``rmsd`` Å from every training structure;
@@ -21,6 +23,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from ase import Atoms
+
+from nnip.active.adversarial import closest_contact
 
 __all__ = ["Selection", "rmsd", "select"]
 
@@ -49,15 +53,18 @@ class Selection:
 
 
 def select(candidates: Sequence[Atoms], sigma: Sequence[float], train: Sequence[Atoms], train_sigma: Sequence[float],
-           percentile: float = 80.0, rmsd_min: float = 0.05, max_new: int = 10, align: bool = True) -> Selection:
-    """Apply the four filters of the module docstring."""
+           percentile: float = 80.0, rmsd_min: float = 0.05, max_new: int = 10, align: bool = True,
+           min_distance: float = 0.5) -> Selection:
+    """Apply the filters of the module docstring."""
     sigma = np.asarray(sigma, dtype=float)
     threshold = float(np.percentile(np.asarray(train_sigma, dtype=float), percentile)) if len(train_sigma) else 0.0
-    rejected = {"uncertainty": 0, "known": 0, "duplicate": 0, "limit": 0}
+    rejected = {"contact": 0, "uncertainty": 0, "known": 0, "duplicate": 0, "limit": 0}
     chosen: list[int] = []
     for k in np.argsort(-sigma, kind="stable"):
         k = int(k)
-        if not sigma[k] > threshold:
+        if not np.isfinite(candidates[k].positions).all() or closest_contact(candidates[k], min_distance):
+            rejected["contact"] += 1
+        elif not sigma[k] > threshold:
             rejected["uncertainty"] += 1
         elif any(rmsd(candidates[k], t, align) < rmsd_min for t in train):
             rejected["known"] += 1
