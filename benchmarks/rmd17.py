@@ -26,13 +26,17 @@ MODELS = {
     "schnet": {"name": "schnet", "cutoff": 5.0, "features": 64, "interactions": 3, "basis": 50},
     "bp": {"name": "behler_parrinello", "cutoff": 5.0, "radial": 16, "angular_etas": [0.005, 0.02, 0.08, 0.3],
            "angular_zetas": [1.0, 2.0, 4.0], "hidden": [64, 64], "activation": "tanh"},
+    "painn": {"name": "painn", "cutoff": 5.0, "features": 64, "interactions": 3, "basis": 20},
+    "equivariant": {"name": "equivariant", "cutoff": 5.0, "channels": 32, "l_max": 2, "hidden_l": 1,
+                    "correlation": 3, "layers": 2, "basis": 8},
 }
 SCHEDULES = {
     "plateau": {"schedule": "plateau", "plateau_patience": 15, "plateau_factor": 0.6, "min_lr": 1e-5},
     "cosine": {"schedule": "cosine", "min_lr": 1e-5},  # over max_time: anneals within the budget
 }
-DEFAULT_SCHEDULE = {"schnet": "plateau", "bp": "cosine"}
-PUBLISHED = {"schnet": "SchNet ~17 meV/Å", "bp": "ANI 13.4, GAP 18.1 meV/Å"}
+DEFAULT_SCHEDULE = {"schnet": "plateau", "bp": "cosine", "painn": "cosine", "equivariant": "cosine"}
+PUBLISHED = {"schnet": "SchNet ~17 meV/Å", "bp": "ANI 13.4, GAP 18.1 meV/Å", "painn": "PaiNN ~10 meV/Å",
+             "equivariant": "NequIP 2.8, MACE 2.1 meV/Å"}
 
 
 def config(model: str, train: str, test: str, minutes: float, output: str, seed: int,
@@ -58,7 +62,7 @@ def main() -> None:
     parser.add_argument("--test", default=str(bundled("ethanol_test.extxyz")))
     parser.add_argument("--output", default=None, help="run folder (default runs/rmd17_<model>)")
     parser.add_argument("--schedule", choices=sorted(SCHEDULES), default=None,
-                        help="learning-rate schedule (default: cosine for bp, plateau for schnet)")
+                        help="learning-rate schedule (default: plateau for schnet, cosine otherwise)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()

@@ -58,3 +58,14 @@ def test_no_module_imports_upward_or_imports_testing():
 def test_modules_stay_small():
     too_long = [p.name for p in PACKAGE.rglob("*.py") if len(p.read_text().splitlines()) > 400]
     assert too_long == []
+
+
+def test_only_the_irreps_wrapper_imports_e3nn():
+    importers = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""] \
+                if isinstance(node, ast.ImportFrom) else []
+            if any(name.split(".")[0] == "e3nn" for name in names):
+                importers.append(str(path.relative_to(PACKAGE)))
+    assert sorted(set(importers)) == ["nn/irreps.py"]

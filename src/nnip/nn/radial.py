@@ -10,7 +10,7 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["cosine_cutoff", "GaussianBasis"]
+__all__ = ["cosine_cutoff", "polynomial_cutoff", "GaussianBasis", "BesselBasis"]
 
 
 def cosine_cutoff(r: torch.Tensor, cutoff: float) -> torch.Tensor:
@@ -19,6 +19,21 @@ def cosine_cutoff(r: torch.Tensor, cutoff: float) -> torch.Tensor:
     Reference: J. Behler, J. Chem. Phys. 134, 074106 (2011), Eq. 4.
     """
     return torch.where(r < cutoff, 0.5 * torch.cos(math.pi * r / cutoff) + 0.5, torch.zeros_like(r))
+
+
+def polynomial_cutoff(r: torch.Tensor, cutoff: float, p: int = 6) -> torch.Tensor:
+    """1 - (p+1)(p+2)/2 x^p + p(p+2) x^(p+1) - p(p+1)/2 x^(p+2), x = r / r_c, for r < r_c, else 0.
+
+    Value and first two derivatives vanish at r_c (NequIP and MACE use p = 6). Evaluated as
+    the equal (1 - x)^3 sum_{k<p} (k+1)(k+2)/2 x^k, which keeps full relative precision near
+    r_c, where the expanded form loses it to cancellation (float32 noise ~1e-5 in forces).
+    Reference: J. Klicpera, J. Gross, S. Gunnemann, ICLR 2020 (DimeNet), Eq. 8.
+    """
+    x = (r / cutoff).clamp(max=1.0)
+    series = torch.full_like(x, 0.5 * p * (p + 1))
+    for k in range(p - 2, -1, -1):  # Horner
+        series = series * x + 0.5 * (k + 1) * (k + 2)
+    return torch.where(r < cutoff, (1.0 - x) ** 3 * series, torch.zeros_like(r))
 
 
 class GaussianBasis(nn.Module):
@@ -44,3 +59,25 @@ class GaussianBasis(nn.Module):
         """
         exponent = self.gamma * (r[:, None] - self.centers) ** 2
         return torch.where(exponent < 50.0, torch.exp(-exponent.clamp(max=50.0)), torch.zeros_like(exponent))
+
+
+class BesselBasis(nn.Module):
+    """K radial Bessel functions sqrt(2 / r_c) sin(k pi r / r_c) / r, k = 1..K (r > 0).
+
+    The eigenfunctions of a particle in a sphere of radius r_c: orthonormal on [0, r_c] with
+    weight r^2, so the features stay of order one for any cutoff. Used by PaiNN
+    (Schutt et al., ICML 2021) and DimeNet/NequIP (there with trainable frequencies).
+    """
+
+    def __init__(self, n_basis: int, cutoff: float, trainable: bool = False):
+        super().__init__()
+        frequencies = math.pi * torch.arange(1, n_basis + 1, dtype=torch.get_default_dtype()) / cutoff
+        if trainable:
+            self.frequencies = nn.Parameter(frequencies)
+        else:
+            self.register_buffer("frequencies", frequencies)
+        self.prefactor = math.sqrt(2.0 / cutoff)
+
+    def forward(self, r: torch.Tensor) -> torch.Tensor:
+        """(E,) Å -> (E, K)."""
+        return self.prefactor * torch.sin(self.frequencies * r[:, None]) / r[:, None]

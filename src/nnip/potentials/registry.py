@@ -15,6 +15,8 @@ from nnip.potentials.coulomb import Coulomb, CoulombConfig, CoulombDSF, CoulombD
 from nnip.potentials.behler_parrinello import BehlerParrinello, BehlerParrinelloConfig
 from nnip.potentials.coordinate_mlp import CoordinateMLP, CoordinateMLPConfig
 from nnip.potentials.electrostatics import Electrostatics, ElectrostaticsConfig
+from nnip.potentials.equivariant import Equivariant, EquivariantConfig
+from nnip.potentials.painn import PaiNN, PaiNNConfig
 from nnip.potentials.schnet import SchNet, SchNetConfig
 from nnip.strict import closest, from_dict
 
@@ -29,6 +31,8 @@ REGISTRY: dict[str, tuple[type, type[Term]]] = {
     "coulomb": (CoulombConfig, Coulomb),
     "coulomb_dsf": (CoulombDSFConfig, CoulombDSF),
     "schnet": (SchNetConfig, SchNet),
+    "painn": (PaiNNConfig, PaiNN),
+    "equivariant": (EquivariantConfig, Equivariant),
     "behler_parrinello": (BehlerParrinelloConfig, BehlerParrinello),
     "electrostatics": (ElectrostaticsConfig, Electrostatics),
     "coordinate_mlp": (CoordinateMLPConfig, CoordinateMLP),

@@ -23,11 +23,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from nnip.errors import ConfigError
-from nnip.nn.mlp import ACTIVATIONS, mlp
+from nnip.nn.mlp import mlp
 from nnip.nn.radial import GaussianBasis, cosine_cutoff
 from nnip.nn.scatter import scatter_sum
 from nnip.potentials.base import Edges, Term
+from nnip.potentials.hyperparameters import check_network_config
 
 __all__ = ["SchNet", "SchNetConfig"]
 
@@ -48,13 +48,7 @@ class SchNetConfig:
     activation: str = "ssp"
 
     def __post_init__(self) -> None:
-        if self.cutoff <= 0:
-            raise ConfigError(f"cutoff must be > 0 Å, got {self.cutoff}")
-        for key in ("features", "interactions", "basis"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"{key} must be >= 1, got {getattr(self, key)}")
-        if self.activation not in ACTIVATIONS:
-            raise ConfigError(f"activation: expected one of {', '.join(ACTIVATIONS)}, got {self.activation!r}")
+        check_network_config(self, ("features", "interactions", "basis"))
 
 
 class Interaction(nn.Module):

@@ -11,7 +11,7 @@ from ase import Atoms
 from nnip import keys
 from nnip.data.graph import AtomicGraph
 
-__all__ = ["cluster", "periodic_cell", "evaluate", "random_rotation", "argon_clusters"]
+__all__ = ["cluster", "periodic_cell", "evaluate", "random_rotation", "rotated", "term_inputs", "argon_clusters"]
 
 
 def _species(elements: Sequence[int], n: int, rng: np.random.Generator) -> list[int]:
@@ -52,6 +52,23 @@ def random_rotation(seed: int, reflect: bool) -> np.ndarray:
     if (np.linalg.det(q) < 0) != reflect:
         q[:, 0] = -q[:, 0]
     return q
+
+
+def rotated(atoms: Atoms, rotation: np.ndarray) -> Atoms:
+    """A copy with positions and cell rotated (or reflected) by the 3x3 matrix ``rotation``."""
+    out = atoms.copy()
+    out.positions = atoms.positions @ rotation.T
+    out.set_cell(atoms.cell.array @ rotation.T, scale_atoms=False)
+    return out
+
+
+def term_inputs(term, atoms: Atoms, dtype: torch.dtype = torch.float64):
+    """(species (N,), edges within the term's cutoff) of ``atoms``: what a local term's forward takes."""
+    from nnip.potentials.edges import build_edges
+
+    graph = AtomicGraph.from_atoms(atoms, term.cutoff, dtype=dtype)
+    species = torch.as_tensor([term.elements.index(int(z)) for z in atoms.numbers])
+    return species, build_edges(graph, graph.positions, graph.cell, term.cutoff, half=False)
 
 
 def evaluate(potential, atoms: Atoms, stress: bool = False, margin: float = 0.5) -> dict[str, np.ndarray]:

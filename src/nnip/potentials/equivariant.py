@@ -1,0 +1,170 @@
+"""An E(3)-equivariant many-body potential of the NequIP/MACE family.
+
+Atom features h_i are irreps (``channels`` x 0e + 1o + ... up to ``hidden_l``), starting
+from an element embedding (scalars only). Each layer t:
+
+    A_i   = Linear( (1/n_avg) sum_j R(r_ij) . (Linear(h_j) (x) Y(r_ij)) )     2-body atomic basis, l <= l_max
+    B_i^1 = A_i,   B_i^nu = B_i^(nu-1) (x)_Z A_i  (nu = 2..correlation)          (nu+1)-body products
+    h_i  <- Linear( [B_i^1, ..., B_i^correlation] ) + Linear_Z(h_i)              residual, element-wise
+    e_i  += readout_t(scalars of h_i)
+
+Y are spherical harmonics of the edge direction, R(r) an MLP of radial Bessel functions
+times a polynomial cutoff f_c(r) (one weight per coupling path and channel), (x) the channel-wise
+tensor product of :mod:`nnip.nn.irreps`, and ``_Z`` marks element-dependent weights. The
+products B^nu are MACE's higher body order: with correlation 3 an atom's energy holds
+4-body terms after one layer. They are built as iterated channel-wise Clebsch-Gordan
+products rather than MACE's generalised symmetric contraction: the same span of
+symmetric products (with redundant couplings), in a few lines of e3nn. Readouts are linear
+except the last (an MLP); e_i is dimensionless (the Potential scales it) and zero for a
+lone atom (its per-element value is subtracted), as for SchNet.
+
+References: S. Batzner et al., Nat. Commun. 13, 2453 (2022) (NequIP); I. Batatia et al.,
+NeurIPS 35 (2022) (MACE).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from nnip.errors import ConfigError
+from nnip.nn.irreps import (
+    ElementLinear, ElementProduct, Irreps, Linear, convolution, natural_irreps, spherical_harmonics,
+)
+from nnip.nn.mlp import mlp
+from nnip.nn.radial import BesselBasis, polynomial_cutoff
+from nnip.nn.scatter import scatter_sum
+from nnip.potentials.base import Edges, Term
+from nnip.potentials.hyperparameters import check_network_config
+
+__all__ = ["Equivariant", "EquivariantConfig"]
+
+
+@dataclass
+class EquivariantConfig:
+    """Hyperparameters of the equivariant model.
+
+    Args:
+        cutoff: Å. channels: multiplicity of every irrep. l_max: degree of the spherical
+        harmonics and of the atomic basis A (0..3). hidden_l: degree of the features passed
+        between layers (MACE's max_L; <= l_max). correlation: order of the products of A
+        (1..3; body order correlation + 1). layers: interaction layers. basis: radial Bessel
+        functions. radial_hidden: width of the two hidden layers of the radial MLP.
+        readout_hidden: width of the last layer's readout MLP. activation: of the MLPs.
+        avg_neighbors: the sum over neighbours is divided by this; None fits it to the
+        training data (mean neighbours per atom within the cutoff).
+    """
+
+    cutoff: float = 5.0
+    channels: int = 32
+    l_max: int = 2
+    hidden_l: int = 1
+    correlation: int = 3
+    layers: int = 2
+    basis: int = 8
+    radial_hidden: int = 64
+    readout_hidden: int = 16
+    activation: str = "silu"
+    avg_neighbors: float | None = None
+
+    def __post_init__(self) -> None:
+        check_network_config(self, ("channels", "layers", "basis", "radial_hidden", "readout_hidden", "correlation"))
+        if not 0 <= self.l_max <= 3 or not 0 <= self.hidden_l <= self.l_max:
+            raise ConfigError(f"need 0 <= hidden_l <= l_max <= 3, got hidden_l={self.hidden_l}, l_max={self.l_max}")
+        if self.correlation > 3:
+            raise ConfigError(f"correlation must be 1, 2 or 3, got {self.correlation}")
+        if self.avg_neighbors is not None and self.avg_neighbors <= 0:
+            raise ConfigError(f"avg_neighbors must be > 0, got {self.avg_neighbors}")
+
+
+class Interaction(nn.Module):
+    """One layer: atomic basis A, its products, and the residual update of h; see the module docstring."""
+
+    def __init__(self, irreps_in: Irreps, config: EquivariantConfig, n_elements: int):
+        super().__init__()
+        edge_irreps = Irreps.spherical_harmonics(config.l_max)
+        basis_irreps = natural_irreps(config.channels, config.l_max)
+        hidden = natural_irreps(config.channels, config.hidden_l)
+        self.up = Linear(irreps_in, irreps_in)
+        self.convolution, conv_irreps = convolution(irreps_in, edge_irreps, basis_irreps)
+        self.radial = mlp([config.basis, config.radial_hidden, config.radial_hidden, self.convolution.weight_numel],
+                          config.activation)
+        self.down = Linear(conv_irreps, basis_irreps)
+        self.products = nn.ModuleList()
+        product_irreps = [basis_irreps]
+        for nu in range(2, config.correlation + 1):
+            allowed = hidden if nu == config.correlation else basis_irreps
+            self.products.append(ElementProduct(product_irreps[-1], basis_irreps, allowed, n_elements))
+            product_irreps.append(self.products[-1].irreps_out)
+        self.message = Linear(sum(product_irreps, Irreps()), hidden)
+        self.skip = ElementLinear(irreps_in, hidden, n_elements)
+
+    def forward(self, h: torch.Tensor, species: torch.Tensor, harmonics: torch.Tensor, radial: torch.Tensor,
+                envelope: torch.Tensor, edges: Edges, avg_neighbors: torch.Tensor) -> torch.Tensor:
+        weights = self.radial(radial) * envelope  # zero, with two derivatives, at the cutoff
+        messages = self.convolution(self.up(h).index_select(0, edges.neighbor), harmonics, weights)
+        a = self.down(scatter_sum(messages, edges.center, h.shape[0]) / avg_neighbors)
+        bases = [a]
+        for product in self.products:
+            bases.append(product(bases[-1], a, species))
+        return self.message(torch.cat(bases, dim=1)) + self.skip(h, species)
+
+
+class Equivariant(Term):
+    """Equivariant many-body atomic energies (dimensionless); see the module docstring."""
+
+    name = "equivariant"
+    Config = EquivariantConfig
+    dimensionless = True
+
+    def __init__(self, config: EquivariantConfig, elements: Sequence[int]):
+        super().__init__(config, elements)
+        n = len(self.elements)
+        self.embedding = nn.Embedding(n, config.channels)
+        self.harmonics = spherical_harmonics(config.l_max)
+        self.basis = BesselBasis(config.basis, config.cutoff)
+        self.register_buffer("avg_neighbors", torch.tensor(float(config.avg_neighbors or 1.0)))
+        #: irreps of the features after each layer (the input of layer 0 is the embedding)
+        self.hidden_irreps = natural_irreps(config.channels, config.hidden_l)
+        irreps = [Irreps(f"{config.channels}x0e")] + [self.hidden_irreps] * config.layers
+        self.interactions = nn.ModuleList(Interaction(irreps[t], config, n) for t in range(config.layers))
+        self.readouts = nn.ModuleList(Linear(self.hidden_irreps, "0e") for _ in range(config.layers - 1))
+        self.readouts.append(mlp([config.channels, config.readout_hidden, 1], config.activation))
+
+    def layer_features(self, species: torch.Tensor, edges: Edges) -> list[torch.Tensor]:
+        """Features h after each layer, (N, hidden_irreps.dim), laid out by ``hidden_irreps``."""
+        h = self.embedding(species)
+        harmonics = self.harmonics(edges.vectors)
+        radial = self.basis(edges.lengths)
+        envelope = polynomial_cutoff(edges.lengths, self.cutoff)[:, None]
+        out = []
+        for interaction in self.interactions:
+            h = interaction(h, species, harmonics, radial, envelope, edges, self.avg_neighbors)
+            out.append(h)
+        return out
+
+    def _energies(self, species: torch.Tensor, edges: Edges) -> torch.Tensor:
+        features = self.layer_features(species, edges)
+        scalars = self.config.channels  # the 0e block comes first in hidden_irreps
+        return sum(readout(h) if k < len(features) - 1 else readout(h[:, :scalars])
+                   for k, (readout, h) in enumerate(zip(self.readouts, features))).squeeze(-1)
+
+    def forward(self, species: torch.Tensor, edges: Edges) -> torch.Tensor:
+        lone = self._energies(torch.arange(len(self.elements), device=species.device), _no_edges(edges))
+        return self._energies(species, edges) - lone.index_select(0, species)
+
+    def fit_to_data(self, batches: Sequence[tuple[torch.Tensor, Edges]]) -> None:
+        """Set avg_neighbors to the mean number of neighbours per atom (unless the config fixes it)."""
+        if self.config.avg_neighbors is None:
+            atoms = sum(s.shape[0] for s, _ in batches)
+            edges = sum(e.center.shape[0] for _, e in batches)
+            self.avg_neighbors.fill_(max(edges / max(atoms, 1), 1.0))
+
+
+def _no_edges(edges: Edges) -> Edges:
+    """An empty edge set with the dtype and device of ``edges`` (for lone atoms)."""
+    return Edges(center=edges.center[:0], neighbor=edges.neighbor[:0], shifts=edges.shifts[:0],
+                 vectors=edges.vectors[:0], lengths=edges.lengths[:0])

@@ -1,0 +1,138 @@
+"""PaiNN: polarizable atom interaction network, with scalar and vector atom features.
+
+Each atom carries scalars s_i (F,) and vectors v_i (3, F), v_i^0 = 0, s_i^0 = embedding(Z_i).
+With unit vectors u_ij = r_ij / r_ij and (ds, dv^a, dv^b) = split(phi(s_j) * W(r_ij)),
+W(r) = Dense(Bessel(r)) f_c(r):
+
+    message:  s_i += sum_j ds_ij
+              v_i += sum_j dv^a_ij v_j + dv^b_ij u_ij
+    update:   (a_vv, a_sv, a_ss) = split(MLP([s_i, ||V v_i||]))
+              v_i += a_vv U v_i
+              s_i += a_sv <U v_i, V v_i> + a_ss
+    e_i = readout(s_i) - readout(s_lone(Z_i))
+
+U and V mix channels only (no bias), so v_i stays a vector: rotating (or reflecting) the
+structure by R maps v_i to R v_i and leaves s_i unchanged. s_lone(Z) are the scalars of an
+atom without neighbours, so a lone atom contributes exactly zero (its energy is E0), as in
+:mod:`nnip.potentials.schnet`. e_i is dimensionless (the Potential scales it).
+
+Reference: K. T. Schutt, O. T. Unke, M. Gastegger, ICML 2021, PMLR 139, 9377.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from nnip.nn.mlp import mlp
+from nnip.nn.radial import BesselBasis, cosine_cutoff
+from nnip.nn.scatter import scatter_sum
+from nnip.potentials.base import Edges, Term
+from nnip.potentials.hyperparameters import check_network_config
+
+__all__ = ["PaiNN", "PaiNNConfig"]
+
+#: Added under the square root of ||V v||, so its gradient stays finite where V v = 0.
+NORM_EPSILON = 1e-8
+
+
+@dataclass
+class PaiNNConfig:
+    """PaiNN hyperparameters.
+
+    Args:
+        cutoff: Å. features: F, width of scalar and vector features. interactions: message
+        and update blocks. basis: radial Bessel functions. activation: "silu" (paper), "ssp"
+        or "tanh". shared_filters: one radial filter network for all blocks (fewer weights).
+    """
+
+    cutoff: float = 5.0
+    features: int = 64
+    interactions: int = 3
+    basis: int = 20
+    activation: str = "silu"
+    shared_filters: bool = False
+
+    def __post_init__(self) -> None:
+        check_network_config(self, ("features", "interactions", "basis"))
+
+
+class Message(nn.Module):
+    """Equivariant message block: returns updates of s (N, F) and v (N, 3, F)."""
+
+    def __init__(self, features: int, activation: str):
+        super().__init__()
+        self.context = mlp([features, features, 3 * features], activation)
+
+    def forward(self, s: torch.Tensor, v: torch.Tensor, filters: torch.Tensor, unit: torch.Tensor,
+                edges: Edges) -> tuple[torch.Tensor, torch.Tensor]:
+        features = s.shape[1]
+        x = self.context(s).index_select(0, edges.neighbor) * filters
+        ds, dva, dvb = torch.split(x, features, dim=1)
+        dv = v.index_select(0, edges.neighbor) * dva[:, None, :] + dvb[:, None, :] * unit[:, :, None]
+        return scatter_sum(ds, edges.center, s.shape[0]), scatter_sum(dv, edges.center, s.shape[0])
+
+
+class Update(nn.Module):
+    """Gated update mixing scalars and vector norms; returns updates of s (N, F) and v (N, 3, F)."""
+
+    def __init__(self, features: int, activation: str):
+        super().__init__()
+        self.mix_u = nn.Linear(features, features, bias=False)
+        self.mix_v = nn.Linear(features, features, bias=False)
+        self.gates = mlp([2 * features, features, 3 * features], activation)
+
+    def forward(self, s: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = s.shape[1]
+        uv, vv = self.mix_u(v), self.mix_v(v)
+        norm = torch.sqrt((vv * vv).sum(dim=1) + NORM_EPSILON)
+        a_vv, a_sv, a_ss = torch.split(self.gates(torch.cat([s, norm], dim=1)), features, dim=1)
+        return a_sv * (uv * vv).sum(dim=1) + a_ss, a_vv[:, None, :] * uv
+
+
+class PaiNN(Term):
+    """PaiNN atomic energies (dimensionless); see the module docstring."""
+
+    name = "painn"
+    Config = PaiNNConfig
+    dimensionless = True
+
+    def __init__(self, config: PaiNNConfig, elements: Sequence[int]):
+        super().__init__(config, elements)
+        features, blocks = config.features, config.interactions
+        self.embedding = nn.Embedding(len(self.elements), features)
+        self.basis = BesselBasis(config.basis, config.cutoff)
+        self.filters = nn.Linear(config.basis, 3 * features * (1 if config.shared_filters else blocks))
+        self.messages = nn.ModuleList(Message(features, config.activation) for _ in range(blocks))
+        self.updates = nn.ModuleList(Update(features, config.activation) for _ in range(blocks))
+        self.readout = mlp([features, features // 2 or 1, 1], config.activation)
+
+    def representation(self, species: torch.Tensor, edges: Edges) -> tuple[torch.Tensor, torch.Tensor]:
+        """Final features: scalars (N, F) and vectors (N, 3, F) that rotate with the structure."""
+        s = self.embedding(species)
+        v = s.new_zeros((s.shape[0], 3, s.shape[1]))
+        unit = edges.vectors / edges.lengths[:, None]
+        filters = self.filters(self.basis(edges.lengths)) * cosine_cutoff(edges.lengths, self.cutoff)[:, None]
+        filters = torch.split(filters, 3 * s.shape[1], dim=1)
+        for k, (message, update) in enumerate(zip(self.messages, self.updates)):
+            ds, dv = message(s, v, filters[min(k, len(filters) - 1)], unit, edges)
+            s, v = s + ds, v + dv
+            ds, dv = update(s, v)
+            s, v = s + ds, v + dv
+        return s, v
+
+    def lone_scalars(self) -> torch.Tensor:
+        """Scalars of a lone atom of each element (no messages, v = 0). Shape (S, F)."""
+        s = self.embedding.weight
+        v = s.new_zeros((s.shape[0], 3, s.shape[1]))
+        for update in self.updates:
+            ds, dv = update(s, v)
+            s, v = s + ds, v + dv
+        return s
+
+    def forward(self, species: torch.Tensor, edges: Edges) -> torch.Tensor:
+        s, _ = self.representation(species, edges)
+        return (self.readout(s) - self.readout(self.lone_scalars())[species]).squeeze(-1)

@@ -1,0 +1,63 @@
+"""The equivariant many-body model passes the potential contract; its hidden irreps transform as declared."""
+
+import numpy as np
+import pytest
+import torch
+
+from nnip.nn.irreps import rotation_matrix_of
+from nnip.potentials import Potential
+from nnip.potentials.equivariant import Equivariant, EquivariantConfig
+from nnip.testing import PotentialContract, cluster, periodic_cell
+from nnip.testing.structures import random_rotation, rotated, term_inputs
+
+ELEMENTS = ["H", "C", "O"]
+
+
+def small_model(**overrides) -> Equivariant:
+    config = dict(cutoff=3.0, channels=4, l_max=2, hidden_l=1, correlation=3, layers=2, basis=6, radial_hidden=8,
+                  readout_hidden=4, avg_neighbors=4.0)
+    return Equivariant(EquivariantConfig(**{**config, **overrides}), ELEMENTS)
+
+
+class TestEquivariant(PotentialContract):
+    distance = 1.4
+    nve_timestep = 0.25
+
+    def make_potential(self):
+        return Potential([small_model()], ELEMENTS, e0={"H": -0.5, "C": -1.5, "O": -2.0}, scale=0.5)
+
+
+class TestEquivariantL3Correlation2(PotentialContract):
+    distance = 1.4
+    nve_timestep = 0.25
+
+    def make_potential(self):
+        return Potential([small_model(l_max=3, hidden_l=2, correlation=2, layers=1)], ELEMENTS, scale=0.3)
+
+
+@pytest.mark.parametrize("make", [lambda: cluster([1, 6, 8], 7, 1.4, seed=3), lambda: periodic_cell([1, 6, 8], 1.4)])
+def test_hidden_irreps_transform_as_declared(make):
+    torch.manual_seed(1)
+    term = small_model().double()
+    atoms = make()
+    rotation = random_rotation(seed=7, reflect=True)
+    wigner = rotation_matrix_of(term.hidden_irreps, torch.as_tensor(rotation))
+    features = term.layer_features(*term_inputs(term, atoms))
+    for h, h_turned in zip(features, term.layer_features(*term_inputs(term, rotated(atoms, rotation)))):
+        vectors = h[:, term.config.channels:]
+        assert vectors.abs().max() > 1e-3  # the l = 1 block is not trivially zero
+        np.testing.assert_allclose(h_turned.detach(), (h @ wigner.T).detach(), atol=1e-11)
+
+
+def test_polynomial_cutoff_equals_its_expanded_form_and_is_c2_at_the_cutoff():
+    from nnip.nn.radial import polynomial_cutoff
+
+    r = torch.linspace(0.01, 6.0, 500, dtype=torch.float64)
+    x = r / 5.0
+    expanded = torch.where(r < 5.0, 1 - 28 * x**6 + 48 * x**7 - 21 * x**8, torch.zeros_like(r))
+    np.testing.assert_allclose(polynomial_cutoff(r, 5.0), expanded, atol=1e-13)
+    at = torch.tensor([5.0 - 1e-9], dtype=torch.float64, requires_grad=True)
+    value = polynomial_cutoff(at, 5.0)
+    (first,) = torch.autograd.grad(value.sum(), at, create_graph=True)
+    (second,) = torch.autograd.grad(first.sum(), at)
+    assert abs(value.item()) < 1e-20 and abs(first.item()) < 1e-15 and abs(second.item()) < 1e-6
