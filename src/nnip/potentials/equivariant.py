@@ -10,11 +10,14 @@ from an element embedding (scalars only). Each layer t:
 
 Y are spherical harmonics of the edge direction, R(r) an MLP of radial Bessel functions
 times a polynomial cutoff f_c(r) (one weight per coupling path and channel), (x) the channel-wise
-tensor product of :mod:`nnip.nn.irreps`, and ``_Z`` marks element-dependent weights. The
-products B^nu are MACE's higher body order: with correlation 3 an atom's energy holds
-4-body terms after one layer. They are built as iterated channel-wise Clebsch-Gordan
-products rather than MACE's generalised symmetric contraction: the same span of
-symmetric products (with redundant couplings), in a few lines of e3nn. Readouts are linear
+tensor product (:class:`nnip.nn.channelwise.Coupling`, one fused Clebsch-Gordan table per
+product), and ``_Z`` marks element-dependent weights (one per element, coupling path and
+channel, as in MACE's symmetric contraction). The products B^nu are MACE's higher body
+order: with correlation 3 an atom's energy holds 4-body terms after one layer. They are
+built as iterated channel-wise products rather than MACE's generalised symmetric
+contraction, keeping natural-parity intermediates only: scalar outputs lose nothing by
+this (a pseudo-tensor intermediate cannot couple to 0e), l >= 1 outputs lose the couplings
+through pseudo-tensors. Readouts are linear
 except the last (an MLP); e_i is dimensionless (the Potential scales it) and zero for a
 lone atom (its per-element value is subtracted), as for SchNet.
 
@@ -31,9 +34,8 @@ import torch
 from torch import nn
 
 from nnip.errors import ConfigError
-from nnip.nn.irreps import (
-    ElementLinear, ElementProduct, Irreps, Linear, convolution, natural_irreps, spherical_harmonics,
-)
+from nnip.nn.channelwise import Coupling, ElementIrrepsLinear, IrrepsLinear, components
+from nnip.nn.irreps import spherical_harmonics
 from nnip.nn.mlp import mlp
 from nnip.nn.radial import BesselBasis, polynomial_cutoff
 from nnip.nn.scatter import scatter_sum
@@ -83,34 +85,34 @@ class EquivariantConfig:
 class Interaction(nn.Module):
     """One layer: atomic basis A, its products, and the residual update of h; see the module docstring."""
 
-    def __init__(self, irreps_in: Irreps, config: EquivariantConfig, n_elements: int):
+    def __init__(self, l_in: int, config: EquivariantConfig, n_elements: int):
         super().__init__()
-        edge_irreps = Irreps.spherical_harmonics(config.l_max)
-        basis_irreps = natural_irreps(config.channels, config.l_max)
-        hidden = natural_irreps(config.channels, config.hidden_l)
-        self.up = Linear(irreps_in, irreps_in)
-        self.convolution, conv_irreps = convolution(irreps_in, edge_irreps, basis_irreps)
-        self.radial = mlp([config.basis, config.radial_hidden, config.radial_hidden, self.convolution.weight_numel],
+        k, l_max, hidden_l = config.channels, config.l_max, config.hidden_l
+        self.hidden_components = components(hidden_l)
+        self.up = IrrepsLinear(k, k, l_in, l_in)
+        self.convolution = Coupling(l_in, l_max, l_max)
+        self.radial = mlp([config.basis, config.radial_hidden, config.radial_hidden, len(self.convolution.paths) * k],
                           config.activation)
-        self.down = Linear(conv_irreps, basis_irreps)
+        self.down = IrrepsLinear(k, k, l_max, l_max)
         self.products = nn.ModuleList()
-        product_irreps = [basis_irreps]
+        self.product_weights = nn.ParameterList()
         for nu in range(2, config.correlation + 1):
-            allowed = hidden if nu == config.correlation else basis_irreps
-            self.products.append(ElementProduct(product_irreps[-1], basis_irreps, allowed, n_elements))
-            product_irreps.append(self.products[-1].irreps_out)
-        self.message = Linear(sum(product_irreps, Irreps()), hidden)
-        self.skip = ElementLinear(irreps_in, hidden, n_elements)
+            self.products.append(Coupling(l_max, l_max, hidden_l if nu == config.correlation else l_max))
+            self.product_weights.append(nn.Parameter(torch.randn(n_elements, len(self.products[-1].paths), k)))
+        self.message = IrrepsLinear(k * config.correlation, k, hidden_l, hidden_l)
+        self.skip = ElementIrrepsLinear(k, k, l_in, hidden_l, n_elements)
 
     def forward(self, h: torch.Tensor, species: torch.Tensor, harmonics: torch.Tensor, radial: torch.Tensor,
                 envelope: torch.Tensor, edges: Edges, avg_neighbors: torch.Tensor) -> torch.Tensor:
-        weights = self.radial(radial) * envelope  # zero, with two derivatives, at the cutoff
-        messages = self.convolution(self.up(h).index_select(0, edges.neighbor), harmonics, weights)
+        """h (N, K, (l_in+1)^2) -> (N, K, (hidden_l+1)^2)."""
+        weights = (self.radial(radial) * envelope).view(radial.shape[0], len(self.convolution.paths), h.shape[1])
+        messages = self.convolution(self.up(h).index_select(0, edges.neighbor), harmonics.unsqueeze(1), weights)
         a = self.down(scatter_sum(messages, edges.center, h.shape[0]) / avg_neighbors)
         bases = [a]
-        for product in self.products:
-            bases.append(product(bases[-1], a, species))
-        return self.message(torch.cat(bases, dim=1)) + self.skip(h, species)
+        for product, product_weights in zip(self.products, self.product_weights):
+            bases.append(product(bases[-1], a, product_weights.index_select(0, species)))
+        stacked = torch.cat([b[:, :, :self.hidden_components] for b in bases], dim=1)
+        return self.message(stacked) + self.skip(h, species)
 
 
 class Equivariant(Term):
@@ -127,16 +129,14 @@ class Equivariant(Term):
         self.harmonics = spherical_harmonics(config.l_max)
         self.basis = BesselBasis(config.basis, config.cutoff)
         self.register_buffer("avg_neighbors", torch.tensor(float(config.avg_neighbors or 1.0)))
-        #: irreps of the features after each layer (the input of layer 0 is the embedding)
-        self.hidden_irreps = natural_irreps(config.channels, config.hidden_l)
-        irreps = [Irreps(f"{config.channels}x0e")] + [self.hidden_irreps] * config.layers
-        self.interactions = nn.ModuleList(Interaction(irreps[t], config, n) for t in range(config.layers))
-        self.readouts = nn.ModuleList(Linear(self.hidden_irreps, "0e") for _ in range(config.layers - 1))
+        degrees = [0] + [config.hidden_l] * config.layers  # of the features entering each layer
+        self.interactions = nn.ModuleList(Interaction(degrees[t], config, n) for t in range(config.layers))
+        self.readouts = nn.ModuleList(mlp([config.channels, 1]) for _ in range(config.layers - 1))
         self.readouts.append(mlp([config.channels, config.readout_hidden, 1], config.activation))
 
     def layer_features(self, species: torch.Tensor, edges: Edges) -> list[torch.Tensor]:
-        """Features h after each layer, (N, hidden_irreps.dim), laid out by ``hidden_irreps``."""
-        h = self.embedding(species)
+        """Features h after each layer, (N, channels, (hidden_l+1)^2) in the layout of :mod:`nnip.nn.irreps`."""
+        h = self.embedding(species).unsqueeze(-1)
         harmonics = self.harmonics(edges.vectors)
         radial = self.basis(edges.lengths)
         envelope = polynomial_cutoff(edges.lengths, self.cutoff)[:, None]
@@ -148,9 +148,7 @@ class Equivariant(Term):
 
     def _energies(self, species: torch.Tensor, edges: Edges) -> torch.Tensor:
         features = self.layer_features(species, edges)
-        scalars = self.config.channels  # the 0e block comes first in hidden_irreps
-        return sum(readout(h) if k < len(features) - 1 else readout(h[:, :scalars])
-                   for k, (readout, h) in enumerate(zip(self.readouts, features))).squeeze(-1)
+        return sum(readout(h[:, :, 0]) for readout, h in zip(self.readouts, features)).squeeze(-1)
 
     def forward(self, species: torch.Tensor, edges: Edges) -> torch.Tensor:
         lone = self._energies(torch.arange(len(self.elements), device=species.device), _no_edges(edges))

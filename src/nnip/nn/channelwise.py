@@ -1,0 +1,143 @@
+"""Equivariant layers on features (N, K, (L+1)^2): K channels of the natural irreps 0e + 1o + ... + L.
+
+The layout is that of :mod:`nnip.nn.irreps`. Couplings are fused: one dense Clebsch-Gordan
+table per layer turns the product of two features into all allowed output components at
+once (a few batched matrix products instead of one small kernel per coupling path), which
+is what keeps small molecules fast on a CPU.
+
+Only natural couplings (l1, l2) -> l3 with l1 + l2 + l3 even are kept: the product of two
+natural irreps is natural exactly then. Shapes use N rows (atoms or edges), K channels and
+D = (L+1)^2 components.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from nnip.nn.irreps import clebsch_gordan
+
+__all__ = ["components", "natural_paths", "ExactConstants", "Coupling", "IrrepsLinear", "ElementIrrepsLinear"]
+
+
+def components(l_max: int) -> int:
+    """(l_max + 1)^2, the number of components of 0e + 1o + ... + l_max."""
+    return (l_max + 1) ** 2
+
+
+def natural_paths(l1_max: int, l2_max: int, l_out_max: int) -> list[tuple[int, int, int]]:
+    """Couplings (l1, l2, l3) with |l1 - l2| <= l3 <= min(l1 + l2, l_out_max) and l1 + l2 + l3 even."""
+    return [(l1, l2, l3) for l1 in range(l1_max + 1) for l2 in range(l2_max + 1)
+            for l3 in range(abs(l1 - l2), min(l1 + l2, l_out_max) + 1) if (l1 + l2 + l3) % 2 == 0]
+
+
+class ExactConstants(nn.Module):
+    """A module whose constant tables are kept exact in every dtype.
+
+    A float32 buffer converted to float64 keeps its float32 rounding (~1e-8), which shows in
+    float64 equivariance tests. Tables registered with :meth:`register_constant` are kept
+    out of the state dict and re-copied from float64 masters after every dtype or device change.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._masters: dict[str, torch.Tensor] = {}
+
+    def register_constant(self, name: str, value: torch.Tensor) -> None:
+        self._masters[name] = value.detach().to(torch.float64)
+        dtype = torch.get_default_dtype() if value.is_floating_point() else value.dtype
+        self.register_buffer(name, value.detach().to(dtype), persistent=False)
+
+    def _apply(self, fn, recurse=True):
+        super()._apply(fn, recurse)
+        with torch.no_grad():
+            for name, master in self._masters.items():
+                getattr(self, name).copy_(master)
+        return self
+
+
+class Coupling(ExactConstants):
+    """Channel-wise product x_k (x) y_k coupled to l3 <= l_out_max, one weight per path and channel.
+
+    out[n, k, l3 block] = sum over paths (l1, l2, l3) of w[n, path, k] sqrt((2l3+1) / P_l3)
+    (C^{l1 l2 l3} . x[n, k, l1 block] (x) y[n, k, l2 block]), P_l3 = paths into l3, so unit-variance
+    inputs give outputs of order one. y may have one channel (broadcast, e.g. spherical harmonics).
+    Shapes: x (N, K, D1), y (N, K or 1, D2), weights (N, len(paths), K) -> (N, K, D_out).
+    """
+
+    def __init__(self, l1_max: int, l2_max: int, l_out_max: int):
+        super().__init__()
+        self.paths = natural_paths(l1_max, l2_max, l_out_max)
+        if not self.paths:
+            raise ValueError(f"no natural coupling of l <= {l1_max} and l <= {l2_max} reaches l <= {l_out_max}")
+        d1, d2, d_out = components(l1_max), components(l2_max), components(l_out_max)
+        fan_in = {l3: sum(p[2] == l3 for p in self.paths) for l3 in range(l_out_max + 1)}
+        width = sum(2 * l3 + 1 for _, _, l3 in self.paths)
+        table = torch.zeros(d1, d2, width, dtype=torch.float64)
+        path_of_column = torch.zeros(width, dtype=torch.long)
+        to_output = torch.zeros(width, d_out, dtype=torch.float64)
+        column = 0
+        for k, (l1, l2, l3) in enumerate(self.paths):
+            n = 2 * l3 + 1
+            scale = math.sqrt((2 * l3 + 1) / fan_in[l3])
+            table[l1**2:(l1 + 1) ** 2, l2**2:(l2 + 1) ** 2, column:column + n] = scale * clebsch_gordan(l1, l2, l3)
+            path_of_column[column:column + n] = k
+            to_output[column:column + n, l3**2:(l3 + 1) ** 2] = torch.eye(n, dtype=torch.float64)
+            column += n
+        self.register_constant("table", table)
+        self.register_constant("to_output", to_output)
+        self.register_buffer("path_of_column", path_of_column, persistent=False)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        n, channels, d1 = x.shape
+        if y.shape[1] == 1:  # one y per row: fold it into the table first, then one batched product
+            folded = torch.einsum("nb,abc->nac", y[:, 0], self.table)
+            coupled = torch.bmm(x, folded)
+        else:
+            outer = (x.unsqueeze(-1) * y.unsqueeze(-2)).reshape(n, channels, -1)
+            coupled = outer @ self.table.reshape(-1, self.table.shape[-1])
+        column_weights = weights.index_select(1, self.path_of_column).transpose(1, 2)
+        return (coupled * column_weights) @ self.to_output
+
+
+class IrrepsLinear(nn.Module):
+    """Mix channels within each degree l (one K_in x K_out matrix per l; no bias, so equivariant).
+
+    Degrees l <= min(l_in, l_out) are mapped; higher output degrees are zero.
+    Shapes: (N, K_in, (l_in+1)^2) -> (N, K_out, (l_out+1)^2).
+    """
+
+    def __init__(self, k_in: int, k_out: int, l_in: int, l_out: int):
+        super().__init__()
+        self.l_common, self.l_out = min(l_in, l_out), l_out
+        self.weight = nn.Parameter(torch.randn(self.l_common + 1, k_in, k_out) / math.sqrt(k_in))
+        degree = torch.cat([torch.full((2 * l + 1,), l) for l in range(self.l_common + 1)])
+        self.register_buffer("degree_of_component", degree, persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        d = components(self.l_common)
+        weight = self.weight.index_select(0, self.degree_of_component)  # (d, K_in, K_out)
+        out = torch.einsum("nkd,dkj->njd", x[:, :, :d], weight)
+        missing = components(self.l_out) - d
+        return torch.nn.functional.pad(out, (0, missing)) if missing else out
+
+
+class ElementIrrepsLinear(nn.Module):
+    """:class:`IrrepsLinear` with its own weights for each element (a linear map of x (x) onehot(Z)).
+
+    Shapes: x (N, K_in, (l_in+1)^2), species (N,) -> (N, K_out, (l_out+1)^2).
+    """
+
+    def __init__(self, k_in: int, k_out: int, l_in: int, l_out: int, n_elements: int):
+        super().__init__()
+        self.n_elements = n_elements
+        self.linear = IrrepsLinear(k_in * n_elements, k_out, l_in, l_out)
+        with torch.no_grad():  # each atom sees one element's block: keep the output scale of IrrepsLinear
+            self.linear.weight.mul_(math.sqrt(n_elements))
+
+    def forward(self, x: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
+        onehot = torch.nn.functional.one_hot(species, self.n_elements).to(x.dtype)
+        expanded = (x.unsqueeze(2) * onehot[:, None, :, None]).reshape(x.shape[0], -1, x.shape[2])
+        return self.linear(expanded)
