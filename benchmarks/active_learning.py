@@ -51,6 +51,8 @@ def run(sampler: str, args, folder: Path) -> list[dict]:
                    "select": {"percentile": 50, "rmsd": 0.02, "max_new": args.labels},
                    **copy.deepcopy(SAMPLER_OPTIONS[sampler])},
     }
+    if sampler == "adversarial" and args.kT:
+        resolved["active"]["attack"]["kT"] = args.kT
     config = parse_config({k: v for k, v in resolved.items() if k != "active"})
     settings = from_dict(ActiveSettings, resolved["active"], "active")
     rows = run_active(config, settings, resolved, resume=args.resume and (folder / sampler).is_dir(), overwrite=True)
@@ -72,6 +74,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=0,
                         help="train each member this many epochs instead of --minutes (immune to machine load)")
     parser.add_argument("--warm-start", action="store_true", help="generation g starts from g-1's members")
+    parser.add_argument("--kT", type=float, default=None,
+                        help="attack temperature, eV per structure (default 0.8673 = the paper's 20 kcal/mol)")
     parser.add_argument("--output", default="runs/active_learning")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)

@@ -128,9 +128,12 @@ def plot(table: dict, path: list[Atoms], labelled: dict, output: Path) -> None:
         for row, colour in zip(rows, colours):
             ax.plot(heights, row["path_energies"], "--", color=colour, label=f"ensemble, gen {int(row['generation'])}")
         points = labelled[sampler]
+        top = 4 * reference.max()
         ax.scatter([p[0] for p in points], [p[1] for p in points], c=[p[2] for p in points], cmap="viridis",
                    vmin=-1, vmax=len(rows) - 1, s=14, edgecolors="k", linewidths=0.3, label="labelled")
-        ax.set(title=sampler, xlabel="umbrella height |h| (Å)", ylim=(-0.05, 2.5 * reference.max() + 0.05))
+        above = sum(p[1] > top for p in points)
+        ax.set(title=f"{sampler} ({above} labelled points above {top:.1f} eV not shown)",
+               xlabel="umbrella height |h| (Å)", ylim=(-0.05, top), xlim=(-0.02, 0.8))
         ax.legend(fontsize=7)
     axes[0, 0].set_ylabel("energy above the minimum (eV)")
     fig.tight_layout()

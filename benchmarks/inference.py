@@ -29,6 +29,9 @@ MODELS = {
                           "angular_zetas": [1.0, 2.0, 4.0], "hidden": [64, 64]},
     "schnet+electrostatics": [{"name": "schnet", "cutoff": CUTOFF},
                               {"name": "electrostatics", "cutoff": CUTOFF}],
+    "painn": {"name": "painn", "cutoff": CUTOFF, "features": 64, "interactions": 3, "basis": 20},
+    "equivariant": {"name": "equivariant", "cutoff": CUTOFF, "channels": 32, "l_max": 2, "hidden_l": 1,
+                    "correlation": 3, "layers": 2, "basis": 8},
 }
 #: Ewald without a mesh costs O(N K) with K ~ volume: skip it above this size
 EWALD_MAX_ATOMS = 600

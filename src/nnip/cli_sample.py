@@ -109,7 +109,8 @@ def _attack(args: argparse.Namespace) -> int:
         settings = AttackSettings(kT=kT, steps=args.steps, lr=args.lr, init_noise=args.init_noise, clamp=args.clamp,
                                   uncertainty=args.uncertainty, normalisation=args.normalisation,
                                   min_distance=args.min_distance, seed=args.seed,
-                                  keep_trajectory=args.trajectory is not None)
+                                  keep_trajectory=args.trajectory is not None, strain=args.strain,
+                                  strain_lr=args.strain_lr, max_strain=args.max_strain)
     except ValueError as error:
         raise ConfigError(str(error)) from None
     energies, sizes, source = _training_energies(args, seeds, ensemble)
@@ -164,6 +165,9 @@ def add_attack(commands) -> None:
     attack.add_argument("--clamp", type=float, default=3.0, help="largest displacement per component, Å")
     attack.add_argument("--min-distance", type=float, default=0.5,
                         help="refuse geometries with atoms closer than this fraction of their covalent radii")
+    attack.add_argument("--strain", action="store_true", help="also deform the cell of periodic seeds")
+    attack.add_argument("--strain-lr", type=float, default=0.001, help="Adam learning rate of the strain")
+    attack.add_argument("--max-strain", type=float, default=0.05, help="largest strain component")
     attack.add_argument("--seed", type=int, default=0)
     attack.add_argument("--trajectory", default=None, help="also write every step of every seed here")
     attack.add_argument("--dtype", choices=("float32", "float64"), default=None)

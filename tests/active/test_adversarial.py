@@ -151,3 +151,42 @@ def test_identical_members_give_a_finite_objective_and_no_motion_blowup():
     (result,) = attack_for(Ensemble([member, member]), [seed], kT=1.0, steps=5).run([seed])
     assert np.isfinite(result.atoms.positions).all() and np.isfinite(result.log_objective)
     assert result.sigma == 0.0
+
+
+def copper_ensemble():
+    return lj_ensemble(elements=("Cu",), sigmas=(2.30, 2.33, 2.36), epsilons=(0.40, 0.42, 0.38), cutoff=5.0)
+
+
+def test_objective_gradient_in_the_cell_passes_finite_differences():
+    crystal = bulk("Cu", "fcc", a=3.6, cubic=True)
+    crystal.rattle(0.05, seed=1)
+    attack = Attack(copper_ensemble(), [-14.0, -13.5, -13.8], [4, 4, 4], AttackSettings(kT=0.5, strain=True))
+    graph = AtomicGraph.from_atoms(crystal, 5.5)
+    log_q = attack.log_q(False)
+
+    def log_objective(cell):
+        return attack.objective(graph, graph.positions, False, log_q, cells=cell)["log_objective"]
+
+    assert torch.autograd.gradcheck(log_objective, (graph.cell.clone().requires_grad_(True),), eps=1e-6, atol=1e-6,
+                                    rtol=1e-5)
+
+
+def test_strain_attack_deforms_only_periodic_cells_within_the_clamp_and_raises_the_objective():
+    crystal = bulk("Cu", "fcc", a=3.6, cubic=True)
+    crystal.rattle(0.05, seed=2)
+    cluster = bulk("Cu", "fcc", a=3.6, cubic=True)
+    cluster.pbc = False
+    cluster.cell = np.zeros((3, 3))
+    seeds = [crystal, cluster]
+    settings = dict(kT=2.0, steps=30, lr=0.01, strain=True, strain_lr=0.005, max_strain=0.02)
+    attack = Attack(copper_ensemble(), [-14.0, -13.5], [4, 4], AttackSettings(**settings))
+    attacked = attack.run(seeds)
+    start = Attack(copper_ensemble(), [-14.0, -13.5], [4, 4], AttackSettings(**{**settings, "steps": 0})).run(seeds)
+    deformation = np.linalg.solve(crystal.cell.array, attacked[0].atoms.cell.array)  # = I + eps
+    strain = deformation - np.eye(3)
+    assert np.abs(strain).max() > 1e-3  # the cell did move
+    assert np.abs(strain).max() <= 0.02 + 1e-12 and np.allclose(strain, strain.T, atol=1e-12)
+    np.testing.assert_allclose(attacked[1].atoms.cell.array, 0.0)
+    assert attacked[0].log_objective > start[0].log_objective
+    plain = Attack(copper_ensemble(), [-14.0, -13.5], [4, 4], AttackSettings(**{**settings, "strain": False})).run(seeds)
+    np.testing.assert_allclose(plain[0].atoms.cell.array, crystal.cell.array)

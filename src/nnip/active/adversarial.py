@@ -20,13 +20,17 @@ out of delta after every step (for seeds without constraints: ASE's FixAtoms and
 FixCartesian are honoured by zeroing the fixed components instead); a seed whose next geometry would put two atoms closer than
 ``min_distance`` times the sum of their covalent radii stops at its last allowed geometry;
 and all seeds are attacked together as one batch.
+
+With ``strain`` on, periodic seeds also deform their cell: X -> (X + delta)(I + eps) and
+cell -> cell (I + eps) with eps a symmetric 3x3 strain per seed (Adam with ``strain_lr``,
+each component clamped to +-``max_strain``); the neighbour list is then rebuilt every step.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -53,6 +57,8 @@ class AttackSettings:
     clamp: Å. uncertainty: "forces" or "energy". normalisation: "structure", "atom" or "auto"
     (per structure when every seed and training structure has the same size). min_distance:
     fraction of the covalent-radius sum below which a geometry is refused. skin: Å.
+    strain: also attack the cell of periodic seeds with a symmetric strain (strain_lr: Adam's
+    step on it; max_strain: clamp of each component, dimensionless).
     """
 
     kT: float = KT_PAPER
@@ -67,6 +73,9 @@ class AttackSettings:
     project_rigid: bool = True
     seed: int = 0
     keep_trajectory: bool = False
+    strain: bool = False
+    strain_lr: float = 0.001
+    max_strain: float = 0.05
 
     def __post_init__(self) -> None:
         if self.uncertainty not in ("forces", "energy"):
@@ -75,6 +84,8 @@ class AttackSettings:
             raise ConfigError(f"normalisation must be 'auto', 'structure' or 'atom', got {self.normalisation!r}")
         if self.kT <= 0 or self.steps < 0 or self.lr <= 0 or self.clamp <= 0 or self.skin < 0:
             raise ConfigError("need kT > 0, steps >= 0, lr > 0, clamp > 0 and skin >= 0")
+        if self.strain_lr <= 0 or not 0 < self.max_strain < 1:
+            raise ConfigError("need strain_lr > 0 and 0 < max_strain < 1")
 
 
 @dataclass
@@ -167,9 +178,11 @@ class Attack:
         return log_partition(energies, self.settings.kT)
 
     def objective(self, graph: AtomicGraph, positions: torch.Tensor, per_atom: bool, log_q: float,
-                  create_graph: bool = True) -> dict[str, torch.Tensor]:
-        """log A, log p, variance and mean energy (normalised) of each structure (B,), differentiable in positions."""
-        out = self.ensemble(graph.with_positions(positions), compute_forces=True, create_graph=create_graph)
+                  create_graph: bool = True, cells: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """log A, log p, variance and mean energy (normalised) of each structure (B,), differentiable in
+        positions (N, 3) and, when given, the cells (B, 3, 3)."""
+        graph = graph.with_positions(positions) if cells is None else replace(graph, positions=positions, cell=cells)
+        out = self.ensemble(graph, compute_forces=True, create_graph=create_graph)
         sizes = graph.n_atoms.to(out[keys.ENERGY].dtype)
         norm = sizes if per_atom else torch.ones_like(sizes)
         energy = out[keys.ENERGY] / norm
@@ -192,48 +205,54 @@ class Attack:
         delta = batch.initial_noise(s.init_noise, s.seed)
         batch.constrain(delta, s.project_rigid, s.clamp)
         delta.requires_grad_(True)
-        optimizer = torch.optim.Adam([delta], lr=s.lr)
+        strain = torch.zeros(len(seeds), 3, 3, dtype=delta.dtype, requires_grad=s.strain)
+        groups = [{"params": [delta], "lr": s.lr}] + ([{"params": [strain], "lr": s.strain_lr}] if s.strain else [])
+        optimizer = torch.optim.Adam(groups)
         active = np.ones(len(seeds), dtype=bool)
         trajectory = [(batch.origin + delta).detach().clone()] if s.keep_trajectory else None
         for _ in range(s.steps):
-            positions = batch.origin + delta
-            graph = batch.graph(positions.detach(), s.skin)
-            values = self.objective(graph, positions, per_atom, log_q)
+            positions, cells = batch.deformed(delta, strain)
+            graph = batch.graph(positions.detach(), s.skin, cells.detach() if s.strain else None)
+            values = self.objective(graph, positions, per_atom, log_q, cells=cells if s.strain else None)
             mask = torch.as_tensor(active, device=delta.device)
             optimizer.zero_grad()
             (-values["log_objective"][mask].sum()).backward()
-            previous = delta.detach().clone()
+            previous, previous_strain = delta.detach().clone(), strain.detach().clone()
             optimizer.step()
             with torch.no_grad():
                 batch.constrain(delta, s.project_rigid, s.clamp)
+                batch.constrain_strain(strain, s.max_strain)
+                positions, cells = batch.deformed(delta, strain)
                 for k in range(len(seeds)):
                     rows = batch.rows(k)
-                    if active[k] and (not bool(torch.isfinite(delta[rows]).all()) or
-                                      closest_contact(batch.atoms_at(k, (batch.origin + delta)[rows]), s.min_distance)):
+                    if active[k] and (not bool(torch.isfinite(positions[rows]).all()) or closest_contact(
+                            batch.atoms_at(k, positions[rows], cells[k]), s.min_distance)):
                         active[k] = False  # refuse the step; this seed stops at its last allowed geometry
                     if not active[k]:
-                        delta[rows] = previous[rows]
+                        delta[rows], strain[k] = previous[rows], previous_strain[k]
             if trajectory is not None:
-                trajectory.append((batch.origin + delta).detach().clone())
+                trajectory.append(batch.deformed(delta, strain)[0].detach().clone())
             if not active.any():
                 break
-        return self._results(batch, delta.detach(), per_atom, log_q, active, trajectory)
+        return self._results(batch, delta.detach(), strain.detach(), per_atom, log_q, active, trajectory)
 
-    def _results(self, batch: "_Batch", delta: torch.Tensor, per_atom: bool, log_q: float, active: np.ndarray,
-                 trajectory: list[torch.Tensor] | None) -> list[AttackResult]:
-        positions = batch.origin + delta
-        values = self.objective(batch.graph(positions, 0.0, force=True), positions.clone().requires_grad_(True),
-                                per_atom, log_q, create_graph=False)
+    def _results(self, batch: "_Batch", delta: torch.Tensor, strain: torch.Tensor, per_atom: bool, log_q: float,
+                 active: np.ndarray, trajectory: list[torch.Tensor] | None) -> list[AttackResult]:
+        positions, cells = batch.deformed(delta, strain)
+        values = self.objective(batch.graph(positions, 0.0, cells, force=True), positions.clone().requires_grad_(True),
+                                per_atom, log_q, create_graph=False, cells=cells)
         path = torch.stack(trajectory).cpu().numpy() if trajectory is not None else None
         results = []
         for k in range(len(batch.seeds)):
             rows = batch.rows(k)
-            atoms = batch.atoms_at(k, positions[rows])
+            atoms = batch.atoms_at(k, positions[rows], cells[k])
             figures = {name: float(values[name][k].detach()) for name in ("log_objective", "log_p", "variance", "energy")}
             sigma = math.sqrt(max(figures["variance"], 0.0))
             stopped = "steps" if active[k] else "distance"
             atoms.info.update(attack_sigma=sigma, attack_log_p=figures["log_p"],
                               attack_log_objective=figures["log_objective"], attack_stopped=stopped)
+            if bool(strain[k].any()):
+                atoms.info["attack_strain"] = strain[k].cpu().numpy().reshape(-1)
             results.append(AttackResult(atoms, sigma, figures["log_p"], figures["log_objective"], figures["energy"],
                                         stopped, None if path is None else path[:, rows.start:rows.stop]))
         return results
@@ -248,23 +267,46 @@ class _Batch:
         self.free = [_free_components(a) for a in seeds]  # None: unconstrained
         sizes = [len(a) for a in seeds]
         self.offsets = np.concatenate([[0], np.cumsum(sizes)])
+        self.cells = torch.stack([torch.as_tensor(a.cell.array, dtype=dtype) for a in seeds])
+        self.periodic = torch.as_tensor([float(a.pbc.any()) for a in seeds], dtype=dtype)
+        self.structure_index = torch.repeat_interleave(torch.arange(len(seeds)), torch.as_tensor(sizes))
         self._graph: AtomicGraph | None = None
         self._built_at: torch.Tensor | None = None
 
     def rows(self, k: int) -> slice:
         return slice(int(self.offsets[k]), int(self.offsets[k + 1]))
 
-    def atoms_at(self, k: int, positions: torch.Tensor) -> Atoms:
+    def atoms_at(self, k: int, positions: torch.Tensor, cell: torch.Tensor | None = None) -> Atoms:
         atoms = self.seeds[k].copy()
         atoms.calc = None
+        if cell is not None and atoms.pbc.any():
+            atoms.set_cell(cell.detach().cpu().numpy().astype(np.float64), scale_atoms=False)
         atoms.positions = positions.detach().cpu().numpy().astype(np.float64)
         return atoms
 
-    def graph(self, positions: torch.Tensor, skin: float, force: bool = False) -> AtomicGraph:
-        """The batch graph, rebuilt at ``positions`` once any atom moved more than skin/2 since the last build."""
+    def deformed(self, delta: torch.Tensor, strain: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Positions (N, 3) and cells (B, 3, 3): (origin + delta)(I + eps), cell (I + eps), eps symmetrised."""
+        eps = 0.5 * (strain + strain.transpose(1, 2))
+        deformation = torch.eye(3, dtype=delta.dtype) + eps
+        positions = self.origin + delta
+        if bool(strain.requires_grad) or bool(strain.any()):
+            positions = torch.einsum("ni,nij->nj", positions, deformation.index_select(0, self.structure_index))
+        return positions, self.cells @ deformation
+
+    def constrain_strain(self, strain: torch.Tensor, limit: float) -> None:
+        """In place: symmetrise, zero it for non-periodic seeds, clamp each component to +-limit."""
+        with torch.no_grad():
+            strain.copy_(0.5 * (strain + strain.transpose(1, 2)))
+            strain.mul_(self.periodic[:, None, None]).clamp_(-limit, limit)
+
+    def graph(self, positions: torch.Tensor, skin: float, cells: torch.Tensor | None = None,
+              force: bool = False) -> AtomicGraph:
+        """The batch graph, rebuilt at ``positions`` once any atom moved more than skin/2 since the last
+        build, and at every call that gives deformed ``cells``."""
         moved = None if self._built_at is None else (positions - self._built_at).norm(dim=1).max()
-        if force or moved is None or moved > 0.5 * skin:
-            graphs = [AtomicGraph.from_arrays(positions[self.rows(k)], a.numbers, a.cell.array, a.pbc,
+        if force or cells is not None or moved is None or moved > 0.5 * skin:
+            cells = self.cells if cells is None else cells
+            graphs = [AtomicGraph.from_arrays(positions[self.rows(k)], a.numbers, cells[k], a.pbc,
                                               self.list_cutoff, half_list=self.half, dtype=self.dtype)
                       for k, a in enumerate(self.seeds)]
             self._graph, self._built_at = collate(graphs), positions.detach().clone()
