@@ -15,11 +15,11 @@ product), and ``_Z`` marks element-dependent weights (one per element, coupling 
 channel, as in MACE's symmetric contraction). The products B^nu are MACE's higher body
 order: with correlation 3 an atom's energy holds 4-body terms after one layer. They are
 built as iterated channel-wise products rather than MACE's generalised symmetric
-contraction, keeping natural-parity intermediates only: scalar outputs lose nothing by
-this (a pseudo-tensor intermediate cannot couple to 0e), l >= 1 outputs lose the couplings
-through pseudo-tensors. Readouts are linear
-except the last (an MLP); e_i is dimensionless (the Potential scales it) and zero for a
-lone atom (its per-element value is subtracted), as for SchNet.
+contraction, keeping natural-parity intermediates of degree <= l_max only: scalar outputs
+lose nothing by this (only an intermediate of the same degree and parity as the last factor
+couples to 0e), l >= 1 outputs lose the couplings through pseudo-tensors. Readouts are
+linear except the last (an MLP); e_i is dimensionless (the Potential scales it) and zero
+for a lone atom (its per-element value is subtracted), as for SchNet.
 
 References: S. Batzner et al., Nat. Commun. 13, 2453 (2022) (NequIP); I. Batatia et al.,
 NeurIPS 35 (2022) (MACE).
