@@ -1,6 +1,6 @@
 """Adversarial vs MD vs random sampling in the active-learning loop, equal oracle calls per generation.
 
-    python benchmarks/active_learning.py --generations 4 --labels 20 --minutes 2
+    python benchmarks/active_learning.py --generations 4 --labels 20 --members 3 --epochs 800 --warm-start
 
 Ethanol with GFN2-xTB as the oracle. Every sampler starts from the same ``--initial``
 structures of the bundled 300 K GFN2 AIMD (the rest of that run is the 300 K test set),
@@ -29,7 +29,9 @@ from nnip.training.config import parse_config
 from nnip.training.evaluate import evaluate
 
 SAMPLER_OPTIONS = {
-    "adversarial": {"attack": {"kT": 0.8673, "steps": 60, "lr": 0.01}},
+    # kT 0.2 eV per structure: the paper's 0.867 eV (20 kcal/mol) sends ethanol attacks 1.5-3.7 eV above the
+    # training data and measured worse here (see --kT)
+    "adversarial": {"attack": {"kT": 0.2, "steps": 60, "lr": 0.01}},
     "md": {"temperature": 600.0, "md_steps": 200, "md_interval": 20},
     "random": {"amplitude": 0.08, "samples_per_seed": 2},
     "normal_modes": {"temperature": 600.0, "samples_per_seed": 2},
@@ -75,7 +77,7 @@ def main() -> None:
                         help="train each member this many epochs instead of --minutes (immune to machine load)")
     parser.add_argument("--warm-start", action="store_true", help="generation g starts from g-1's members")
     parser.add_argument("--kT", type=float, default=None,
-                        help="attack temperature, eV per structure (default 0.8673 = the paper's 20 kcal/mol)")
+                        help="attack temperature, eV per structure (default 0.2; the paper's 20 kcal/mol is 0.8673)")
     parser.add_argument("--output", default="runs/active_learning")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
