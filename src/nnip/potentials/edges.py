@@ -43,6 +43,10 @@ class Edges:
             return self
         return self._select(keep, self.is_half)
 
+    def empty(self) -> "Edges":
+        """No edges, with this set's dtypes and device (the input of lone atoms)."""
+        return self._select(torch.zeros_like(self.lengths, dtype=torch.bool), self.is_half)
+
     def half(self) -> "Edges":
         """Each unordered pair once: the edges kept by :func:`half_edge_mask`."""
         if self.is_half:

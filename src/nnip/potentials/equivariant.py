@@ -151,7 +151,7 @@ class Equivariant(Term):
         return sum(readout(h[:, :, 0]) for readout, h in zip(self.readouts, features)).squeeze(-1)
 
     def forward(self, species: torch.Tensor, edges: Edges) -> torch.Tensor:
-        lone = self._energies(torch.arange(len(self.elements), device=species.device), _no_edges(edges))
+        lone = self._energies(torch.arange(len(self.elements), device=species.device), edges.empty())
         return self._energies(species, edges) - lone.index_select(0, species)
 
     def fit_to_data(self, batches: Sequence[tuple[torch.Tensor, Edges]]) -> None:
@@ -161,8 +161,3 @@ class Equivariant(Term):
             edges = sum(e.center.shape[0] for _, e in batches)
             self.avg_neighbors.fill_(max(edges / max(atoms, 1), 1.0))
 
-
-def _no_edges(edges: Edges) -> Edges:
-    """An empty edge set with the dtype and device of ``edges`` (for lone atoms)."""
-    return Edges(center=edges.center[:0], neighbor=edges.neighbor[:0], shifts=edges.shifts[:0],
-                 vectors=edges.vectors[:0], lengths=edges.lengths[:0])

@@ -124,15 +124,11 @@ class PaiNN(Term):
             s, v = s + ds, v + dv
         return s, v
 
-    def lone_scalars(self) -> torch.Tensor:
-        """Scalars of a lone atom of each element (no messages, v = 0). Shape (S, F)."""
-        s = self.embedding.weight
-        v = s.new_zeros((s.shape[0], 3, s.shape[1]))
-        for update in self.updates:
-            ds, dv = update(s, v)
-            s, v = s + ds, v + dv
-        return s
+    def lone_scalars(self, edges: Edges) -> torch.Tensor:
+        """Scalars of a lone atom of each element (the representation without edges). Shape (S, F)."""
+        species = torch.arange(len(self.elements), device=edges.center.device)
+        return self.representation(species, edges.empty())[0]
 
     def forward(self, species: torch.Tensor, edges: Edges) -> torch.Tensor:
         s, _ = self.representation(species, edges)
-        return (self.readout(s) - self.readout(self.lone_scalars())[species]).squeeze(-1)
+        return (self.readout(s) - self.readout(self.lone_scalars(edges))[species]).squeeze(-1)
