@@ -209,3 +209,30 @@ def test_tensorboard_logs_or_a_clear_error_before_the_run_starts(tmp_path, argon
     else:
         assert main(["train", str(config)]) == 0
         assert any((tmp_path / "run" / "tensorboard").iterdir())
+
+
+def test_forces_in_kcal_mol_read_as_ev_are_refused_until_the_unit_is_stated(tmp_path, capsys):
+    frames = nnip.read(nnip.data.bundled("ethanol_train.extxyz"), index=":30")
+    kcal = tmp_path / "ethanol_kcal.extxyz"
+    nnip.write(kcal, [_scaled(a, 23.0605) for a in frames])  # the same data in kcal/mol, unit not stated
+    config = {"output": str(tmp_path / "run"), "data": {"train": str(kcal), "split": {"val": 5}},
+              "model": {"name": "schnet", "features": 8, "interactions": 1}, "training": {"max_epochs": 1}}
+    assert main(["train", str(write_config(tmp_path, config))]) == 2
+    line = one_error_line(capsys)
+    assert line.startswith(f"nnip train: error: {kcal}: forces have an RMS of 26.9 eV/Å, implausible for eV/Å")
+    assert "set data.energy_unit" in line and not (tmp_path / "run").exists()
+    assert main(["info", str(kcal)]) == 0
+    assert "units:         forces have an RMS of 26.9 eV/Å" in capsys.readouterr().out
+    config["data"]["energy_unit"] = "kcal/mol"  # stated: converted, trains
+    assert main(["train", str(write_config(tmp_path, config)), "--set", "training.progress=false"]) == 0
+    assert main(["info", str(kcal), "--energy-unit", "kcal/mol"]) == 0
+    assert "units:" not in capsys.readouterr().out
+
+
+def _scaled(atoms, factor):
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    copy = atoms.copy()
+    copy.calc = SinglePointCalculator(copy, energy=factor * atoms.get_potential_energy(),
+                                      forces=factor * atoms.get_forces())
+    return copy

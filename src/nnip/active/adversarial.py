@@ -53,12 +53,21 @@ KT_PAPER = 20.0 * units.kcal / units.mol
 
 @dataclass
 class AttackSettings:
-    """kT: eV (in the chosen energy normalisation). steps, lr: Adam on delta (Å). init_noise,
-    clamp: Å. uncertainty: "forces" or "energy". normalisation: "structure", "atom" or "auto"
-    (per structure when every seed and training structure has the same size). min_distance:
-    fraction of the covalent-radius sum below which a geometry is refused. skin: Å.
-    strain: also attack the cell of periodic seeds with a symmetric strain (strain_lr: Adam's
-    step on it; max_strain: clamp of each component, dimensionless).
+    """The adversarial attack: gradient ascent of log p(X) + log sigma^2(X) from each seed.
+
+    Args:
+        kT: eV, the Boltzmann weight's temperature (in the chosen energy normalisation).
+        steps: Adam steps on the displacement. lr: Adam's step, Å.
+        init_noise: Å, random start displacement. clamp: Å, largest displacement per atom.
+        uncertainty: "forces" or "energy" (which variance sigma^2 is).
+        normalisation: "structure", "atom" or "auto" (per structure when every seed and
+            training structure has the same size).
+        min_distance: fraction of the covalent-radius sum below which a geometry is refused.
+        skin: Å, Verlet skin of the neighbour list during the attack.
+        project_rigid: remove rigid translations and rotations from each step.
+        seed: random seed of the start noise. keep_trajectory: keep every step's geometry.
+        strain: also attack the cell of periodic seeds with a symmetric strain.
+        strain_lr: Adam's step on the strain. max_strain: clamp of each strain component.
     """
 
     kT: float = KT_PAPER

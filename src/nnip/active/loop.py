@@ -110,7 +110,7 @@ class _Run:
         write(folder / "train.extxyz", self.training_frames(generation))
         resolved = copy.deepcopy({k: v for k, v in self.resolved.items() if k != "active"})
         data = resolved["data"]  # the generation's file holds eV and the standard label names
-        data.update(train=str(folder / "train.extxyz"), val=None, test=None, energy_unit=None, energy_key="energy",
+        data.update(train=str(folder / "train.extxyz"), val=None, test=None, energy_unit="eV", energy_key="energy",
                     forces_key="forces", stress_key="stress")  # test: evaluated once by evaluate()
         resolved["output"] = str(folder / "model")
         training = resolved.setdefault("training", {})
@@ -118,6 +118,8 @@ class _Run:
         training.setdefault("checkpoint_seconds", 30.0)
         if self.settings.warm_start and generation > 0:
             resolved["model"]["init"] = str(self.directory / f"gen_{generation - 1:02d}" / "model" / "model.pt")
+            if self.settings.warm_epochs is not None:
+                training["max_epochs"] = self.settings.warm_epochs
         config = parse_config(resolved)
         resume = (folder / "model" / "config.yaml").is_file()
         run_training(config, resolved, resume=resume, overwrite=not resume)

@@ -51,12 +51,25 @@ class SelectionConfig:
 
 @dataclass
 class ActiveSettings:
-    """The ``active`` section: generations (rounds of labelling), oracle (name, see ``nnip label``),
-    sampler, seeds per generation, samples_per_seed, select, warm_start, new_weight (loss
-    weight of labelled points), rigid_invariant (project rigid motions out of attacks and
-    align before RMSD; false for non-invariant models such as the coordinate MLP),
-    workers (oracle processes), temperature (K, md and normal_modes), md_steps,
-    md_interval, md_timestep (fs), amplitude (Å, random), attack (:class:`AttackSettings`).
+    """The ``active`` section of an ``nnip active`` config.
+
+    Args:
+        generations: rounds of sample -> select -> label -> retrain.
+        oracle: reference method, as ``nnip label --oracle`` takes it (gfn2, gfn1, emt, model:FILE, ...).
+        sampler: "adversarial", "md", "normal_modes" or "random".
+        seeds: training structures the sampler starts from per generation.
+        samples_per_seed: candidates per seed (normal_modes, random).
+        select: which candidates are labelled (section below).
+        warm_start: start each generation's members from the previous generation's.
+        warm_epochs: epochs of a warm-started retraining; default the training's max_epochs.
+        new_weight: loss weight of labelled structures relative to the initial data.
+        rigid_invariant: project rigid motions out of attacks and align before RMSD; false
+            for models that are not invariant (the coordinate MLP).
+        workers: oracle processes run in parallel.
+        temperature: K, for the md and normal_modes samplers.
+        md_steps: steps of each md run. md_interval: steps between md candidates.
+        md_timestep: fs. amplitude: Å, rattle of the random sampler.
+        attack: the adversarial attack (section below).
     """
 
     generations: int = 3
@@ -66,6 +79,7 @@ class ActiveSettings:
     samples_per_seed: int = 1
     select: SelectionConfig = field(default_factory=SelectionConfig)
     warm_start: bool = False
+    warm_epochs: int | None = None
     new_weight: float = 1.0
     rigid_invariant: bool = True
     workers: int = 1
@@ -79,6 +93,8 @@ class ActiveSettings:
     def __post_init__(self) -> None:
         if self.sampler not in SAMPLERS:
             raise ConfigError(f"sampler: expected one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
+        if self.warm_epochs is not None and self.warm_epochs < 1:
+            raise ConfigError(f"warm_epochs: expected at least 1, got {self.warm_epochs}")
         if min(self.generations, self.seeds, self.samples_per_seed, self.workers, self.md_interval) < 1:
             raise ConfigError("generations, seeds, samples_per_seed, workers and md_interval must be >= 1")
         if self.select.max_new < 1 or not 0 <= self.select.percentile <= 100 or self.new_weight <= 0:

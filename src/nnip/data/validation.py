@@ -10,10 +10,13 @@ from ase.data import chemical_symbols
 
 from nnip.data.neighbors import degenerate_cell_message, neighbor_list
 
-__all__ = ["MIN_DISTANCE", "REQUIRABLE", "frame_problems"]
+__all__ = ["MIN_DISTANCE", "REQUIRABLE", "SUSPECT_FORCE_RMS", "frame_problems", "unit_problem"]
 
 #: Atoms closer than this (Å) are rejected as overlapping.
 MIN_DISTANCE = 0.3
+#: Force RMS (eV/Å) above which a dataset's unit is suspect: DFT and xTB data of molecules and
+#: solids have 0.3-3 eV/Å (bundled sets 0.9-1.8); the same forces in kcal/mol/Å read 7-70.
+SUSPECT_FORCE_RMS = 10.0
 #: Labels ``read(require=...)`` can demand.
 REQUIRABLE = ("energy", "forces", "stress")
 
@@ -80,3 +83,16 @@ def frame_problems(atoms: Atoms, results: dict, require: Sequence[str] = ()) -> 
             problems.append(overlap)
     problems.extend(_label_problems(atoms, results, require))
     return problems
+
+
+def unit_problem(frames: Sequence[Atoms]) -> str | None:
+    """A phrase when the forces of a dataset do not look like eV/Å (RMS above :data:`SUSPECT_FORCE_RMS`)."""
+    forces = [np.asarray(a.calc.results["forces"]) for a in frames
+              if a.calc is not None and a.calc.results.get("forces") is not None]
+    if not forces:
+        return None
+    rms = float(np.sqrt(np.mean(np.concatenate(forces) ** 2)))
+    if rms <= SUSPECT_FORCE_RMS:
+        return None
+    return (f"forces have an RMS of {rms:.1f} eV/Å, implausible for eV/Å (typical data: 0.3-3); "
+            "kcal/mol/Å read as eV/Å look like this")

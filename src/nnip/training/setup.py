@@ -22,6 +22,7 @@ from nnip import keys
 from nnip.data.dataset import AtomicDataset, check_elements, labels_of, random_split
 from nnip.data.io import read
 from nnip.data.statistics import DatasetStatistics, dataset_statistics, isolated_atom_e0, least_squares_e0
+from nnip.data.validation import unit_problem
 from nnip.errors import ConfigError, DataError
 from nnip.potentials.base import Potential, to_atomic_numbers
 from nnip.potentials.registry import build_term
@@ -79,6 +80,10 @@ def read_splits(data: DataConfig, loss: LossConfig, seed: int, elements: Sequenc
     val, val_source, val_frames = _part("val", data.val, data, frames, val_idx)
     test, test_source, test_frames = _part("test", data.test, data, frames, test_idx)
     _check_labels(train, data.train, loss)
+    suspect = unit_problem(frames) if data.energy_unit is None else None
+    if suspect:
+        raise DataError(f"{data.train}: {suspect}; set data.energy_unit to the file's unit "
+                        "(kcal/mol, or eV to keep the values as they are)")
     if elements:
         known, what = to_atomic_numbers(elements), "model.elements"
         check_elements(train, data.train, known, what, train_idx)
