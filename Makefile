@@ -22,7 +22,7 @@ demo: $(STAMP)
 	$(BIN)/nnip demo
 
 test: $(STAMP)
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 -q   # one thread per worker: no oversubscription
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadgroup -q   # one thread per worker: no oversubscription
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/neighbors.py

@@ -15,7 +15,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 __all__ = ["error_summary", "parity_plot", "learning_curves", "rdf_plot", "calibration_plot", "profile_plot",
-           "active_learning_plot", "surface_plot"]
+           "active_learning_plot", "surface_plot", "save_figure"]
 
 #: Above this many points a parity plot is a log-scaled hexbin instead of a scatter.
 HEXBIN_THRESHOLD = 20000
@@ -121,10 +121,11 @@ def parity_plot(reference, predicted, path, *, quantity: str, unit: str,
             ha="left", fontsize=9, bbox={"boxstyle": "round", "facecolor": "white", "alpha": 0.85})
     if title:
         ax.set_title(title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
-def _save(fig: Figure, path) -> Path:
+def save_figure(fig: Figure, path) -> Path:
+    """Write ``fig`` as a PNG at ``path`` (parent folders created); returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=DPI, format="png")
@@ -224,7 +225,7 @@ def learning_curves(rows: Sequence[Mapping], path, *,
             lines += _panel(ax.twinx(), epochs, axes[1][1], axes[1][0], "--", len(axes[0][1]))
         ax.legend(lines, [line.get_label() for line in lines], fontsize=8)
         ax.set_title(title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def rdf_plot(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], path) -> Path:
@@ -239,7 +240,7 @@ def rdf_plot(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], path) -> Path:
     ax.set_xlabel("r (Å)")
     ax.set_ylabel("g(r)")
     ax.legend(frameon=False)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def calibration_plot(expected: np.ndarray, observed: np.ndarray, path) -> Path:
@@ -255,7 +256,7 @@ def calibration_plot(expected: np.ndarray, observed: np.ndarray, path) -> Path:
     ax.set_ylabel("observed fraction")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def profile_plot(x: np.ndarray, y: np.ndarray, path, *, xlabel: str, ylabel: str) -> Path:
@@ -265,7 +266,7 @@ def profile_plot(x: np.ndarray, y: np.ndarray, path, *, xlabel: str, ylabel: str
     ax.plot(x, y, color="C0")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def active_learning_plot(rows: Sequence[Mapping], path) -> Path:
@@ -293,7 +294,7 @@ def active_learning_plot(rows: Sequence[Mapping], path) -> Path:
         ax.set_xlabel("generation")
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def surface_plot(x: np.ndarray, y: np.ndarray, energy: np.ndarray, points: Mapping[str, np.ndarray], path, *,
@@ -310,4 +311,4 @@ def surface_plot(x: np.ndarray, y: np.ndarray, energy: np.ndarray, points: Mappi
     ax.set_xlabel("x (Å)")
     ax.set_ylabel("y (Å)")
     ax.legend(fontsize=7, loc="upper left", ncols=2)
-    return _save(fig, path)
+    return save_figure(fig, path)

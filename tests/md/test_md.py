@@ -8,7 +8,7 @@ from ase.build import bulk
 
 import nnip
 from nnip.cli import main
-from nnip.md.analysis import radial_distribution
+from nnip.md.analysis import pair_distances, radial_distribution
 from nnip.potentials import Ensemble, build_potential
 
 
@@ -91,3 +91,20 @@ def test_relax_with_the_cell_reaches_the_lj_lattice_constant(tmp_path):
     relaxed = nnip.read(tmp_path / "relaxed.extxyz")[0]
     a = relaxed.cell[0, 0]
     assert 5.2 < a < 5.35  # LJ fcc: about 1.09 * 2^(1/6) sigma * sqrt(2) = 5.26 Å for sigma 3.4 Å
+
+
+def test_pair_distances_of_a_molecule_put_each_pair_in_its_bin_once():
+    from ase.build import molecule
+
+    water = molecule("H2O")  # O-H 0.969 Å twice, H-H 1.527 Å
+    stretched = water.copy()
+    stretched.positions *= 1.1
+    curves = pair_distances([water, stretched], 2.0, 200)
+    assert set(curves) == {"H-H", "H-O"}
+    for name, (r, density) in curves.items():
+        assert density.sum() * (r[1] - r[0]) == pytest.approx(1.0)  # a probability density in 1/Å
+    r, density = curves["H-O"]
+    expected = [water.get_distance(0, 1), stretched.get_distance(0, 1)]
+    peaks = r[density > 0]
+    assert len(peaks) == 2 and np.allclose(peaks, expected, atol=0.005)
+    assert density[density > 0] == pytest.approx([50.0, 50.0])  # two equal halves of 1 over bins of 0.01 Å

@@ -1,8 +1,5 @@
-"""``nnip demo``: the package's main job end to end on what it ships.
-
-For now: a Lennard-Jones argon crystal run in NVE molecular dynamics through the ASE
-calculator, reporting how well the total energy is conserved.
-"""
+"""Lennard-Jones argon in NVE molecular dynamics through the ASE calculator: how well the
+total energy is conserved (a check of forces, neighbour lists and integration together)."""
 
 from __future__ import annotations
 
@@ -19,7 +16,7 @@ from nnip.md.velocities import maxwell_boltzmann
 from nnip.potentials import LennardJones, LennardJonesConfig, Potential
 from nnip.units import kB
 
-__all__ = ["argon_nve", "run_demo"]
+__all__ = ["argon_nve", "argon_potential"]
 
 
 def argon_potential() -> Potential:
@@ -64,19 +61,3 @@ def argon_nve(repeat: int = 4, temperature: float = 50.0, steps: int = 1000, tim
         mean_temperature=float(np.mean(record["kinetic"]) / (1.5 * kB)),
     )
     return record
-
-
-def run_demo(quick: bool = False) -> int:
-    """Run the demo and print a summary; returns the exit status."""
-    steps = 200 if quick else 1000
-    print(f"nnip demo: Lennard-Jones argon, NVE velocity Verlet, {steps} steps of 5 fs from 50 K")
-    result = argon_nve(repeat=3 if quick else 4, steps=steps)
-    print(f"  atoms                    {result['n_atoms']}")
-    print(f"  mean temperature         {result['mean_temperature']:.1f} K")
-    print(f"  total energy drift       {result['drift']:+.2e} eV/atom over {steps * 5 / 1000:.1f} ps")
-    print(f"  largest |E_tot - E_0|    {result['max_deviation']:.2e} eV/atom")
-    print(f"  neighbour-list rebuilds  {result['neighbor_list_builds']} in {steps} steps (skin 1.0 Å)")
-    print(f"  wall time                {result['seconds']:.1f} s ({1000 * result['seconds'] / steps:.2f} ms/step)")
-    ok = result["max_deviation"] < 1e-4
-    print("  energy conserved" if ok else "  WARNING: energy not conserved to 1e-4 eV/atom")
-    return 0 if ok else 1

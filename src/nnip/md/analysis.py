@@ -21,7 +21,7 @@ from ase.neighborlist import neighbor_list
 
 from nnip.errors import DataError
 
-__all__ = ["radial_distribution", "energy_drift", "read_md_log", "temperature_statistics"]
+__all__ = ["radial_distribution", "pair_distances", "energy_drift", "read_md_log", "temperature_statistics"]
 
 
 def radial_distribution(frames: Sequence[Atoms], r_max: float, bins: int = 100) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -53,6 +53,31 @@ def radial_distribution(frames: Sequence[Atoms], r_max: float, bins: int = 100) 
                 norms[(za, zb)] = norms.get((za, zb), 0.0) + n_a * density
     return {f"{chemical_symbols[a]}-{chemical_symbols[b]}": (centres, counts[(a, b)] / (norms[(a, b)] * shells))
             for (a, b) in counts}
+
+
+def pair_distances(frames: Sequence[Atoms], r_max: float, bins: int = 100) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Distribution of the distances within each frame, per element pair "A-B" (A <= B
+    alphabetically), for molecules and clusters (no periodic images): (bin centres (K,) Å,
+    probability density (K,) 1/Å of the distances below ``r_max``), each pair once, all frames pooled."""
+    if not frames:
+        raise DataError("no frames to analyse")
+    edges = np.linspace(0.0, r_max, bins + 1)
+    pooled: dict[str, list[np.ndarray]] = {}
+    for atoms in frames:
+        distances = atoms.get_all_distances()
+        i, j = np.triu_indices(len(atoms), k=1)
+        symbols = np.array(atoms.get_chemical_symbols())
+        names = np.where(symbols[i] <= symbols[j], np.char.add(np.char.add(symbols[i], "-"), symbols[j]),
+                         np.char.add(np.char.add(symbols[j], "-"), symbols[i]))
+        for name in np.unique(names):
+            pooled.setdefault(str(name), []).append(distances[i, j][names == name])
+    out = {}
+    for name in sorted(pooled):
+        values = np.concatenate(pooled[name])
+        values = values[values < r_max]
+        if values.size:
+            out[name] = (0.5 * (edges[1:] + edges[:-1]), np.histogram(values, bins=edges, density=True)[0])
+    return out
 
 
 def read_md_log(path: str | Path) -> dict[str, np.ndarray]:
