@@ -26,8 +26,12 @@ __all__ = ["CoordinateMLP", "CoordinateMLPConfig"]
 
 @dataclass
 class CoordinateMLPConfig:
-    """Args: n_atoms: atoms per structure. hidden: layer widths. activation: smooth activation.
-    cutoff: Å, only sets the neighbour list the potential asks for (the model uses no edges)."""
+    """The naive coordinate MLP (not invariant; the lecture's starting point).
+
+    Args:
+        n_atoms: atoms per structure. hidden: layer widths. activation: smooth activation.
+        cutoff: Å, only sets the neighbour list the potential asks for (the model uses no edges).
+    """
 
     n_atoms: int = 1
     hidden: list[int] = field(default_factory=lambda: [64, 64])

@@ -36,7 +36,11 @@ __all__ = [
 
 @dataclass
 class SplitConfig:
-    """Validation and test sets cut from ``data.train``: fractions (< 1) or counts, seeded by ``seed``."""
+    """Validation and test sets cut from ``data.train``, seeded by ``seed``.
+
+    Args:
+        val: validation structures, a fraction (< 1) or a count. test: test structures, likewise.
+    """
 
     val: float | int = 0.1
     test: float | int = 0.0
@@ -196,7 +200,14 @@ class TrainingConfig:
 
 @dataclass
 class RunConfig:
-    """A whole training run: data, model, optimisation, ensemble or k-fold, seed and output folder."""
+    """A whole training run: data, model, optimisation, ensemble or k-fold, seed and output folder.
+
+    Args:
+        ensemble: members trained with seeds seed..seed+M-1 and saved as one model file.
+        bootstrap: train each member on a resample (with replacement) of the training set.
+        kfold: k-fold cross-validation: k single models, per-fold and mean ± std test errors.
+        seed: seeds the split, the weights and the data order. output: the run folder.
+    """
 
     data: DataConfig
     model: ModelConfig
