@@ -52,3 +52,16 @@ def test_user_error_exits_2_with_one_line_and_no_traceback(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip() == f"nnip info: error: {missing}: no such file"
     assert "Traceback" not in result.stderr
+
+
+def test_info_reads_custom_label_names(tmp_path, capsys):
+    frame = ('2\nProperties=species:S:1:pos:R:3:REF_forces:R:3 REF_energy=-1.5 pbc="F F F"\n'
+             "H 0 0 0 0.1 0 0\nH 0.74 0 0 -0.1 0 0\n")
+    path = tmp_path / "ref.extxyz"
+    path.write_text(frame)
+    assert main(["info", str(path), "--require", "energy,forces"]) == 1
+    assert "frame 0: missing energy" in capsys.readouterr().out
+    assert main(["info", str(path), "--require", "energy,forces", "--energy-key", "REF_energy",
+                 "--forces-key", "REF_forces"]) == 0
+    out = capsys.readouterr().out
+    assert "problems:      none" in out and "-1.5000 .. -1.5000 eV" in out

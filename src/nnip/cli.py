@@ -25,7 +25,8 @@ def _info(args: argparse.Namespace) -> int:
     require = tuple(r for r in args.require.split(",") if r) if args.require else ()
     status = 0
     for path in args.data:
-        inspection = inspect(path, require=require, energy_unit=args.energy_unit)
+        inspection = inspect(path, require=require, energy_unit=args.energy_unit, energy_key=args.energy_key,
+                             forces_key=args.forces_key, stress_key=args.stress_key)
         print(format_summary(path, summarize(inspection.frames), inspection.n_frames_in_file))
         suspect = unit_problem(inspection.frames) if args.energy_unit is None else None
         if suspect:
@@ -134,13 +135,17 @@ def _add_info(commands) -> None:
         help="summarise a dataset and list every problem in it",
         description="Summarise datasets (frames, elements, composition, energy and force ranges, "
         "periodicity) and list every problem found. Exit status 1 when a file has problems.",
-        epilog="example: nnip info train.extxyz --require energy,forces",
+        epilog="example: nnip info train.extxyz --require energy,forces\n"
+               "         nnip info dft.extxyz --energy-key REF_energy --forces-key REF_forces --energy-unit kcal/mol",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     info.add_argument("data", nargs="+", help="data files (extxyz, xyz, traj, ASE db, MD17 .npz)")
     info.add_argument("--require", default="", help="labels every frame must have, e.g. energy,forces")
     info.add_argument("--energy-unit", default=None,
                       help="energy unit in the file: eV (default), kcal/mol (default for .npz), kJ/mol, Hartree, meV")
+    info.add_argument("--energy-key", default="energy", help="name of the energy label in the file (default energy)")
+    info.add_argument("--forces-key", default="forces", help="name of the forces label (default forces)")
+    info.add_argument("--stress-key", default="stress", help="name of the stress label (default stress)")
     info.set_defaults(run=_info)
 
 
