@@ -1,5 +1,7 @@
 """Reading data: formats, units, labels, and one clear error per kind of bad input."""
 
+import os
+
 import numpy as np
 import pytest
 from ase import Atoms
@@ -98,6 +100,12 @@ def test_write_round_trip_and_atomic_replacement(tmp_path):
         nnip.write(path, [object()])  # not a structure: the writer fails midway
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.extxyz"]
+    umask = os.umask(0o022)
+    try:
+        nnip.write(path, frames)
+    finally:
+        os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o644  # like any file the user creates, not mkstemp's 0600
 
 
 BAD_INPUTS = {

@@ -226,8 +226,11 @@ def write(path: str | os.PathLike, frames: Sequence[Atoms] | Atoms, format: str 
         raise DataError(f"{path}: cannot tell the file format from its name; pass format= (e.g. 'extxyz')")
     handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
     os.close(handle)
+    umask = os.umask(0)
+    os.umask(umask)
     try:
         ase.io.write(tmp, frames, format=fmt)
+        os.chmod(tmp, 0o666 & ~umask)  # as open() would create it, not mkstemp's owner-only 0600
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
