@@ -17,7 +17,7 @@ LAYERS = [
     {"training", "calculator"},
     {"md"},
     {"active", "oracles"},
-    {"demo", "cli", "cli_md", "cli_sample", "__init__", "__main__"},
+    {"demo", "cli", "cli_md", "cli_sample", "cli_export", "__init__", "__main__"},
 ]
 
 

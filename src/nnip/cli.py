@@ -9,6 +9,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from nnip.cli_export import add_export
 from nnip.cli_md import add_analyze, add_md, add_relax, positive_int
 from nnip.cli_sample import add_active, add_attack, add_sample
 from nnip.errors import NnipError
@@ -125,6 +126,7 @@ def _parser() -> argparse.ArgumentParser:
     add_sample(commands)
     add_attack(commands)
     add_active(commands)
+    add_export(commands)
     _add_demo(commands)
     return parser
 
