@@ -19,7 +19,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/nnip demo
+	$(BIN)/nnip demo --resume   # into runs/demo; a second make demo continues or refreshes it
 
 test: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadgroup -q   # one thread per worker: no oversubscription
