@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install bench clean
+.PHONY: demo test install bench bench-peers clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/neighbors.py
 	$(BIN)/python benchmarks/lj_md.py
 	$(BIN)/python benchmarks/train_throughput.py
+
+# peers (SchNetPack, MACE) in their own venvs under benchmarks/peers/, never nnip's dependencies
+bench-peers: $(STAMP)
+	bash benchmarks/peers/setup.sh
+	$(BIN)/python benchmarks/peers/compare.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache

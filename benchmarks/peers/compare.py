@@ -1,0 +1,135 @@
+"""nnip against the peer packages, side by side: ms per energy+forces call of matched models.
+
+    bash benchmarks/peers/setup.sh            # once: the peers' virtual environments
+    python benchmarks/peers/compare.py [--sizes 64 512 4096] [--dtypes float32 float64] [--allocators glibc jemalloc]
+
+Each package runs in its own worker process (worker.py) inside its own virtual environment;
+the driver sends the same structures to ours and to the peer in alternating rounds and
+prints medians and the ratio peer/ours (> 1: nnip is faster). Structures: ethanol (9 atoms),
+3BPA (27, bundled DFT frame) and rattled periodic fcc Cu cells. Pairs of matched models
+(same cutoff 5 Å, widths, layers and radial basis; untrained, seeded):
+
+- SchNet 128 features, 3 interactions, 50 Gaussians: nnip schnet vs SchNetPack 2.1.1;
+- equivariant 64x0e+64x1o hidden features, spherical harmonics to l = 3, correlation 3,
+  2 layers, 8 Bessel functions: nnip equivariant vs MACE 0.3.16.
+
+The allocator setting applies to every worker of a row alike: glibc malloc, or jemalloc
+through LD_PRELOAD with decay off (needs libjemalloc2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from ase.build import bulk, molecule
+from ase.io import write
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+VENVS = {"nnip": ROOT / ".venv", "mace": HERE / ".venv-mace", "schnetpack": HERE / ".venv-peers"}
+PAIRS = {
+    "schnet": (("nnip", {"name": "schnet", "config": {"cutoff": 5.0, "features": 128, "interactions": 3, "basis": 50}}),
+               ("schnetpack", {"config": {"features": 128, "interactions": 3, "basis": 50}})),
+    "equivariant": (("nnip", {"name": "equivariant", "config": {"cutoff": 5.0, "channels": 64, "l_max": 3,
+                                                                 "hidden_l": 1, "correlation": 3, "layers": 2,
+                                                                 "basis": 8}}),
+                    ("mace", {"config": {"num_bessel": 8, "max_ell": 3, "num_interactions": 2,
+                                         "hidden_irreps": "64x0e+64x1o", "correlation": 3}})),
+}
+JEMALLOC = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
+
+
+def structures(folder: Path, sizes: list[int]) -> dict[str, Path]:
+    """name -> extxyz file of one structure."""
+    out = {}
+    ethanol = molecule("CH3CH2OH")
+    from nnip.data import bundled, read
+
+    tbpa = read(bundled("3bpa_train_300K.extxyz"), index="0")[0]
+    cases = {"ethanol (9)": ethanol, f"3BPA ({len(tbpa)})": tbpa}
+    for n in sizes:
+        repeat = max(1, round((n / 4) ** (1 / 3)))
+        cell = bulk("Cu", "fcc", a=3.61, cubic=True).repeat(repeat)
+        cell.rattle(0.05, seed=1)
+        cases[f"Cu ({len(cell)})"] = cell
+    for name, atoms in cases.items():
+        path = folder / f"{len(out)}.xyz"
+        atoms.calc = None
+        write(path, atoms, format="extxyz")
+        out[name] = path
+    return out
+
+
+class Worker:
+    """A worker process of one package and model, answering timing requests."""
+
+    def __init__(self, package: str, model: dict, allocator: str):
+        env = {**os.environ, "OMP_NUM_THREADS": "2", "PYTHONWARNINGS": "ignore"}
+        if allocator == "jemalloc":
+            env.update(LD_PRELOAD=JEMALLOC, MALLOC_CONF="dirty_decay_ms:-1,muzzy_decay_ms:-1")
+        python = VENVS[package] / "bin" / "python"
+        self.process = subprocess.Popen([str(python), str(HERE / "worker.py"), package, json.dumps(model)],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                        text=True, env=env, cwd=ROOT)
+
+    def time(self, xyz: Path, dtype: str, calls: int, threads: int) -> dict:
+        request = {"xyz": str(xyz), "dtype": dtype, "calls": calls, "threads": threads}
+        self.process.stdin.write(json.dumps(request) + "\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"worker {self.process.args[2]} died (run it by hand to see why)")
+        return json.loads(line)
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait(timeout=60)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pairs", nargs="+", default=list(PAIRS), choices=list(PAIRS))
+    parser.add_argument("--sizes", nargs="+", type=int, default=[64, 512, 4096])
+    parser.add_argument("--dtypes", nargs="+", default=["float32", "float64"], choices=("float32", "float64"))
+    parser.add_argument("--allocators", nargs="+", default=["glibc"], choices=("glibc", "jemalloc"))
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    missing = [str(VENVS[p]) for pair in args.pairs for p, _ in PAIRS[pair] if not (VENVS[p] / "bin/python").exists()]
+    if missing:
+        sys.exit(f"missing virtual environments {missing}: run bash benchmarks/peers/setup.sh")
+    print(f"ms per energy+forces call (median of {args.rounds} interleaved rounds), {args.threads} threads")
+    print(f"{'pair':<12}{'allocator':<10}{'dtype':<9}{'structure':<14}{'nnip':>10}{'peer':>10}{'peer/nnip':>10}"
+          f"{'nnip MB':>9}{'peer MB':>9}")
+    with tempfile.TemporaryDirectory() as folder:
+        cases = structures(Path(folder), args.sizes)
+        for pair in args.pairs:
+            for allocator in args.allocators:
+                workers = [Worker(package, model, allocator) for package, model in PAIRS[pair]]
+                try:
+                    for dtype in args.dtypes:
+                        for name, xyz in cases.items():
+                            n = int(name.split("(")[1].rstrip(")"))
+                            calls = max(1, min(20, 4000 // n))
+                            times = [[], []]
+                            for _ in range(args.rounds):
+                                for k, worker in enumerate(workers):
+                                    times[k].append(worker.time(xyz, dtype, calls, args.threads))
+                            ours, peer = (statistics.median(t["ms"] for t in ts) for ts in times)
+                            print(f"{pair:<12}{allocator:<10}{dtype:<9}{name:<14}{ours:>10.2f}{peer:>10.2f}"
+                                  f"{peer / ours:>10.2f}{times[0][-1]['peak_mb']:>9.0f}{times[1][-1]['peak_mb']:>9.0f}",
+                                  flush=True)
+                finally:
+                    for worker in workers:
+                        worker.close()
+
+
+if __name__ == "__main__":
+    main()

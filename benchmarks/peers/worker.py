@@ -1,0 +1,156 @@
+"""One package's timing worker, run inside that package's virtual environment by compare.py.
+
+    python worker.py PACKAGE MODEL            (then JSON requests on stdin, one per line)
+
+A request {"xyz": FILE, "dtype": "float32", "calls": K, "threads": T} builds the model (once
+per dtype, untrained, seeded) and the inputs of the structure in FILE (once per structure:
+the neighbour list is not part of the timing, as between rebuilds in MD), warms up with one
+call and answers {"ms": mean milliseconds per energy+forces call over K calls, "peak_mb": ...}.
+Forces come from each package's own autograd path, without create_graph. Models are matched
+in compare.py (same cutoff, widths, layers, radial basis); only this file imports the peers.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+
+import torch
+from ase.io import read
+
+CUTOFF = 5.0
+
+
+# -- nnip ---------------------------------------------------------------------------------------
+def nnip_build(model: dict, dtype, elements):
+    from nnip.potentials import build_potential
+
+    spec = {"elements": elements, "terms": [{"name": model["name"], "config": model["config"]}]}
+    return build_potential(spec).to(dtype).eval()
+
+
+def nnip_inputs(potential, atoms, dtype):
+    from nnip.data.graph import AtomicGraph
+
+    return AtomicGraph.from_arrays(atoms.positions, atoms.numbers, atoms.cell.array, atoms.pbc, potential.cutoff,
+                                   half_list=potential.pairwise, dtype=dtype)
+
+
+def nnip_call(potential, graph):
+    return potential(graph, compute_forces=True)["forces"]
+
+
+# -- MACE (mace-torch 0.3.16) ---------------------------------------------------------------------
+def mace_build(model: dict, dtype, elements):
+    import numpy as np
+
+    torch.serialization.add_safe_globals([slice])  # e3nn 0.4.4 torch.loads its own constants, which hold slices
+    from e3nn import o3
+    from mace import modules
+
+    torch.set_default_dtype(dtype)
+    config = model["config"]
+    return modules.ScaleShiftMACE(
+        r_max=CUTOFF, num_bessel=config["num_bessel"], num_polynomial_cutoff=5, max_ell=config["max_ell"],
+        interaction_cls=modules.interaction_classes["RealAgnosticResidualInteractionBlock"],
+        interaction_cls_first=modules.interaction_classes["RealAgnosticResidualInteractionBlock"],
+        num_interactions=config["num_interactions"], num_elements=len(elements),
+        hidden_irreps=o3.Irreps(config["hidden_irreps"]), MLP_irreps=o3.Irreps("16x0e"),
+        atomic_energies=np.zeros(len(elements)), avg_num_neighbors=10.0, atomic_numbers=elements,
+        correlation=config["correlation"], gate=torch.nn.functional.silu, radial_MLP=[64, 64, 64],
+        atomic_inter_scale=1.0, atomic_inter_shift=0.0,
+    ).to(dtype).eval()
+
+
+def mace_inputs(model, atoms, dtype):
+    from mace import data
+    from mace.tools import torch_geometric, utils
+
+    torch.set_default_dtype(dtype)
+    table = utils.AtomicNumberTable([int(z) for z in model.atomic_numbers])
+    graph = data.AtomicData.from_config(data.config_from_atoms(atoms), z_table=table, cutoff=CUTOFF)
+    batch = next(iter(torch_geometric.dataloader.DataLoader([graph], batch_size=1, shuffle=False)))
+    return batch.to_dict()
+
+
+def mace_call(model, batch):
+    return model(batch, compute_force=True)["forces"]
+
+
+# -- SchNetPack 2.1.1 --------------------------------------------------------------------------------
+def _schnetpack():
+    import typing
+
+    import torch.utils.data.dataloader as loader
+
+    if not hasattr(loader, "T_co"):  # removed from torch; schnetpack 2.1.1 imports it
+        loader.T_co = typing.TypeVar("T_co", covariant=True)
+    import schnetpack
+
+    return schnetpack
+
+
+def schnetpack_build(model: dict, dtype, elements):
+    spk = _schnetpack()
+    config = model["config"]
+    representation = spk.representation.SchNet(
+        n_atom_basis=config["features"], n_interactions=config["interactions"],
+        radial_basis=spk.nn.GaussianRBF(n_rbf=config["basis"], cutoff=CUTOFF), cutoff_fn=spk.nn.CosineCutoff(CUTOFF))
+    return spk.model.NeuralNetworkPotential(
+        representation=representation, input_modules=[spk.atomistic.PairwiseDistances()],
+        output_modules=[spk.atomistic.Atomwise(n_in=config["features"], output_key="energy"),
+                        spk.atomistic.Forces(energy_key="energy", force_key="forces")],
+    ).to(dtype).eval()
+
+
+def schnetpack_inputs(model, atoms, dtype):
+    spk = _schnetpack()
+    converter = spk.interfaces.AtomsConverter(neighbor_list=spk.transform.MatScipyNeighborList(cutoff=CUTOFF),
+                                              dtype=dtype)
+    return converter(atoms)
+
+
+def schnetpack_call(model, inputs):
+    return model(dict(inputs))["forces"]
+
+
+PACKAGES = {
+    "nnip": (nnip_build, nnip_inputs, nnip_call),
+    "mace": (mace_build, mace_inputs, mace_call),
+    "schnetpack": (schnetpack_build, schnetpack_inputs, schnetpack_call),
+}
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def serve(package: str, model: dict) -> None:
+    build, prepare, call = PACKAGES[package]
+    answers, sys.stdout = sys.stdout, sys.stderr  # packages that print on import must not garble the answers
+    torch.manual_seed(0)
+    models, inputs = {}, {}
+    for line in sys.stdin:
+        request = json.loads(line)
+        torch.set_num_threads(int(request.get("threads", 2)))
+        dtype = getattr(torch, request["dtype"])
+        atoms = read(request["xyz"])
+        elements = sorted({int(z) for z in atoms.numbers})
+        key = (request["dtype"], tuple(elements))
+        if key not in models:
+            models[key] = build(model, dtype, elements)
+        if (key, request["xyz"]) not in inputs:
+            inputs[(key, request["xyz"])] = prepare(models[key], atoms, dtype)
+        potential, data = models[key], inputs[(key, request["xyz"])]
+        call(potential, data)  # warm-up
+        started = time.perf_counter()
+        for _ in range(int(request["calls"])):
+            call(potential, data)
+        seconds = (time.perf_counter() - started) / int(request["calls"])
+        print(json.dumps({"ms": 1000 * seconds, "peak_mb": peak_mb()}), file=answers, flush=True)
+
+
+if __name__ == "__main__":
+    serve(sys.argv[1], json.loads(sys.argv[2]))
