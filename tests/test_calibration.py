@@ -25,6 +25,21 @@ def test_calibrated_gaussian_errors_give_a_diagonal_curve_and_the_analytic_nll()
     assert np.all(observed <= expected + 1e-3) and miscalibration_area(errors, variances / 9) > 0.2
 
 
+def test_few_member_spreads_are_calibrated_despite_their_heavy_tail():
+    # with M members the sample variance is sigma^2 chi^2_(M-1)/(M-1): errors over predicted std
+    # follow a Student t with M-1 degrees of freedom, whose e^2/v has an infinite mean for M = 3
+    rng = np.random.default_rng(1)
+    sigma = rng.uniform(0.5, 2.0, 100000)
+    errors = rng.normal(0.0, sigma)
+    variances = sigma**2 * rng.chisquare(2, sigma.size) / 2  # 3 members
+    maximum_likelihood = np.mean(errors**2 / variances)
+    scale = fit_variance_scale(errors, variances)
+    assert maximum_likelihood > 5 * scale  # dominated by the tiny spreads (11.2 vs 1.54 here)
+    assert miscalibration_area(errors, scale * variances) < 0.6 * miscalibration_area(errors, maximum_likelihood
+                                                                                         * variances)
+    assert miscalibration_area(errors, scale * variances) < 0.06
+
+
 def test_ensemble_variance_is_the_sample_variance_times_the_scale():
     members = [build_potential({"elements": [18], "terms": [
         {"name": "lj", "config": {"sigma": s, "cutoff": 7.0}}]}).double() for s in (3.3, 3.4, 3.6)]

@@ -207,7 +207,7 @@ def _run_ensemble(config: RunConfig, splits: Splits, directory: Path, resume: bo
         return {}
     ensemble = Ensemble([load(directory / "members" / f"member_{m}" / "model.pt") for m in range(config.ensemble)])
     ensemble.to(config.training.device)
-    if splits.val:  # calibrate the spread on validation forces: variances times s^2 = mean(e^2 / v)
+    if splits.val:  # calibrate the spread on validation forces (uncertainty.calibration.fit_variance_scale)
         _, predictions = evaluate(ensemble, splits.val, config.training.eval_batch_size, config.training.device)
         errors, variances = predictions.forces - predictions.forces_ref, predictions.extra["forces_var"]
         if np.isfinite(errors).any() and (variances > 0).any():
