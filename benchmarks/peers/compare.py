@@ -11,7 +11,9 @@ prints medians and the ratio peer/ours (> 1: nnip is faster). Structures: ethano
 
 - SchNet 128 features, 3 interactions, 50 Gaussians: nnip schnet vs SchNetPack 2.1.1;
 - equivariant 64x0e+64x1o hidden features, spherical harmonics to l = 3, correlation 3,
-  2 layers, 8 Bessel functions: nnip equivariant vs MACE 0.3.16.
+  2 layers, 8 Bessel functions: nnip equivariant vs MACE 0.3.16;
+- NequIP 0.19.1 preset S (2 layers, l_max 1, 128x0e+64x1o, no parity) against nnip's
+  equivariant model with 64 channels, l_max 1, correlation 1 (two-body messages, as NequIP's).
 
 The allocator setting applies to every worker of a row alike: glibc malloc, or jemalloc
 through LD_PRELOAD with decay off (needs libjemalloc2).
@@ -33,7 +35,8 @@ from ase.io import write
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-VENVS = {"nnip": ROOT / ".venv", "mace": HERE / ".venv-mace", "schnetpack": HERE / ".venv-peers"}
+VENVS = {"nnip": ROOT / ".venv", "mace": HERE / ".venv-mace", "schnetpack": HERE / ".venv-peers",
+         "nequip": HERE / ".venv-peers"}
 PAIRS = {
     "schnet": (("nnip", {"name": "schnet", "config": {"cutoff": 5.0, "features": 128, "interactions": 3, "basis": 50}}),
                ("schnetpack", {"config": {"features": 128, "interactions": 3, "basis": 50}})),
@@ -42,6 +45,10 @@ PAIRS = {
                                                                  "basis": 8}}),
                     ("mace", {"config": {"num_bessel": 8, "max_ell": 3, "num_interactions": 2,
                                          "hidden_irreps": "64x0e+64x1o", "correlation": 3}})),
+    "nequip_s": (("nnip", {"name": "equivariant", "config": {"cutoff": 5.0, "channels": 64, "l_max": 1,
+                                                              "hidden_l": 1, "correlation": 1, "layers": 2,
+                                                              "basis": 8}}),
+                 ("nequip", {"config": {"preset": "S"}})),
 }
 JEMALLOC = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
 

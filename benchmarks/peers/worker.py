@@ -116,7 +116,34 @@ def schnetpack_call(model, inputs):
     return model(dict(inputs))["forces"]
 
 
+# -- NequIP 0.19.1 ----------------------------------------------------------------------------------
+def nequip_build(model: dict, dtype, elements):
+    from ase.data import chemical_symbols
+    from nequip.model import PresetNequIPGNNModel
+    from nequip.utils.global_state import set_global_state
+
+    set_global_state()  # seeds, default dtype and fuser settings; nequip requires it before building a model
+    types = [chemical_symbols[z] for z in elements]
+    return PresetNequIPGNNModel(preset=model["config"]["preset"], seed=0, model_dtype=str(dtype).removeprefix("torch."),
+                                r_max=CUTOFF, type_names=types, avg_num_neighbors=10.0).eval()
+
+
+def nequip_inputs(model, atoms, dtype):
+    from ase.data import chemical_symbols
+    from nequip.data import from_ase
+    from nequip.data.transforms import ChemicalSpeciesToAtomTypeMapper, NeighborListTransform
+
+    types = sorted({chemical_symbols[z] for z in atoms.numbers}, key=lambda s: chemical_symbols.index(s))
+    data = ChemicalSpeciesToAtomTypeMapper(model_type_names=types)(from_ase(atoms))
+    return NeighborListTransform(r_max=CUTOFF)(data)
+
+
+def nequip_call(model, data):
+    return model(dict(data))["forces"]
+
+
 PACKAGES = {
+    "nequip": (nequip_build, nequip_inputs, nequip_call),
     "nnip": (nnip_build, nnip_inputs, nnip_call),
     "mace": (mace_build, mace_inputs, mace_call),
     "schnetpack": (schnetpack_build, schnetpack_inputs, schnetpack_call),
