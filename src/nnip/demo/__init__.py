@@ -15,6 +15,7 @@ stopped; the other steps are quick and run again).
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from dataclasses import asdict
@@ -39,8 +40,6 @@ def _prepare(out: Path, resume: bool, overwrite: bool) -> None:
 
 
 def _write_json(report: dict[str, Any], path: Path) -> None:
-    import json
-
     path.with_suffix(".tmp").write_text(json.dumps(report, indent=1, allow_nan=False))
     path.with_suffix(".tmp").replace(path)
 

@@ -111,10 +111,9 @@ def generation_model(out: Path, generation: int) -> Path:
 def evaluate_ensembles(out: Path, s: DemoSettings) -> dict[str, Any]:
     """Errors and calibration of the first and the last ensemble on the test set; figures of the last."""
     test = read(out / "data" / "test.extxyz")
-    result = {}
-    for name, generation in (("first", 0), ("last", s.generations)):
-        metrics, predictions = evaluate(load(generation_model(out, generation)), test)
-        result[name] = {"generation": generation, **metrics}
+    first, _ = evaluate(load(generation_model(out, 0)), test)
+    last, predictions = evaluate(load(generation_model(out, s.generations)), test)
+    result = {"first": {"generation": 0, **first}, "last": {"generation": s.generations, **last}}
     write_parity_plots(predictions, out / "figures", prefix="parity", title=f"generation {s.generations}, 1000 K test")
     member = out / "active" / "gen_00" / "model" / "members" / "member_0" / "metrics.csv"
     learning_curves(read_metrics_csv(member), out / "figures" / "learning_curves.png")

@@ -26,7 +26,7 @@ from nnip.data.graph import AtomicGraph
 from nnip.errors import DataError
 from nnip.nn.scatter import scatter_sum
 from nnip.potentials.derivatives import energy_derivatives, prepare_inputs
-from nnip.potentials.edges import Edges, build_edges
+from nnip.potentials.edges import Edges, build_edges, exporting
 
 __all__ = ["Edges", "Term", "GlobalTerm", "System", "Potential", "to_atomic_numbers"]
 
@@ -226,7 +226,7 @@ class Potential(nn.Module):
     def species(self, atomic_numbers: torch.Tensor) -> torch.Tensor:
         """Atomic numbers (N,) -> species indices (N,); an element the potential lacks raises DataError."""
         species = self.species_of[atomic_numbers.clamp(0, self.species_of.shape[0] - 1)]
-        if not torch.compiler.is_exporting() and bool((species < 0).any()):  # exported: checked by its caller
+        if not exporting() and bool((species < 0).any()):  # exported: checked by its caller
             unknown = sorted({int(z) for z in atomic_numbers[species < 0]})
             names = ", ".join(chemical_symbols[z] if 0 < z < len(chemical_symbols) else str(z) for z in unknown)
             raise DataError(f"element(s) {names} not known to this potential (it has {', '.join(self.element_symbols)})")

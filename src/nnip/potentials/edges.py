@@ -14,7 +14,7 @@ import torch
 
 from nnip.data.graph import AtomicGraph
 
-__all__ = ["Edges", "build_edges", "half_edge_mask"]
+__all__ = ["Edges", "build_edges", "half_edge_mask", "exporting"]
 
 
 @dataclass
@@ -54,6 +54,12 @@ class Edges:
         return self._select(half_edge_mask(self.center, self.neighbor, self.shifts), True)
 
 
+def exporting() -> bool:
+    """True while ``torch.export`` traces a model: data-dependent branches and checks are skipped then."""
+    check = getattr(torch.compiler, "is_exporting", None)  # absent from older torch releases
+    return bool(check is not None and check())
+
+
 def half_edge_mask(center: torch.Tensor, neighbor: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
     """Keep i -> j when i < j, or i == j with the first non-zero image shift positive.
 
@@ -69,7 +75,7 @@ def _vectors(graph: AtomicGraph, positions: torch.Tensor, cell: torch.Tensor, ce
              neighbor: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
     """r_j - r_i + S @ cell. Shapes: (N, 3), (B, 3, 3), (E,), (E,), (E, 3) -> (E, 3)."""
     vectors = positions.index_select(0, neighbor) - positions.index_select(0, center)
-    if torch.compiler.is_exporting() or bool(graph.pbc.any()):  # an exported graph serves both kinds
+    if exporting() or bool(graph.pbc.any()):  # an exported graph serves both kinds
         offsets = shifts.to(positions.dtype)
         if cell.shape[0] == 1:
             vectors = torch.addmm(vectors, offsets, cell[0])  # fused, and faster than a plain matmul here
