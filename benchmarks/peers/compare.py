@@ -12,6 +12,10 @@ prints medians and the ratio peer/ours (> 1: nnip is faster). Structures: ethano
 - SchNet 128 features, 3 interactions, 50 Gaussians: nnip schnet vs SchNetPack 2.1.1;
 - equivariant 64x0e+64x1o hidden features, spherical harmonics to l = 3, correlation 3,
   2 layers, 8 Bessel functions: nnip equivariant vs MACE 0.3.16;
+- Behler-Parrinello networks 64x64 per element on 16 radial + angular symmetry functions vs
+  TorchANI 2.9 AEVs (16 radial, 4x8 angular, cutoffs 5 / 3.5 Å) with 64x64 networks per
+  element; TorchANI builds its neighbour list (cell list) inside every call, so its times
+  include it while ours do not;
 - NequIP 0.19.1 preset S (2 layers, l_max 1, 128x0e+64x1o, no parity) against nnip's
   equivariant model with 64 channels, l_max 1, correlation 1 (two-body messages, as NequIP's).
 
@@ -36,7 +40,7 @@ from ase.io import write
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 VENVS = {"nnip": ROOT / ".venv", "mace": HERE / ".venv-mace", "schnetpack": HERE / ".venv-peers",
-         "nequip": HERE / ".venv-peers"}
+         "nequip": HERE / ".venv-peers", "torchani": HERE / ".venv-peers"}
 PAIRS = {
     "schnet": (("nnip", {"name": "schnet", "config": {"cutoff": 5.0, "features": 128, "interactions": 3, "basis": 50}}),
                ("schnetpack", {"config": {"features": 128, "interactions": 3, "basis": 50}})),
@@ -49,6 +53,12 @@ PAIRS = {
                                                               "hidden_l": 1, "correlation": 1, "layers": 2,
                                                               "basis": 8}}),
                  ("nequip", {"config": {"preset": "S"}})),
+    "bp": (("nnip", {"name": "behler_parrinello", "config": {"cutoff": 5.0, "radial": 16,
+                                                            "angular_etas": [0.005, 0.02, 0.08, 0.3],
+                                                            "angular_zetas": [1.0, 2.0, 4.0], "hidden": [64, 64],
+                                                            "activation": "tanh"}}),
+           ("torchani", {"config": {"radial": 16, "angular_shifts": 4, "sections": 8, "angular_cutoff": 3.5,
+                                    "hidden": [64, 64]}})),
 }
 JEMALLOC = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
 

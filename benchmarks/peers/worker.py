@@ -142,7 +142,49 @@ def nequip_call(model, data):
     return model(dict(data))["forces"]
 
 
+# -- TorchANI 2.9 ----------------------------------------------------------------------------------
+def torchani_build(model: dict, dtype, elements):
+    from ase.data import chemical_symbols
+    from torchani.aev import ANIAngular, ANIRadial
+    from torchani.arch import Assembler
+    from torchani.nn import ANINetworks
+
+    config = model["config"]
+    assembler = Assembler(periodic_table_index=True)
+    assembler.set_symbols([chemical_symbols[z] for z in elements])
+    assembler.set_global_cutoff_fn("cosine")
+    assembler.set_aev_computer(
+        radial=ANIRadial.cover_linearly(start=0.9, cutoff=CUTOFF, eta=16.0, num_shifts=config["radial"]),
+        angular=ANIAngular.cover_linearly(start=0.9, eta=8.0, zeta=32.0, num_shifts=config["angular_shifts"],
+                                          num_sections=config["sections"], cutoff=config["angular_cutoff"]),
+        strategy="pyaev")
+    assembler.set_atomic_networks(cls=ANINetworks, ctor="build",
+                                  kwargs={"dims": {}, "default_dims": tuple(config["hidden"]), "activation": "celu",
+                                          "bias": True})
+    assembler.set_neighborlist(config.get("neighborlist", "cell_list"))
+    assembler.set_zeros_as_self_energies()
+    return assembler.assemble(1).to(dtype).eval()
+
+
+def torchani_inputs(model, atoms, dtype):
+    species = torch.tensor(atoms.numbers, dtype=torch.long).unsqueeze(0)
+    positions = torch.tensor(atoms.positions, dtype=dtype).unsqueeze(0)
+    periodic = bool(atoms.pbc.any())
+    cell = torch.tensor(atoms.cell.array, dtype=dtype) if periodic else None
+    pbc = torch.tensor(atoms.pbc) if periodic else None
+    return species, positions, cell, pbc
+
+
+def torchani_call(model, inputs):
+    """The neighbour list is built inside TorchANI's forward, so it is part of this timing."""
+    species, positions, cell, pbc = inputs
+    positions = positions.detach().requires_grad_(True)
+    energy = model((species, positions), cell=cell, pbc=pbc).energies
+    return -torch.autograd.grad(energy.sum(), positions)[0]
+
+
 PACKAGES = {
+    "torchani": (torchani_build, torchani_inputs, torchani_call),
     "nequip": (nequip_build, nequip_inputs, nequip_call),
     "nnip": (nnip_build, nnip_inputs, nnip_call),
     "mace": (mace_build, mace_inputs, mace_call),
