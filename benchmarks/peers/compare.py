@@ -12,7 +12,8 @@ prints medians and the ratio peer/ours (> 1: nnip is faster). Structures: ethano
 - SchNet 128 features, 3 interactions, 50 Gaussians: nnip schnet vs SchNetPack 2.1.1;
 - equivariant 64x0e+64x1o hidden features, spherical harmonics to l = 3, correlation 3,
   2 layers, 8 Bessel functions: nnip equivariant vs MACE 0.3.16;
-- Behler-Parrinello networks 64x64 per element on 16 radial + angular symmetry functions vs
+- Behler-Parrinello networks 64x64 per element on 16 radial + angular symmetry functions
+  (angular cutoff 3.5 Å) vs
   TorchANI 2.9 AEVs (16 radial, 4x8 angular, cutoffs 5 / 3.5 Å) with 64x64 networks per
   element; TorchANI builds its neighbour list (cell list) inside every call, so its times
   include it while ours do not;
@@ -53,7 +54,7 @@ PAIRS = {
                                                               "hidden_l": 1, "correlation": 1, "layers": 2,
                                                               "basis": 8}}),
                  ("nequip", {"config": {"preset": "S"}})),
-    "bp": (("nnip", {"name": "behler_parrinello", "config": {"cutoff": 5.0, "radial": 16,
+    "bp": (("nnip", {"name": "behler_parrinello", "config": {"cutoff": 5.0, "radial": 16, "angular_cutoff": 3.5,
                                                             "angular_etas": [0.005, 0.02, 0.08, 0.3],
                                                             "angular_zetas": [1.0, 2.0, 4.0], "hidden": [64, 64],
                                                             "activation": "tanh"}}),

@@ -40,22 +40,24 @@ def direct_loop(atoms, elements, config, term):
             for k, (rs, eta) in enumerate(zip(shifts, etas)):
                 radial[s, k] += math.exp(-eta * (r - rs) ** 2) * fc(r, rc)
         angular = np.zeros((len(pairs), len(sets)))
-        for (sj, vj), (sk, vk) in itertools.combinations(neighbours, 2):
+        ra = config.angular_cutoff or rc  # the angular functions see neighbours within ra only
+        near = [(s, v) for s, v in neighbours if np.linalg.norm(v) < ra]
+        for (sj, vj), (sk, vk) in itertools.combinations(near, 2):
             rij, rik, rjk = np.linalg.norm(vj), np.linalg.norm(vk), np.linalg.norm(vk - vj)
             cos = float(np.dot(vj, vk) / (rij * rik))
             for a, (eta, zeta, lam) in enumerate(sets):
                 value = 2 ** (1 - zeta) * (1 + lam * cos) ** zeta
                 if config.angular == "g4":
-                    value *= math.exp(-eta * (rij**2 + rik**2 + rjk**2)) * fc(rij, rc) * fc(rik, rc) * fc(rjk, rc)
+                    value *= math.exp(-eta * (rij**2 + rik**2 + rjk**2)) * fc(rij, ra) * fc(rik, ra) * fc(rjk, ra)
                 else:
-                    value *= math.exp(-eta * (rij**2 + rik**2)) * fc(rij, rc) * fc(rik, rc)
+                    value *= math.exp(-eta * (rij**2 + rik**2)) * fc(rij, ra) * fc(rik, ra)
                 angular[pairs[tuple(sorted((sj, sk)))], a] += value
         rows.append(np.concatenate([radial.ravel(), angular.ravel()]))
     return np.array(rows)
 
 
 @pytest.mark.parametrize("angular", ["g4", "g5"])
-@pytest.mark.parametrize("name", ["water", "silicon"])
+@pytest.mark.parametrize("name", ["water", "silicon", "silicon_ani"])
 def test_symmetry_functions_match_a_direct_loop(name, angular):
     if name == "water":
         atoms, elements = molecule("H2O"), [1, 8]
@@ -65,7 +67,8 @@ def test_symmetry_functions_match_a_direct_loop(name, angular):
         atoms, elements = bulk("Si", "diamond", a=5.43), [14]
         atoms.positions += np.random.default_rng(0).normal(0, 0.05, atoms.positions.shape)
         config = BehlerParrinelloConfig(cutoff=4.2, radial_centres=[0.0, 1.1, 2.3, 3.0], radial_eta=1.7,
-                                        angular=angular)  # user-given grid
+                                        angular=angular,  # user-given grid
+                                        angular_cutoff=3.0 if name == "silicon_ani" else None)  # ANI style
     term = BehlerParrinello(config, elements).double()
     graph = AtomicGraph.from_atoms(atoms, config.cutoff)
     edges = build_edges(graph, graph.positions, graph.cell, config.cutoff, half=False)

@@ -44,7 +44,7 @@ def radial_g2(lengths: torch.Tensor, center: torch.Tensor, neighbor_species: tor
     return summed.reshape(n_atoms, n_species * etas.shape[0])
 
 
-def _angular(vectors, center, neighbor_species, n_atoms, pair_index, etas, zetas, lambdas, cutoff, with_jk: bool):
+def _angular(vectors, center, neighbor_species, n_atoms, pair_index, etas, zetas, cutoff, with_jk: bool):
     first, second = triplet_edges(center, n_atoms)
     r_ij, r_ik = vectors[first], vectors[second]
     d_ij, d_ik = r_ij.norm(dim=1), r_ik.norm(dim=1)
@@ -55,26 +55,29 @@ def _angular(vectors, center, neighbor_species, n_atoms, pair_index, etas, zetas
         d_jk = (r_ik - r_ij).norm(dim=1)
         squares = squares + d_jk**2
         envelope = envelope * cosine_cutoff(d_jk, cutoff)
-    angular = (1.0 + lambdas * cos[:, None]).clamp(min=0.0) ** zetas * 2.0 ** (1.0 - zetas)
-    values = angular * torch.exp(-etas * squares[:, None]) * envelope[:, None]
+    # the sets factorise: (1 + lambda cos)^zeta 2^(1 - zeta) for lambda = +-1 and each zeta, times
+    # exp(-eta squares) f_c f_c (f_c) for each eta, so pow and exp run on (T, 2 Z) and (T, H), not (T, H Z 2)
+    base = torch.stack([1.0 + cos, 1.0 - cos], dim=1).clamp(min=0.0)  # (T, 2)
+    angular = torch.stack([base.pow(int(z)) * 2.0 ** (1.0 - float(z)) for z in zetas.tolist()], dim=1)  # (T, Z, 2)
+    radial = torch.exp(-etas * squares[:, None]) * envelope[:, None]  # (T, H)
+    values = (radial[:, :, None, None] * angular[:, None, :, :]).reshape(radial.shape[0], etas.shape[0] * 2 * len(zetas))
     pairs = pair_index[neighbor_species[first], neighbor_species[second]]
     n_pairs = int(pair_index.max()) + 1
     summed = scatter_sum(values, center[first] * n_pairs + pairs, n_atoms * n_pairs)
-    return summed.reshape(n_atoms, n_pairs * etas.shape[0])
+    return summed.reshape(n_atoms, n_pairs * values.shape[1])
 
 
 def angular_g4(vectors: torch.Tensor, center: torch.Tensor, neighbor_species: torch.Tensor, n_atoms: int,
-               pair_index: torch.Tensor, etas: torch.Tensor, zetas: torch.Tensor, lambdas: torch.Tensor,
-               cutoff: float) -> torch.Tensor:
-    """G4 features (N, P * A), P = S(S+1)/2 element pairs, A angular parameter sets (etas, zetas, lambdas (A,)).
+               pair_index: torch.Tensor, etas: torch.Tensor, zetas: torch.Tensor, cutoff: float) -> torch.Tensor:
+    """G4 features (N, P * A), P = S(S+1)/2 element pairs, A = H Z 2 parameter sets in the order of
+    ``itertools.product(etas, zetas, (1, -1))`` (etas (H,) 1/Å^2, integer zetas (Z,), lambda = +-1).
 
     ``pair_index`` is the (S, S) table of :func:`element_pair_index`.
     """
-    return _angular(vectors, center, neighbor_species, n_atoms, pair_index, etas, zetas, lambdas, cutoff, True)
+    return _angular(vectors, center, neighbor_species, n_atoms, pair_index, etas, zetas, cutoff, True)
 
 
 def angular_g5(vectors: torch.Tensor, center: torch.Tensor, neighbor_species: torch.Tensor, n_atoms: int,
-               pair_index: torch.Tensor, etas: torch.Tensor, zetas: torch.Tensor, lambdas: torch.Tensor,
-               cutoff: float) -> torch.Tensor:
+               pair_index: torch.Tensor, etas: torch.Tensor, zetas: torch.Tensor, cutoff: float) -> torch.Tensor:
     """G5 features (N, P * A): as G4 without the j-k distance and its cutoff (suits larger cutoffs)."""
-    return _angular(vectors, center, neighbor_species, n_atoms, pair_index, etas, zetas, lambdas, cutoff, False)
+    return _angular(vectors, center, neighbor_species, n_atoms, pair_index, etas, zetas, cutoff, False)

@@ -41,7 +41,8 @@ class BehlerParrinelloConfig:
         cutoff: Å. radial: number of G2 functions per neighbour element.
         radial_start: Å, first G2 centre. radial_centres: explicit G2 centres, Å (replace the
             automatic grid; ``radial`` is then ignored). radial_eta: 1/Å^2 (default 1/(2 spacing^2)).
-        angular: "g4" or "g5".
+        angular: "g4" or "g5". angular_cutoff: Å, neighbours entering the angular functions
+            (ANI-style, e.g. 3.5 with a radial cutoff of 5.2; default: cutoff).
         angular_etas: 1/Å^2. angular_zetas: exponents (>= 1). hidden: widths of the hidden layers.
         activation: "tanh" (Behler's choice), "silu" or "ssp".
     """
@@ -52,6 +53,7 @@ class BehlerParrinelloConfig:
     radial_centres: list[float] | None = None
     radial_eta: float | None = None
     angular: str = "g4"
+    angular_cutoff: float | None = None
     angular_etas: list[float] = field(default_factory=lambda: [0.005, 0.05])
     angular_zetas: list[float] = field(default_factory=lambda: [1.0, 4.0])
     hidden: list[int] = field(default_factory=lambda: [64, 64])
@@ -66,6 +68,8 @@ class BehlerParrinelloConfig:
             raise ConfigError(f"radial_centres must lie in [0, cutoff={self.cutoff}) Å")
         if self.radial_eta is not None and self.radial_eta <= 0:
             raise ConfigError(f"radial_eta must be > 0, got {self.radial_eta}")
+        if self.angular_cutoff is not None and not 0 < self.angular_cutoff <= self.cutoff:
+            raise ConfigError(f"angular_cutoff must lie in (0, cutoff={self.cutoff}] Å, got {self.angular_cutoff}")
         if self.angular not in ("g4", "g5"):
             raise ConfigError(f"angular: expected g4 or g5, got {self.angular!r}")
         if any(z < 1 or z != int(z) for z in self.angular_zetas) or any(e < 0 for e in self.angular_etas):
@@ -106,10 +110,11 @@ class BehlerParrinello(Term):
         shifts = constants(self.radial_shifts)
         radial = radial_g2(edges.lengths, edges.center, neighbor_species, n_atoms, n_species,
                            torch.full_like(shifts, self.radial_eta), shifts, self.cutoff)
-        etas, zetas, lambdas = (constants(column) for column in zip(*self.angular_sets))
         angular_fn = angular_g4 if self.config.angular == "g4" else angular_g5
-        angular = angular_fn(edges.vectors, edges.center, neighbor_species, n_atoms, self.pair_index,
-                             etas, zetas, lambdas, self.cutoff)
+        reach = self.config.angular_cutoff or self.cutoff
+        near = edges if reach >= self.cutoff else edges.within(reach)
+        angular = angular_fn(near.vectors, near.center, species[near.neighbor], n_atoms, self.pair_index,
+                             constants(self.config.angular_etas), constants(self.config.angular_zetas), reach)
         return torch.cat([radial, angular], dim=1)
 
     def fit_to_data(self, batches: Sequence[tuple[torch.Tensor, Edges]]) -> None:
