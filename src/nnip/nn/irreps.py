@@ -16,10 +16,17 @@ from __future__ import annotations
 import contextlib
 
 import torch
-from e3nn import o3
 from torch import nn
 
 __all__ = ["spherical_harmonics", "clebsch_gordan", "rotation_matrix_of"]
+
+
+def _o3():
+    """e3nn's o3, imported on first use: importing e3nn loads torch._dynamo (seconds), which
+    nothing but the equivariant model needs, so ``import nnip`` and the CLI stay fast."""
+    from e3nn import o3
+
+    return o3
 
 
 @contextlib.contextmanager
@@ -35,17 +42,18 @@ def _float64_default():
 
 def spherical_harmonics(l_max: int) -> nn.Module:
     """Module: vectors (E, 3) -> Y_lm of their directions (E, (l_max + 1)^2), each component of mean square 1."""
+    o3 = _o3()
     return o3.SphericalHarmonics(o3.Irreps.spherical_harmonics(l_max), normalize=True, normalization="component")
 
 
 def clebsch_gordan(l1: int, l2: int, l3: int) -> torch.Tensor:
     """Real coupling coefficients C (2l1+1, 2l2+1, 2l3+1), float64, sum of squares 1."""
     with _float64_default():
-        return o3.wigner_3j(l1, l2, l3).to(torch.float64)
+        return _o3().wigner_3j(l1, l2, l3).to(torch.float64)
 
 
 def rotation_matrix_of(l_max: int, rotation: torch.Tensor) -> torch.Tensor:
     """D(R) ((l_max+1)^2, (l_max+1)^2) of 0e + 1o + ... for a 3x3 orthogonal R (reflections too), in R's dtype."""
-    irreps = o3.Irreps([(1, (l, (-1) ** l)) for l in range(l_max + 1)])
+    irreps = _o3().Irreps([(1, (l, (-1) ** l)) for l in range(l_max + 1)])
     with _float64_default():
         return irreps.D_from_matrix(rotation.to(torch.float64)).to(rotation.dtype)
