@@ -16,6 +16,8 @@ Put the class in a module on your PYTHONPATH (``my_dft.py`` -> ``oracle: my_dft:
 read settings such as a functional or a scratch folder from its defaults or environment
 variables. In this tutorial the class lives in this script, so it is ``__main__:...``
 (which works with the default ``workers: 1``; oracle processes need a real module).
+From Python you can also hand ``run_active`` the object itself:
+``run_active(..., oracle=nnip.oracles.base.CalculatorOracle("my-dft", MyDFT))``.
 
 Steps
 -----

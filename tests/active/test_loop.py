@@ -189,3 +189,26 @@ def test_store_keeps_labels_info_and_refuses_a_second_label(tmp_path):
     with pytest.raises(ValueError, match="already in"):
         store.add(crystal, 0, "random", candidate=3)
     assert store.labelled(before_generation=0) == []
+
+
+def test_an_oracle_object_passed_in_python_labels_the_run(tmp_path):
+    from nnip.active.loop import load_active_config, run_active
+    from nnip.oracles.base import CalculatorOracle
+
+    double_well_data(tmp_path)
+    made = []
+
+    def factory():  # the user's own reference method, e.g. a DFT calculator
+        made.append(1)
+        return DoubleWell()
+
+    small = config(tmp_path, generations=1, seeds=4)
+    small["training"]["max_epochs"] = 5
+    small["ensemble"] = 2
+    path = tmp_path / "active.yaml"
+    path.write_text(yaml.safe_dump(small))
+    run_config, settings, resolved = load_active_config(path)
+    rows = run_active(run_config, settings, resolved, oracle=CalculatorOracle("my-method", factory))
+    records = list(Store(tmp_path / "run" / "store.db").rows(generation=0))
+    assert len(rows) == 2 and len(records) == int(rows[-1]["labels"]) >= 1
+    assert made and all(r.oracle == "my-method" for r in records)

@@ -62,11 +62,12 @@ LOG_COLUMNS = ("generation", "n_train", "labels", "oracle_calls", "failed", "tes
 class _Run:
     """One active-learning run folder: config, store, state and the per-generation phases."""
 
-    def __init__(self, config: RunConfig, settings: ActiveSettings, resolved: dict[str, Any]):
+    def __init__(self, config: RunConfig, settings: ActiveSettings, resolved: dict[str, Any],
+                 oracle: CalculatorOracle | None = None):
         self.config, self.settings, self.resolved = config, settings, resolved
         self.directory = Path(config.output)
         self.store = Store(self.directory / "store.db")
-        self.oracle = get_oracle(settings.oracle)
+        self.oracle = oracle if oracle is not None else get_oracle(settings.oracle)
         self._frames: dict[int, list[Atoms]] = {}
         self._test = read_frames(config.data.test, config.data) if config.data.test else None
 
@@ -236,8 +237,13 @@ def _yaml_load(path: Path):
 
 
 def run_active(config: RunConfig, settings: ActiveSettings, resolved: dict[str, Any], resume: bool = False,
-               overwrite: bool = False, executor: Executor | None = None) -> list[dict[str, Any]]:
-    """Run (or resume) the loop; returns the rows of ``active.csv`` (one per trained generation)."""
+               overwrite: bool = False, executor: Executor | None = None,
+               oracle: CalculatorOracle | None = None) -> list[dict[str, Any]]:
+    """Run (or resume) the loop; returns the rows of ``active.csv`` (one per trained generation).
+
+    ``oracle`` replaces the one named by ``settings.oracle`` (which then only labels the run's
+    records), e.g. ``CalculatorOracle("my-dft", MyCalculator)``; with ``workers > 1`` it must pickle.
+    """
     import yaml
 
     directory = Path(config.output)
@@ -245,7 +251,7 @@ def run_active(config: RunConfig, settings: ActiveSettings, resolved: dict[str, 
     directory.mkdir(parents=True, exist_ok=True)
     if not resume:
         (directory / "active.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
-    run = _Run(config, settings, resolved)
+    run = _Run(config, settings, resolved, oracle)
     run.add_initial_data()
     rows = _read_log(directory / "active.csv")
     pool = None
