@@ -116,6 +116,7 @@ def _chromium() -> str | None:
 def _browser(out: Path, *arguments: str) -> subprocess.CompletedProcess:
     profile = out.parent / f"chromium-profile-{len(arguments)}"
     command = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+               "--disable-dev-shm-usage",  # containers often have a tiny /dev/shm
                f"--user-data-dir={profile}", "--virtual-time-budget=10000", *arguments,
                (out / "report.html").resolve().as_uri()]
     return subprocess.run(command, capture_output=True, text=True, timeout=120)
