@@ -136,6 +136,9 @@ class TrainingConfig:
         ema_decay: exponential moving average of the weights (e.g. 0.99); None switches it off.
         clip_grad_norm: clip the gradient norm to this value; None switches it off.
         early_stopping_patience: stop after this many epochs in a row without a better validation loss.
+        keep: which weights the run ends with: "best" (the epoch with the lowest validation
+            loss) or "last" (the final ones, e.g. after a cosine schedule has annealed; suits
+            small or outlier-dominated validation sets, as in warm-started active learning).
         dtype: "float32" or "float64"; None keeps the model's own (float64 for classical terms).
         device: "cpu", "cuda", "cuda:1" ...
         tensorboard: also write TensorBoard logs (needs the tensorboard package).
@@ -167,6 +170,7 @@ class TrainingConfig:
     ema_decay: float | None = None
     clip_grad_norm: float | None = None
     early_stopping_patience: int | None = None
+    keep: str = "best"
     dtype: str | None = None
     device: str = "cpu"
     tensorboard: bool = False
@@ -179,7 +183,7 @@ class TrainingConfig:
 
     def __post_init__(self) -> None:
         choices = {"optimizer": ("adam", "adamw", "lbfgs"), "schedule": ("constant", "plateau", "cosine"),
-                   "dtype": (None, "float32", "float64")}
+                   "dtype": (None, "float32", "float64"), "keep": ("best", "last")}
         for key, options in choices.items():
             if getattr(self, key) not in options:
                 valid = ", ".join(str(o) for o in options if o is not None)

@@ -242,7 +242,7 @@ class Trainer:
             with self._weights():
                 val_loss, metrics = self._validate(train_loss)
                 improved = val_loss < self.best_loss
-                if improved:
+                if improved or self.config.keep == "last":
                     self.best_state = {k: v.detach().clone() for k, v in self.potential.state_dict().items()}
             row = self._record(train_loss, val_loss, metrics, started, improved)
             self.schedule.step(self.epoch, val_loss, self._elapsed(started))
@@ -267,6 +267,8 @@ class Trainer:
             self.best_loss, self.best_epoch, self.bad_epochs = val_loss, self.epoch, 0
         else:
             self.bad_epochs += 1
+        if self.config.keep == "last":
+            self.best_epoch = self.epoch  # the epoch whose weights are kept
         row = {"epoch": self.epoch + 1, "time": self.elapsed + time.perf_counter() - started,
                "lr": self.schedule.lr, "train_loss": train_loss, "val_loss": val_loss}
         row.update({f"val_{k}": float(v) for k, v in metrics.items() if not k.startswith("n_")})
