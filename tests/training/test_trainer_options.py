@@ -152,3 +152,18 @@ def test_model_init_starts_from_a_saved_model_or_ensemble_member(tmp_path, argon
     wrong["model"] = {"name": "morse", "cutoff": 8.0, "e0": "zero", "init": str(tmp_path / "first" / "model.pt")}
     assert run(tmp_path, wrong, name="wrong.yaml") == 2
     assert "model.init:" in capsys.readouterr().err
+
+
+def test_keep_last_ends_with_the_final_weights_and_best_with_the_lowest_validation_loss(tmp_path, argon_file):
+    # Adam with a large constant step wanders, so the best validation epoch is not the last one
+    for keep in ("best", "last"):
+        config = lj_config(argon_file, tmp_path / keep, max_epochs=12, lr=0.3, schedule="constant", keep=keep)
+        assert run(tmp_path, config, name=f"{keep}.yaml") == 0
+    rows = read_metrics_csv(tmp_path / "best" / "metrics.csv")
+    assert [r["val_loss"] for r in rows] == [r["val_loss"] for r in read_metrics_csv(tmp_path / "last" / "metrics.csv")]
+    best_epoch = min(range(len(rows)), key=lambda k: rows[k]["val_loss"]) + 1
+    assert best_epoch < len(rows)
+    assert report_of(tmp_path / "best")["best_epoch"] == best_epoch
+    assert report_of(tmp_path / "last")["best_epoch"] == len(rows)
+    sigma = {k: float(nnip.load(tmp_path / k / "model.pt").terms[0].sigma.values.detach()) for k in ("best", "last")}
+    assert sigma["best"] != pytest.approx(sigma["last"], rel=1e-9)
