@@ -47,8 +47,8 @@ def matmul_peak(dtype=torch.float32, n: int = 2048, seconds: float = 2.0) -> flo
 
 
 def copper(n: int):
-    repeat = max(1, round((n / 4) ** (1 / 3)))
-    atoms = bulk("Cu", "fcc", a=3.61, cubic=True).repeat(repeat)
+    repeat = max(2, round(n ** (1 / 3)))  # the 1-atom primitive cell: n = k^3 atoms exactly
+    atoms = bulk("Cu", "fcc", a=3.61).repeat(repeat)
     atoms.rattle(0.05, seed=1)
     return atoms
 

@@ -73,8 +73,8 @@ def structures(folder: Path, sizes: list[int]) -> dict[str, Path]:
     tbpa = read(bundled("3bpa_train_300K.extxyz"), index="0")[0]
     cases = {"ethanol (9)": ethanol, f"3BPA ({len(tbpa)})": tbpa}
     for n in sizes:
-        repeat = max(1, round((n / 4) ** (1 / 3)))
-        cell = bulk("Cu", "fcc", a=3.61, cubic=True).repeat(repeat)
+        repeat = max(2, round(n ** (1 / 3)))  # the 1-atom primitive cell: 64, 512, 4096 atoms exactly
+        cell = bulk("Cu", "fcc", a=3.61).repeat(repeat)
         cell.rattle(0.05, seed=1)
         cases[f"Cu ({len(cell)})"] = cell
     for name, atoms in cases.items():
