@@ -48,7 +48,7 @@ from nnip.plots import active_learning_plot
 from nnip.potentials.serialization import load
 from nnip.strict import from_dict
 from nnip.training.config import RunConfig, parse_config, read_config_data
-from nnip.training.evaluate import evaluate
+from nnip.training.evaluate import atom_force_std, evaluate
 from nnip.training.run import run_training
 from nnip.training.setup import read_frames
 
@@ -133,7 +133,7 @@ class _Run:
         row["oracle_calls"] = row["labels"] + row["failed"]
         if self._test is not None:
             metrics, predictions = evaluate(ensemble, self._test, self.config.training.eval_batch_size)
-            std = np.sqrt(np.clip(predictions.extra["forces_var"], 0, None).sum(axis=1))  # per atom, eV/Å
+            std = atom_force_std(predictions)
             row.update(test_energy_mae=metrics["energy_mae"], test_forces_mae=metrics["forces_mae"],
                        test_forces_std_mean=float(std.mean()), test_forces_std_max=float(std.max()))
 

@@ -30,7 +30,7 @@ from nnip.potentials.serialization import load
 from nnip.strict import from_dict
 from nnip.training.checkpoint import read_metrics_csv
 from nnip.training.config import parse_config
-from nnip.training.evaluate import evaluate, to_json, write_parity_plots
+from nnip.training.evaluate import atom_force_std, evaluate, to_json, write_parity_plots
 
 __all__ = ["DemoSettings", "QUICK", "FULL", "inspect_data", "active_learning", "evaluate_ensembles", "attack_summary",
            "molecular_dynamics"]
@@ -157,7 +157,7 @@ def molecular_dynamics(out: Path, s: DemoSettings) -> dict[str, Any]:
     ensemble = load(generation_model(out, s.generations))
     train = read(out / "data" / "train.extxyz")
     _, predictions = evaluate(ensemble, train)
-    per_atom = np.sqrt(np.clip(predictions.extra["forces_var"], 0, None).sum(axis=1))  # eV/Å, as the calculator's
+    per_atom = atom_force_std(predictions)
     threshold = s.stop_factor * float(per_atom.max())
     settings = MDSettings(steps=s.md_steps, timestep=0.5, temperature=300.0, thermostat="langevin", friction=0.01,
                           interval=10, seed=0, stop_uncertainty=threshold)

@@ -20,7 +20,7 @@ from nnip.plots import calibration_plot, parity_plot
 from nnip.uncertainty.calibration import calibration_curve, gaussian_nll, miscalibration_area
 from nnip.training.metrics import Predictions, error_metrics, predict
 
-__all__ = ["evaluate", "ensemble_metrics", "write_parity_plots", "format_metrics", "to_json"]
+__all__ = ["evaluate", "ensemble_metrics", "atom_force_std", "write_parity_plots", "format_metrics", "to_json"]
 
 
 def to_json(value):
@@ -58,6 +58,12 @@ def ensemble_metrics(p: Predictions) -> dict[str, float]:
         out["forces_nll"] = gaussian_nll(errors, p.extra["forces_var"])
         out["forces_miscalibration_area"] = miscalibration_area(errors, p.extra["forces_var"])
     return out
+
+
+def atom_force_std(p: Predictions) -> np.ndarray:
+    """Per-atom force std of an ensemble (N,) eV/Å: root of the summed variance of the three
+    components, as the calculator's ``forces_std``."""
+    return np.sqrt(np.clip(p.extra["forces_var"], 0, None).sum(axis=1))
 
 
 def evaluate(model, frames: Sequence[Atoms], batch_size: int = 64, device="cpu",
