@@ -19,7 +19,8 @@ from torch import nn
 
 from nnip.nn.irreps import clebsch_gordan
 
-__all__ = ["components", "natural_paths", "ExactConstants", "Coupling", "IrrepsLinear", "ElementIrrepsLinear"]
+__all__ = ["components", "natural_paths", "ExactConstants", "Coupling", "Convolution", "IrrepsLinear",
+           "ElementIrrepsLinear"]
 
 
 def components(l_max: int) -> int:
@@ -63,8 +64,8 @@ class Coupling(ExactConstants):
 
     out[n, k, l3 block] = sum over paths (l1, l2, l3) of w[n, path, k] sqrt((2l3+1) / P_l3)
     (C^{l1 l2 l3} . x[n, k, l1 block] (x) y[n, k, l2 block]), P_l3 = paths into l3, so unit-variance
-    inputs give outputs of order one. y may have one channel (broadcast, e.g. spherical harmonics).
-    Shapes: x (N, K, D1), y (N, K or 1, D2), weights (N, len(paths), K) -> (N, K, D_out).
+    inputs give outputs of order one.
+    Shapes: x (N, K, D1), y (N, K, D2), weights (N, len(paths), K) -> (N, K, D_out).
     """
 
     def __init__(self, l1_max: int, l2_max: int, l_out_max: int):
@@ -91,15 +92,61 @@ class Coupling(ExactConstants):
         self.register_buffer("path_of_column", path_of_column, persistent=False)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        n, channels, d1 = x.shape
-        if y.shape[1] == 1:  # one y per row: fold it into the table first, then one batched product
-            folded = torch.einsum("nb,abc->nac", y[:, 0], self.table)
-            coupled = torch.bmm(x, folded)
-        else:
-            outer = (x.unsqueeze(-1) * y.unsqueeze(-2)).reshape(n, channels, -1)
-            coupled = outer @ self.table.reshape(-1, self.table.shape[-1])
+        n, channels, _ = x.shape
+        outer = (x.unsqueeze(-1) * y.unsqueeze(-2)).reshape(n, channels, -1)
+        coupled = outer @ self.table.reshape(-1, self.table.shape[-1])
         column_weights = weights.index_select(1, self.path_of_column).transpose(1, 2)
         return (coupled * column_weights) @ self.to_output
+
+
+class Convolution(ExactConstants):
+    """Weighted coupling of a feature with one vector per row (spherical harmonics of an edge).
+
+    The same map as :class:`Coupling` with a one-channel y, computed in the order that keeps
+    the per-row intermediates smallest, as an edge convolution needs (rows are edges, the
+    largest dimension of the model). For each input component m1 (degree l1):
+
+        M[n, m1, p, :] = sum_m2 C_p[m1, m2, :] y[n, m2]      over the paths p from l1; one table product
+        out[n, k, :]  += sum_p (w[n, p, k] x[n, k, m1]) M[n, m1, p, :]     a batched (K x P) (P x D_out) product
+
+    so the largest intermediate is (N, K, D_out), where :class:`Coupling` forms all path
+    outputs (N, K, 40 columns for l1 <= 1, l2 <= 3) before summing them.
+    Shapes: x (N, K, D1), y (N, D2), weights (N, len(paths), K) -> (N, K, D_out).
+    """
+
+    def __init__(self, l1_max: int, l2_max: int, l_out_max: int):
+        super().__init__()
+        self.paths = natural_paths(l1_max, l2_max, l_out_max)
+        if not self.paths:
+            raise ValueError(f"no natural coupling of l <= {l1_max} and l <= {l2_max} reaches l <= {l_out_max}")
+        d2, d_out = components(l2_max), components(l_out_max)
+        fan_in = {l3: sum(p[2] == l3 for p in self.paths) for l3 in range(l_out_max + 1)}
+        # natural_paths orders the paths by l1 first: those from one degree are consecutive
+        self.paths_per_degree = [sum(p[0] == l1 for p in self.paths) for l1 in range(l1_max + 1)]
+        self.blocks = [(m1, l1) for l1 in range(l1_max + 1) if self.paths_per_degree[l1]
+                       for m1 in range(l1**2, (l1 + 1) ** 2)]
+        self.rows_per_block = [self.paths_per_degree[l1] for _, l1 in self.blocks]
+        table = torch.zeros(d2, sum(self.rows_per_block), d_out, dtype=torch.float64)
+        row = 0
+        for m1, l1 in self.blocks:  # rows of M: (m1, path from l1)
+            for _, l2, l3 in (p for p in self.paths if p[0] == l1):
+                cg = clebsch_gordan(l1, l2, l3)[m1 - l1**2]  # (m2, m3)
+                table[l2**2:(l2 + 1) ** 2, row, l3**2:(l3 + 1) ** 2] = math.sqrt((2 * l3 + 1) / fan_in[l3]) * cg
+                row += 1
+        self.rows, self.d_out = row, d_out
+        self.register_constant("table", table.reshape(d2, row * d_out))
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        # split (not sliced) operands: the backward of one split is one concatenation, where every slice
+        # would add a zero-filled gradient of the whole tensor
+        m = (y @ self.table).view(y.shape[0], self.rows, self.d_out).split(self.rows_per_block, dim=1)
+        w = weights.transpose(1, 2).contiguous().split(self.paths_per_degree, dim=2)  # (N, K, paths of l1)
+        xs = x.split(1, dim=2)
+        out = None
+        for (m1, l1), m_m1 in zip(self.blocks, m):
+            z = w[l1] * xs[m1]
+            out = torch.bmm(z, m_m1) if out is None else torch.baddbmm(out, z, m_m1)
+        return out
 
 
 class IrrepsLinear(nn.Module):

@@ -9,10 +9,11 @@ from an element embedding (scalars only). Each layer t:
     e_i  += readout_t(scalars of h_i)
 
 Y are spherical harmonics of the edge direction, R(r) an MLP of radial Bessel functions
-times a polynomial cutoff f_c(r) (one weight per coupling path and channel), (x) the channel-wise
-tensor product (:class:`nnip.nn.channelwise.Coupling`, one fused Clebsch-Gordan table per
-product), and ``_Z`` marks element-dependent weights (one per element, coupling path and
-channel, as in MACE's symmetric contraction). The products B^nu are MACE's higher body
+times a polynomial cutoff f_c(r) (one weight per coupling path and channel; the edge sum is
+:class:`nnip.nn.channelwise.Convolution`), (x) the channel-wise tensor product
+(:class:`nnip.nn.channelwise.Coupling`, one fused Clebsch-Gordan table per product), and ``_Z``
+marks element-dependent weights (one per element, coupling path and channel, as in MACE's
+symmetric contraction). The products B^nu are MACE's higher body
 order: with correlation 3 an atom's energy holds 4-body terms after one layer. They are
 built as iterated channel-wise products rather than MACE's generalised symmetric
 contraction, keeping natural-parity intermediates of degree <= l_max only: scalar outputs
@@ -34,7 +35,7 @@ import torch
 from torch import nn
 
 from nnip.errors import ConfigError
-from nnip.nn.channelwise import Coupling, ElementIrrepsLinear, IrrepsLinear, components
+from nnip.nn.channelwise import Convolution, Coupling, ElementIrrepsLinear, IrrepsLinear, components
 from nnip.nn.irreps import spherical_harmonics
 from nnip.nn.mlp import mlp
 from nnip.nn.radial import BesselBasis, polynomial_cutoff
@@ -90,7 +91,7 @@ class Interaction(nn.Module):
         k, l_max, hidden_l = config.channels, config.l_max, config.hidden_l
         self.hidden_components = components(hidden_l)
         self.up = IrrepsLinear(k, k, l_in, l_in)
-        self.convolution = Coupling(l_in, l_max, l_max)
+        self.convolution = Convolution(l_in, l_max, l_max)
         self.radial = mlp([config.basis, config.radial_hidden, config.radial_hidden, len(self.convolution.paths) * k],
                           config.activation)
         self.down = IrrepsLinear(k, k, l_max, l_max)
@@ -106,7 +107,7 @@ class Interaction(nn.Module):
                 envelope: torch.Tensor, edges: Edges, avg_neighbors: torch.Tensor) -> torch.Tensor:
         """h (N, K, (l_in+1)^2) -> (N, K, (hidden_l+1)^2)."""
         weights = (self.radial(radial) * envelope).view(radial.shape[0], len(self.convolution.paths), h.shape[1])
-        messages = self.convolution(self.up(h).index_select(0, edges.neighbor), harmonics.unsqueeze(1), weights)
+        messages = self.convolution(self.up(h).index_select(0, edges.neighbor), harmonics, weights)
         a = self.down(scatter_sum(messages, edges.center, h.shape[0]) / avg_neighbors)
         bases = [a]
         for product, product_weights in zip(self.products, self.product_weights):

@@ -1,0 +1,53 @@
+"""The fused equivariant layers equal the tensor product written path by path from the Clebsch-Gordan tables."""
+
+import math
+
+import pytest
+import torch
+
+from nnip.nn.channelwise import Convolution, Coupling, natural_paths
+from nnip.nn.irreps import clebsch_gordan
+
+
+def path_by_path(x, y, weights, l1_max, l2_max, l_out_max):
+    """sum over paths of w[n, p, k] sqrt((2 l3 + 1) / P_l3) C_p . (x[n, k, l1] (x) y[n, k, l2]), one einsum per path."""
+    paths = natural_paths(l1_max, l2_max, l_out_max)
+    out = torch.zeros(x.shape[0], x.shape[1], (l_out_max + 1) ** 2, dtype=x.dtype)
+    for p, (l1, l2, l3) in enumerate(paths):
+        scale = math.sqrt((2 * l3 + 1) / sum(q[2] == l3 for q in paths))
+        cg = clebsch_gordan(l1, l2, l3).to(x.dtype)
+        term = torch.einsum("nka,nkb,abc->nkc", x[:, :, l1**2:(l1 + 1) ** 2], y[:, :, l2**2:(l2 + 1) ** 2], cg)
+        out[:, :, l3**2:(l3 + 1) ** 2] += scale * weights[:, p, :, None] * term
+    return out
+
+
+DEGREES = [(0, 3, 3), (1, 3, 3), (1, 2, 2), (2, 2, 2), (3, 3, 1), (2, 0, 2), (1, 1, 0)]
+
+
+@pytest.mark.parametrize("degrees", DEGREES)
+def test_coupling_equals_the_path_by_path_product(degrees):
+    gen = torch.Generator().manual_seed(0)
+    l1, l2, lo = degrees
+    layer = Coupling(*degrees).double()
+    x = torch.randn(7, 5, (l1 + 1) ** 2, generator=gen, dtype=torch.float64)
+    y = torch.randn(7, 5, (l2 + 1) ** 2, generator=gen, dtype=torch.float64)
+    w = torch.randn(7, len(layer.paths), 5, generator=gen, dtype=torch.float64)
+    torch.testing.assert_close(layer(x, y, w), path_by_path(x, y, w, *degrees), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("degrees", DEGREES)
+def test_convolution_equals_the_path_by_path_product_with_a_one_channel_y(degrees):
+    gen = torch.Generator().manual_seed(1)
+    l1, l2, lo = degrees
+    layer = Convolution(*degrees).double()
+    x = torch.randn(9, 4, (l1 + 1) ** 2, generator=gen, dtype=torch.float64)
+    y = torch.randn(9, (l2 + 1) ** 2, generator=gen, dtype=torch.float64)
+    w = torch.randn(9, len(layer.paths), 4, generator=gen, dtype=torch.float64)
+    expected = path_by_path(x, y.unsqueeze(1).expand(-1, 4, -1), w, *degrees)
+    torch.testing.assert_close(layer(x, y, w), expected, rtol=0, atol=1e-12)
+
+
+def test_layers_keep_float64_tables_exact_after_a_dtype_round_trip():
+    layer = Convolution(1, 3, 3).float().double()
+    fresh = Convolution(1, 3, 3).double()
+    assert torch.equal(layer.table, fresh.table)
