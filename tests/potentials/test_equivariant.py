@@ -60,3 +60,13 @@ def test_polynomial_cutoff_equals_its_expanded_form_and_is_c2_at_the_cutoff():
     (first,) = torch.autograd.grad(value.sum(), at, create_graph=True)
     (second,) = torch.autograd.grad(first.sum(), at)
     assert abs(value.item()) < 1e-20 and abs(first.item()) < 1e-15 and abs(second.item()) < 1e-6
+
+
+@pytest.mark.parametrize("overrides", [{}, {"l_max": 3, "hidden_l": 2, "correlation": 2, "layers": 3}])
+def test_lone_atom_energies_equal_the_full_model_without_edges(overrides):
+    torch.manual_seed(2)
+    term = small_model(**overrides).double()
+    species, edges = term_inputs(term, cluster([1, 6, 8], 5, 1.4, seed=1))
+    expected = term._energies(torch.arange(3), edges.empty())
+    assert expected.abs().min() > 1e-6  # not trivially zero
+    torch.testing.assert_close(term.lone_energies(torch.device("cpu")), expected, rtol=0, atol=1e-14)

@@ -44,3 +44,11 @@ def test_hidden_vectors_rotate_and_scalars_stay(make):
     np.testing.assert_allclose(s_turned.detach(), s.detach(), atol=1e-12)
     expected = torch.einsum("ab,nbf->naf", torch.as_tensor(rotation), v)
     np.testing.assert_allclose(v_turned.detach(), expected.detach(), atol=1e-12)
+
+
+def test_lone_scalars_equal_the_representation_without_edges():
+    torch.manual_seed(2)
+    term = small_painn().double()
+    species, edges = term_inputs(term, cluster([1, 6, 8], 5, 1.4, seed=1))
+    expected = term.representation(torch.arange(3), edges.empty())[0]
+    torch.testing.assert_close(term.lone_scalars(edges), expected, rtol=0, atol=1e-14)

@@ -151,9 +151,19 @@ class Equivariant(Term):
         features = self.layer_features(species, edges)
         return sum(readout(h[:, :, 0]) for readout, h in zip(self.readouts, features)).squeeze(-1)
 
+    def lone_energies(self, device: torch.device) -> torch.Tensor:
+        """Energies (S,) of a lone atom of each element, i.e. of :meth:`_energies` without edges: the
+        atomic basis A, its products and so the messages vanish, leaving the skip connections."""
+        species = torch.arange(len(self.elements), device=device)
+        h = self.embedding(species).unsqueeze(-1)
+        energies = torch.zeros(len(self.elements), 1, dtype=h.dtype, device=device)
+        for interaction, readout in zip(self.interactions, self.readouts):
+            h = interaction.skip(h, species)
+            energies = energies + readout(h[:, :, 0])
+        return energies.squeeze(-1)
+
     def forward(self, species: torch.Tensor, edges: Edges) -> torch.Tensor:
-        lone = self._energies(torch.arange(len(self.elements), device=species.device), edges.empty())
-        return self._energies(species, edges) - lone.index_select(0, species)
+        return self._energies(species, edges) - self.lone_energies(species.device).index_select(0, species)
 
     def fit_to_data(self, batches: Sequence[tuple[torch.Tensor, Edges]]) -> None:
         """Set avg_neighbors to the mean number of neighbours per atom (unless the config fixes it)."""

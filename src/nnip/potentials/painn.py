@@ -125,9 +125,14 @@ class PaiNN(Term):
         return s, v
 
     def lone_scalars(self, edges: Edges) -> torch.Tensor:
-        """Scalars of a lone atom of each element (the representation without edges). Shape (S, F)."""
-        species = torch.arange(len(self.elements), device=edges.center.device)
-        return self.representation(species, edges.empty())[0]
+        """Scalars of a lone atom of each element (the representation without edges: no messages, only
+        the updates). Shape (S, F)."""
+        s = self.embedding.weight
+        v = s.new_zeros((s.shape[0], 3, s.shape[1]))
+        for update in self.updates:
+            ds, dv = update(s, v)
+            s, v = s + ds, v + dv
+        return s
 
     def forward(self, species: torch.Tensor, edges: Edges) -> torch.Tensor:
         s, _ = self.representation(species, edges)
