@@ -2,6 +2,7 @@
 
     bash benchmarks/peers/setup.sh            # once: the peers' virtual environments
     python benchmarks/peers/compare.py [--sizes 64 512 4096] [--dtypes float32 float64] [--allocators glibc jemalloc]
+    python benchmarks/peers/compare.py --train [--batch 5] [--pairs schnet equivariant nequip_s]
 
 Each package runs in its own worker process (worker.py) inside its own virtual environment;
 the driver sends the same structures to ours and to the peer in alternating rounds and
@@ -21,7 +22,14 @@ prints medians and the ratio peer/ours (> 1: nnip is faster). Structures: ethano
   equivariant model with 64 channels, l_max 1, correlation 1 (two-body messages, as NequIP's).
 
 The allocator setting applies to every worker of a row alike: glibc malloc, or jemalloc
-through LD_PRELOAD with decay off (needs libjemalloc2).
+through LD_PRELOAD with decay off (needs libjemalloc2). Besides ms per call the table gives
+atoms x calls per second (MD throughput) and each worker's peak resident memory.
+
+``--train`` times full training steps instead (forward in training mode with forces through
+create_graph, energy + force MSE, backward, Adam) on batches of ``--batch`` structures of the
+bundled GFN2-xTB ethanol data, batches collated once by each package (see worker.py), and
+prints structures per second, ours against the peer's, for the pairs that have a trainer
+(SchNetPack, MACE, NequIP; TorchANI's is not wired).
 """
 
 from __future__ import annotations
@@ -85,6 +93,9 @@ def structures(folder: Path, sizes: list[int]) -> dict[str, Path]:
     return out
 
 
+TRAINABLE = ("schnet", "equivariant", "nequip_s")
+
+
 class Worker:
     """A worker process of one package and model, answering timing requests."""
 
@@ -97,8 +108,10 @@ class Worker:
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                         text=True, env=env, cwd=ROOT)
 
-    def time(self, xyz: Path, dtype: str, calls: int, threads: int) -> dict:
+    def time(self, xyz: Path, dtype: str, calls: int, threads: int, train: dict | None = None) -> dict:
         request = {"xyz": str(xyz), "dtype": dtype, "calls": calls, "threads": threads}
+        if train:
+            request["train"] = train
         self.process.stdin.write(json.dumps(request) + "\n")
         self.process.stdin.flush()
         line = self.process.stdout.readline()
@@ -111,6 +124,56 @@ class Worker:
         self.process.wait(timeout=60)
 
 
+def compare_inference(args, cases: dict[str, Path]) -> None:
+    print(f"ms per energy+forces call (median of {args.rounds} interleaved rounds), {args.threads} threads")
+    print(f"{'pair':<12}{'allocator':<10}{'dtype':<9}{'structure':<14}{'nnip':>10}{'peer':>10}{'peer/nnip':>10}"
+          f"{'nnip at/s':>11}{'peer at/s':>11}{'nnip MB':>9}{'peer MB':>9}")
+    for pair in args.pairs:
+        for allocator in args.allocators:
+            workers = [Worker(package, model, allocator) for package, model in PAIRS[pair]]
+            try:
+                for dtype in args.dtypes:
+                    for name, xyz in cases.items():
+                        n = int(name.split("(")[1].rstrip(")"))
+                        calls = max(1, min(20, 4000 // n))
+                        times = [[], []]
+                        for _ in range(args.rounds):
+                            for k, worker in enumerate(workers):
+                                times[k].append(worker.time(xyz, dtype, calls, args.threads))
+                        ours, peer = (statistics.median(t["ms"] for t in ts) for ts in times)
+                        print(f"{pair:<12}{allocator:<10}{dtype:<9}{name:<14}{ours:>10.2f}{peer:>10.2f}"
+                              f"{peer / ours:>10.2f}{1000 * n / ours:>11.0f}{1000 * n / peer:>11.0f}"
+                              f"{times[0][-1]['peak_mb']:>9.0f}{times[1][-1]['peak_mb']:>9.0f}", flush=True)
+            finally:
+                for worker in workers:
+                    worker.close()
+
+
+def compare_training(args) -> None:
+    from nnip.data import bundled
+
+    data = bundled("ethanol_gfn2_300K.extxyz")
+    train = {"batch": args.batch, "batches": 10}
+    print(f"training steps on {data.name}, batch {args.batch}, structures per second (median of {args.rounds} "
+          f"interleaved rounds of {args.steps} steps), {args.threads} threads")
+    print(f"{'pair':<12}{'allocator':<10}{'dtype':<9}{'nnip':>10}{'peer':>10}{'nnip/peer':>10}")
+    for pair in [p for p in args.pairs if p in TRAINABLE]:
+        for allocator in args.allocators:
+            workers = [Worker(package, model, allocator) for package, model in PAIRS[pair]]
+            try:
+                for dtype in args.dtypes:
+                    times = [[], []]
+                    for _ in range(args.rounds):
+                        for k, worker in enumerate(workers):
+                            times[k].append(worker.time(data, dtype, args.steps, args.threads, train)["ms"])
+                    ours, peer = (1000 * args.batch / statistics.median(t) for t in times)
+                    print(f"{pair:<12}{allocator:<10}{dtype:<9}{ours:>10.1f}{peer:>10.1f}{ours / peer:>10.2f}",
+                          flush=True)
+            finally:
+                for worker in workers:
+                    worker.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pairs", nargs="+", default=list(PAIRS), choices=list(PAIRS))
@@ -119,34 +182,18 @@ def main() -> None:
     parser.add_argument("--allocators", nargs="+", default=["glibc"], choices=("glibc", "jemalloc"))
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--train", action="store_true", help="time training steps instead of inference")
+    parser.add_argument("--batch", type=int, default=5, help="structures per training step (--train)")
+    parser.add_argument("--steps", type=int, default=20, help="training steps per round (--train)")
     args = parser.parse_args()
     missing = [str(VENVS[p]) for pair in args.pairs for p, _ in PAIRS[pair] if not (VENVS[p] / "bin/python").exists()]
     if missing:
         sys.exit(f"missing virtual environments {missing}: run bash benchmarks/peers/setup.sh")
-    print(f"ms per energy+forces call (median of {args.rounds} interleaved rounds), {args.threads} threads")
-    print(f"{'pair':<12}{'allocator':<10}{'dtype':<9}{'structure':<14}{'nnip':>10}{'peer':>10}{'peer/nnip':>10}"
-          f"{'nnip MB':>9}{'peer MB':>9}")
+    if args.train:
+        compare_training(args)
+        return
     with tempfile.TemporaryDirectory() as folder:
-        cases = structures(Path(folder), args.sizes)
-        for pair in args.pairs:
-            for allocator in args.allocators:
-                workers = [Worker(package, model, allocator) for package, model in PAIRS[pair]]
-                try:
-                    for dtype in args.dtypes:
-                        for name, xyz in cases.items():
-                            n = int(name.split("(")[1].rstrip(")"))
-                            calls = max(1, min(20, 4000 // n))
-                            times = [[], []]
-                            for _ in range(args.rounds):
-                                for k, worker in enumerate(workers):
-                                    times[k].append(worker.time(xyz, dtype, calls, args.threads))
-                            ours, peer = (statistics.median(t["ms"] for t in ts) for ts in times)
-                            print(f"{pair:<12}{allocator:<10}{dtype:<9}{name:<14}{ours:>10.2f}{peer:>10.2f}"
-                                  f"{peer / ours:>10.2f}{times[0][-1]['peak_mb']:>9.0f}{times[1][-1]['peak_mb']:>9.0f}",
-                                  flush=True)
-                finally:
-                    for worker in workers:
-                        worker.close()
+        compare_inference(args, structures(Path(folder), args.sizes))
 
 
 if __name__ == "__main__":

@@ -6,8 +6,15 @@ A request {"xyz": FILE, "dtype": "float32", "calls": K, "threads": T} builds the
 per dtype, untrained, seeded) and the inputs of the structure in FILE (once per structure:
 the neighbour list is not part of the timing, as between rebuilds in MD), warms up with one
 call and answers {"ms": mean milliseconds per energy+forces call over K calls, "peak_mb": ...}.
-Forces come from each package's own autograd path, without create_graph. Models are matched
-in compare.py (same cutoff, widths, layers, radial basis); only this file imports the peers.
+Forces come from each package's own autograd path, without create_graph.
+
+A request with "train": {"batch": B, "batches": M} times training steps instead: the frames
+of FILE (with energies and forces) are cut into M batches of B structures, each collated once
+by the package's own batching (neighbour lists and collation are not timed, as the peers'
+trainers cache them too), and each of K steps is forward in training mode (forces with
+create_graph), loss = mean squared energy error + mean squared force component error, backward
+and an Adam step; the answer's "ms" is per step. Models are matched in compare.py (same
+cutoff, widths, layers, radial basis); only this file imports the peers.
 """
 
 from __future__ import annotations
@@ -40,6 +47,17 @@ def nnip_inputs(potential, atoms, dtype):
 
 def nnip_call(potential, graph):
     return potential(graph, compute_forces=True)["forces"]
+
+
+def nnip_batch(potential, frames, dtype):
+    from nnip.data.batching import collate
+
+    return collate([nnip_inputs(potential, atoms, dtype) for atoms in frames])
+
+
+def nnip_train_call(potential, graph):
+    out = potential(graph, compute_forces=True, create_graph=True)
+    return out["energy"], out["forces"]
 
 
 # -- MACE (mace-torch 0.3.16) ---------------------------------------------------------------------
@@ -79,6 +97,23 @@ def mace_call(model, batch):
     return model(batch, compute_force=True)["forces"]
 
 
+def mace_batch(model, frames, dtype):
+    from mace import data
+    from mace.tools import torch_geometric, utils
+
+    torch.set_default_dtype(dtype)
+    table = utils.AtomicNumberTable([int(z) for z in model.atomic_numbers])
+    graphs = [data.AtomicData.from_config(data.config_from_atoms(atoms), z_table=table, cutoff=CUTOFF)
+              for atoms in frames]
+    loader = torch_geometric.dataloader.DataLoader(graphs, batch_size=len(graphs), shuffle=False)
+    return next(iter(loader)).to_dict()
+
+
+def mace_train_call(model, batch):
+    out = model(batch, training=True, compute_force=True)
+    return out["energy"], out["forces"]
+
+
 # -- SchNetPack 2.1.1 --------------------------------------------------------------------------------
 def _schnetpack():
     import typing
@@ -116,6 +151,15 @@ def schnetpack_call(model, inputs):
     return model(dict(inputs))["forces"]
 
 
+def schnetpack_batch(model, frames, dtype):
+    return schnetpack_inputs(model, frames, dtype)  # AtomsConverter collates a list of Atoms
+
+
+def schnetpack_train_call(model, inputs):
+    out = model(dict(inputs))
+    return out["energy"], out["forces"]
+
+
 # -- NequIP 0.19.1 ----------------------------------------------------------------------------------
 def nequip_build(model: dict, dtype, elements):
     from ase.data import chemical_symbols
@@ -140,6 +184,17 @@ def nequip_inputs(model, atoms, dtype):
 
 def nequip_call(model, data):
     return model(dict(data))["forces"]
+
+
+def nequip_batch(model, frames, dtype):
+    from nequip.data import AtomicDataDict
+
+    return AtomicDataDict.batched_from_list([nequip_inputs(model, atoms, dtype) for atoms in frames])
+
+
+def nequip_train_call(model, data):
+    out = model(dict(data))
+    return out["total_energy"].reshape(-1), out["forces"]
 
 
 # -- TorchANI 2.9 ----------------------------------------------------------------------------------
@@ -190,10 +245,46 @@ PACKAGES = {
     "mace": (mace_build, mace_inputs, mace_call),
     "schnetpack": (schnetpack_build, schnetpack_inputs, schnetpack_call),
 }
+#: package -> (collate frames into one batch, training-mode call -> (energy (B,), forces (N, 3)))
+TRAINING = {
+    "nnip": (nnip_batch, nnip_train_call),
+    "mace": (mace_batch, mace_train_call),
+    "schnetpack": (schnetpack_batch, schnetpack_train_call),
+    "nequip": (nequip_batch, nequip_train_call),
+}
 
 
 def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def targets(frames, dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    energy = torch.tensor([atoms.get_potential_energy() for atoms in frames], dtype=dtype)
+    forces = torch.cat([torch.tensor(atoms.get_forces(), dtype=dtype) for atoms in frames])
+    return energy, forces
+
+
+def time_training(package: str, model, frames: list, request: dict, dtype) -> float:
+    """Seconds per training step (see the module docstring)."""
+    collate, train_call = TRAINING[package]
+    size = int(request["train"]["batch"])
+    batches = [frames[i:i + size] for i in range(0, size * int(request["train"]["batches"]), size)]
+    batches = [(collate(model, chunk, dtype), *targets(chunk, dtype)) for chunk in batches]
+    model.train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+
+    def step(batch, energy, forces):
+        predicted_energy, predicted_forces = train_call(model, batch)
+        loss = ((predicted_energy.reshape(-1) - energy) ** 2).mean() + ((predicted_forces - forces) ** 2).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    step(*batches[0])  # warm-up
+    started = time.perf_counter()
+    for k in range(int(request["calls"])):
+        step(*batches[k % len(batches)])
+    return (time.perf_counter() - started) / int(request["calls"])
 
 
 def serve(package: str, model: dict) -> None:
@@ -205,6 +296,12 @@ def serve(package: str, model: dict) -> None:
         request = json.loads(line)
         torch.set_num_threads(int(request.get("threads", 2)))
         dtype = getattr(torch, request["dtype"])
+        if "train" in request:
+            frames = read(request["xyz"], index=":")
+            elements = sorted({int(z) for atoms in frames for z in atoms.numbers})
+            seconds = time_training(package, build(model, dtype, elements), frames, request, dtype)
+            print(json.dumps({"ms": 1000 * seconds, "peak_mb": peak_mb()}), file=answers, flush=True)
+            continue
         atoms = read(request["xyz"])
         elements = sorted({int(z) for z in atoms.numbers})
         key = (request["dtype"], tuple(elements))
