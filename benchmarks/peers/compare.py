@@ -21,8 +21,10 @@ prints medians and the ratio peer/ours (> 1: nnip is faster). Structures: ethano
 - NequIP 0.19.1 preset S (2 layers, l_max 1, 128x0e+64x1o, no parity) against nnip's
   equivariant model with 64 channels, l_max 1, correlation 1 (two-body messages, as NequIP's).
 
-The allocator setting applies to every worker of a row alike: glibc malloc, or jemalloc
-through LD_PRELOAD with decay off (needs libjemalloc2). Besides ms per call the table gives
+The allocator setting applies to every worker of a row alike: glibc malloc; glibc-retain,
+glibc told by each worker at start to keep freed memory (nnip.allocator.retain_freed_memory,
+loaded from its file, so the peers' venvs need no nnip); or jemalloc through LD_PRELOAD with
+decay off (needs libjemalloc2). Besides ms per call the table gives
 atoms x calls per second (MD throughput) and each worker's peak resident memory.
 
 ``--train`` times full training steps instead (forward in training mode with forces through
@@ -70,6 +72,7 @@ PAIRS = {
                                     "hidden": [64, 64]}})),
 }
 JEMALLOC = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
+ALLOCATORS = ("glibc", "glibc-retain", "jemalloc")
 
 
 def structures(folder: Path, sizes: list[int]) -> dict[str, Path]:
@@ -103,6 +106,8 @@ class Worker:
         env = {**os.environ, "OMP_NUM_THREADS": "2", "PYTHONWARNINGS": "ignore"}
         if allocator == "jemalloc":
             env.update(LD_PRELOAD=JEMALLOC, MALLOC_CONF="dirty_decay_ms:-1,muzzy_decay_ms:-1")
+        elif allocator == "glibc-retain":
+            env.update(NNIP_PEERS_RETAIN_MEMORY="1")
         python = VENVS[package] / "bin" / "python"
         self.process = subprocess.Popen([str(python), str(HERE / "worker.py"), package, json.dumps(model)],
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
@@ -179,7 +184,7 @@ def main() -> None:
     parser.add_argument("--pairs", nargs="+", default=list(PAIRS), choices=list(PAIRS))
     parser.add_argument("--sizes", nargs="+", type=int, default=[64, 512, 4096])
     parser.add_argument("--dtypes", nargs="+", default=["float32", "float64"], choices=("float32", "float64"))
-    parser.add_argument("--allocators", nargs="+", default=["glibc"], choices=("glibc", "jemalloc"))
+    parser.add_argument("--allocators", nargs="+", default=["glibc"], choices=ALLOCATORS)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--train", action="store_true", help="time training steps instead of inference")
@@ -189,6 +194,8 @@ def main() -> None:
     missing = [str(VENVS[p]) for pair in args.pairs for p, _ in PAIRS[pair] if not (VENVS[p] / "bin/python").exists()]
     if missing:
         sys.exit(f"missing virtual environments {missing}: run bash benchmarks/peers/setup.sh")
+    if "jemalloc" in args.allocators and not Path(JEMALLOC).exists():
+        sys.exit(f"{JEMALLOC} not found: apt install libjemalloc2, or leave jemalloc out of --allocators")
     if args.train:
         compare_training(args)
         return

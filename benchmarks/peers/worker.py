@@ -20,9 +20,11 @@ cutoff, widths, layers, radial basis); only this file imports the peers.
 from __future__ import annotations
 
 import json
+import os
 import resource
 import sys
 import time
+from pathlib import Path
 
 import torch
 from ase.io import read
@@ -287,7 +289,22 @@ def time_training(package: str, model, frames: list, request: dict, dtype) -> fl
     return (time.perf_counter() - started) / int(request["calls"])
 
 
+def retain_freed_memory_if_asked() -> None:
+    """glibc-retain rows: nnip.allocator.retain_freed_memory, loaded from its file (no nnip in the peers' venvs)."""
+    if os.environ.get("NNIP_PEERS_RETAIN_MEMORY") != "1":
+        return
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "src" / "nnip" / "allocator.py"
+    spec = importlib.util.spec_from_file_location("nnip_allocator", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if not module.retain_freed_memory():
+        raise RuntimeError("glibc-retain asked for, but this process's malloc is not glibc's")
+
+
 def serve(package: str, model: dict) -> None:
+    retain_freed_memory_if_asked()
     build, prepare, call = PACKAGES[package]
     answers, sys.stdout = sys.stdout, sys.stderr  # packages that print on import must not garble the answers
     torch.manual_seed(0)
