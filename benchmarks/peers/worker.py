@@ -13,7 +13,8 @@ of FILE (with energies and forces) are cut into M batches of B structures, each 
 by the package's own batching (neighbour lists and collation are not timed, as the peers'
 trainers cache them too), and each of K steps is forward in training mode (forces with
 create_graph), loss = mean squared energy error + mean squared force component error, backward
-and an Adam step; the answer's "ms" is per step. Models are matched in compare.py (same
+and an Adam step; the answer's "ms" is per step. (NequIP's force output also differentiates
+with respect to the cell, which from_ase keeps even for molecules: a small extra cost it always has.) Models are matched in compare.py (same
 cutoff, widths, layers, radial basis); only this file imports the peers.
 """
 
@@ -170,17 +171,17 @@ def nequip_build(model: dict, dtype, elements):
 
     set_global_state()  # seeds, default dtype and fuser settings; nequip requires it before building a model
     types = [chemical_symbols[z] for z in elements]
-    return PresetNequIPGNNModel(preset=model["config"]["preset"], seed=0, model_dtype=str(dtype).removeprefix("torch."),
+    model = PresetNequIPGNNModel(preset=model["config"]["preset"], seed=0, model_dtype=str(dtype).removeprefix("torch."),
                                 r_max=CUTOFF, type_names=types, avg_num_neighbors=10.0).eval()
+    model.nnip_type_names = types  # the inputs map each element to the model's type index
+    return model
 
 
 def nequip_inputs(model, atoms, dtype):
-    from ase.data import chemical_symbols
     from nequip.data import from_ase
     from nequip.data.transforms import ChemicalSpeciesToAtomTypeMapper, NeighborListTransform
 
-    types = sorted({chemical_symbols[z] for z in atoms.numbers}, key=lambda s: chemical_symbols.index(s))
-    data = ChemicalSpeciesToAtomTypeMapper(model_type_names=types)(from_ase(atoms))
+    data = ChemicalSpeciesToAtomTypeMapper(model_type_names=model.nnip_type_names)(from_ase(atoms))
     return NeighborListTransform(r_max=CUTOFF)(data)
 
 
@@ -270,7 +271,10 @@ def time_training(package: str, model, frames: list, request: dict, dtype) -> fl
     """Seconds per training step (see the module docstring)."""
     collate, train_call = TRAINING[package]
     size = int(request["train"]["batch"])
-    batches = [frames[i:i + size] for i in range(0, size * int(request["train"]["batches"]), size)]
+    count = min(int(request["train"]["batches"]), len(frames) // size)
+    if count == 0:
+        raise ValueError(f"{len(frames)} frames do not fill one batch of {size}")
+    batches = [frames[i:i + size] for i in range(0, size * count, size)]
     batches = [(collate(model, chunk, dtype), *targets(chunk, dtype)) for chunk in batches]
     model.train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
@@ -282,7 +286,8 @@ def time_training(package: str, model, frames: list, request: dict, dtype) -> fl
         loss.backward()
         optimizer.step()
 
-    step(*batches[0])  # warm-up
+    for batch in batches[:3]:  # warm-up
+        step(*batch)
     started = time.perf_counter()
     for k in range(int(request["calls"])):
         step(*batches[k % len(batches)])
