@@ -106,12 +106,14 @@ class Convolution(ExactConstants):
     the per-row intermediates smallest, as an edge convolution needs (rows are edges, the
     largest dimension of the model). For each input component m1 (degree l1):
 
-        M[n, m1, p, :] = sum_m2 C_p[m1, m2, :] y[n, m2]      over the paths p from l1; one table product
-        out[n, k, :]  += sum_p (w[n, p, k] x[n, k, m1]) M[n, m1, p, :]     a batched (K x P) (P x D_out) product
+        M[n, :, m1, p] = sum_m2 C_p[m1, m2, :] y[n, m2]      over the paths p from l1; one table product
+        out[n, :, k]  += M[n, :, m1, p] (w[n, p, k] x[n, m1, k])     a batched (D_out x P) (P x K) product
 
-    so the largest intermediate is (N, K, D_out), where :class:`Coupling` forms all path
-    outputs (N, K, 40 columns for l1 <= 1, l2 <= 3) before summing them.
-    Shapes: x (N, K, D1), y (N, D2), weights (N, len(paths), K) -> (N, K, D_out).
+    so the largest intermediate is (N, D_out, K), where :class:`Coupling` forms all path
+    outputs (N, K, 40 columns for l1 <= 1, l2 <= 3) before summing them. Rows keep their
+    components before their channels (the transpose of the (N, K, D) layout elsewhere), so that
+    the radial weights (N, paths, K) and every operand are used without a copy.
+    Shapes: x (N, D1, K), y (N, D2), weights (N, len(paths), K) -> (N, D_out, K).
     """
 
     def __init__(self, l1_max: int, l2_max: int, l_out_max: int):
@@ -125,27 +127,27 @@ class Convolution(ExactConstants):
         self.paths_per_degree = [sum(p[0] == l1 for p in self.paths) for l1 in range(l1_max + 1)]
         self.blocks = [(m1, l1) for l1 in range(l1_max + 1) if self.paths_per_degree[l1]
                        for m1 in range(l1**2, (l1 + 1) ** 2)]
-        self.rows_per_block = [self.paths_per_degree[l1] for _, l1 in self.blocks]
-        table = torch.zeros(d2, sum(self.rows_per_block), d_out, dtype=torch.float64)
-        row = 0
-        for m1, l1 in self.blocks:  # rows of M: (m1, path from l1)
+        self.columns_per_block = [self.paths_per_degree[l1] for _, l1 in self.blocks]
+        table = torch.zeros(d2, d_out, sum(self.columns_per_block), dtype=torch.float64)
+        column = 0
+        for m1, l1 in self.blocks:  # columns of M: (m1, path from l1)
             for _, l2, l3 in (p for p in self.paths if p[0] == l1):
                 cg = clebsch_gordan(l1, l2, l3)[m1 - l1**2]  # (m2, m3)
-                table[l2**2:(l2 + 1) ** 2, row, l3**2:(l3 + 1) ** 2] = math.sqrt((2 * l3 + 1) / fan_in[l3]) * cg
-                row += 1
-        self.rows, self.d_out = row, d_out
-        self.register_constant("table", table.reshape(d2, row * d_out))
+                table[l2**2:(l2 + 1) ** 2, l3**2:(l3 + 1) ** 2, column] = math.sqrt((2 * l3 + 1) / fan_in[l3]) * cg
+                column += 1
+        self.columns, self.d_out = column, d_out
+        self.register_constant("table", table.reshape(d2, d_out * column))
 
     def forward(self, x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         # split (not sliced) operands: the backward of one split is one concatenation, where every slice
         # would add a zero-filled gradient of the whole tensor
-        m = (y @ self.table).view(y.shape[0], self.rows, self.d_out).split(self.rows_per_block, dim=1)
-        w = weights.transpose(1, 2).contiguous().split(self.paths_per_degree, dim=2)  # (N, K, paths of l1)
-        xs = x.split(1, dim=2)
+        m = (y @ self.table).view(y.shape[0], self.d_out, self.columns).split(self.columns_per_block, dim=2)
+        w = weights.split(self.paths_per_degree, dim=1)  # (N, paths from l1, K)
+        xs = x.split(1, dim=1)  # (N, 1, K)
         out = None
         for (m1, l1), m_m1 in zip(self.blocks, m):
             z = w[l1] * xs[m1]
-            out = torch.bmm(z, m_m1) if out is None else torch.baddbmm(out, z, m_m1)
+            out = torch.bmm(m_m1, z) if out is None else torch.baddbmm(out, m_m1, z)
         return out
 
 

@@ -104,11 +104,12 @@ class Interaction(nn.Module):
         self.skip = ElementIrrepsLinear(k, k, l_in, hidden_l, n_elements)
 
     def forward(self, h: torch.Tensor, species: torch.Tensor, harmonics: torch.Tensor, radial: torch.Tensor,
-                envelope: torch.Tensor, edges: Edges, avg_neighbors: torch.Tensor) -> torch.Tensor:
-        """h (N, K, (l_in+1)^2) -> (N, K, (hidden_l+1)^2)."""
-        weights = (self.radial(radial) * envelope).view(radial.shape[0], len(self.convolution.paths), h.shape[1])
-        messages = self.convolution(self.up(h).index_select(0, edges.neighbor), harmonics, weights)
-        a = self.down(scatter_sum(messages, edges.center, h.shape[0]) / avg_neighbors)
+                edges: Edges, avg_neighbors: torch.Tensor) -> torch.Tensor:
+        """h (N, K, (l_in+1)^2) -> (N, K, (hidden_l+1)^2); harmonics (E, (l_max+1)^2) carry the cutoff envelope."""
+        weights = self.radial(radial).view(radial.shape[0], len(self.convolution.paths), h.shape[1])
+        neighbors = self.up(h).transpose(1, 2).index_select(0, edges.neighbor)  # (E, components, K)
+        messages = self.convolution(neighbors, harmonics, weights)
+        a = self.down(scatter_sum(messages, edges.center, h.shape[0]).transpose(1, 2) / avg_neighbors)
         bases = [a]
         for product, product_weights in zip(self.products, self.product_weights):
             bases.append(product(bases[-1], a, product_weights.index_select(0, species)))
@@ -138,12 +139,12 @@ class Equivariant(Term):
     def layer_features(self, species: torch.Tensor, edges: Edges) -> list[torch.Tensor]:
         """Features h after each layer, (N, channels, (hidden_l+1)^2) in the layout of :mod:`nnip.nn.irreps`."""
         h = self.embedding(species).unsqueeze(-1)
-        harmonics = self.harmonics(edges.vectors)
+        # R(r) f_c(r) (x) Y = R(r) (x) (f_c(r) Y): the envelope goes on the E x (l_max+1)^2 harmonics, once
+        harmonics = self.harmonics(edges.vectors) * polynomial_cutoff(edges.lengths, self.cutoff)[:, None]
         radial = self.basis(edges.lengths)
-        envelope = polynomial_cutoff(edges.lengths, self.cutoff)[:, None]
         out = []
         for interaction in self.interactions:
-            h = interaction(h, species, harmonics, radial, envelope, edges, self.avg_neighbors)
+            h = interaction(h, species, harmonics, radial, edges, self.avg_neighbors)
             out.append(h)
         return out
 

@@ -124,7 +124,7 @@ class PaiNN(Term):
             s, v = s + ds, v + dv
         return s, v
 
-    def lone_scalars(self, edges: Edges) -> torch.Tensor:
+    def lone_scalars(self) -> torch.Tensor:
         """Scalars of a lone atom of each element (the representation without edges: no messages, only
         the updates). Shape (S, F)."""
         s = self.embedding.weight
@@ -136,4 +136,4 @@ class PaiNN(Term):
 
     def forward(self, species: torch.Tensor, edges: Edges) -> torch.Tensor:
         s, _ = self.representation(species, edges)
-        return (self.readout(s) - self.readout(self.lone_scalars(edges))[species]).squeeze(-1)
+        return (self.readout(s) - self.readout(self.lone_scalars())[species]).squeeze(-1)

@@ -62,7 +62,7 @@ class Interaction(nn.Module):
 
     def forward(self, x: torch.Tensor, rbf: torch.Tensor, envelope: torch.Tensor, edges: Edges) -> torch.Tensor:
         weights = self.filter(rbf) * envelope[:, None]
-        messages = self.in2f(x)[edges.neighbor] * weights
+        messages = self.in2f(x).index_select(0, edges.neighbor) * weights  # backward: one index_add
         return self.f2out(scatter_sum(messages, edges.center, x.shape[0]))
 
     def lone(self, x: torch.Tensor) -> torch.Tensor:
