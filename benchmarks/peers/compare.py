@@ -37,6 +37,7 @@ prints structures per second, ours against the peer's, for the pairs that have a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -129,14 +130,24 @@ class Worker:
         self.process.wait(timeout=60)
 
 
+@contextlib.contextmanager
+def pair_workers(pair: str, allocator: str):
+    """The two workers (nnip, peer) of a pair under one allocator setting, closed afterwards."""
+    workers = [Worker(package, model, allocator) for package, model in PAIRS[pair]]
+    try:
+        yield workers
+    finally:
+        for worker in workers:
+            worker.close()
+
+
 def compare_inference(args, cases: dict[str, Path]) -> None:
     print(f"ms per energy+forces call (median of {args.rounds} interleaved rounds), {args.threads} threads")
     print(f"{'pair':<12}{'allocator':<10}{'dtype':<9}{'structure':<14}{'nnip':>10}{'peer':>10}{'peer/nnip':>10}"
           f"{'nnip at/s':>11}{'peer at/s':>11}{'nnip MB':>9}{'peer MB':>9}")
     for pair in args.pairs:
         for allocator in args.allocators:
-            workers = [Worker(package, model, allocator) for package, model in PAIRS[pair]]
-            try:
+            with pair_workers(pair, allocator) as workers:
                 for dtype in args.dtypes:
                     for name, xyz in cases.items():
                         n = int(name.split("(")[1].rstrip(")"))
@@ -149,9 +160,6 @@ def compare_inference(args, cases: dict[str, Path]) -> None:
                         print(f"{pair:<12}{allocator:<10}{dtype:<9}{name:<14}{ours:>10.2f}{peer:>10.2f}"
                               f"{peer / ours:>10.2f}{1000 * n / ours:>11.0f}{1000 * n / peer:>11.0f}"
                               f"{times[0][-1]['peak_mb']:>9.0f}{times[1][-1]['peak_mb']:>9.0f}", flush=True)
-            finally:
-                for worker in workers:
-                    worker.close()
 
 
 def compare_training(args) -> None:
@@ -164,8 +172,7 @@ def compare_training(args) -> None:
     print(f"{'pair':<12}{'allocator':<10}{'dtype':<9}{'nnip':>10}{'peer':>10}{'nnip/peer':>10}")
     for pair in [p for p in args.pairs if p in TRAINABLE]:
         for allocator in args.allocators:
-            workers = [Worker(package, model, allocator) for package, model in PAIRS[pair]]
-            try:
+            with pair_workers(pair, allocator) as workers:
                 for dtype in args.dtypes:
                     times = [[], []]
                     for _ in range(args.rounds):
@@ -174,9 +181,6 @@ def compare_training(args) -> None:
                     ours, peer = (1000 * args.batch / statistics.median(t) for t in times)
                     print(f"{pair:<12}{allocator:<10}{dtype:<9}{ours:>10.1f}{peer:>10.1f}{ours / peer:>10.2f}",
                           flush=True)
-            finally:
-                for worker in workers:
-                    worker.close()
 
 
 def main() -> None:

@@ -21,28 +21,29 @@ def path_by_path(x, y, weights, l1_max, l2_max, l_out_max):
     return out
 
 
+def random_inputs(seed: int, rows: int, channels: int, l1: int, l2: int, paths: int, y_channels: bool):
+    """x (rows, channels, D1), y (rows, [channels,] D2), weights (rows, paths, channels), float64."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(rows, channels, (l1 + 1) ** 2, generator=gen, dtype=torch.float64)
+    y_shape = (rows, channels, (l2 + 1) ** 2) if y_channels else (rows, (l2 + 1) ** 2)
+    y = torch.randn(*y_shape, generator=gen, dtype=torch.float64)
+    return x, y, torch.randn(rows, paths, channels, generator=gen, dtype=torch.float64)
+
+
 DEGREES = [(0, 3, 3), (1, 3, 3), (1, 2, 2), (2, 2, 2), (3, 3, 1), (2, 0, 2), (1, 1, 0), (2, 0, 0)]
 
 
 @pytest.mark.parametrize("degrees", DEGREES)
 def test_coupling_equals_the_path_by_path_product(degrees):
-    gen = torch.Generator().manual_seed(0)
-    l1, l2, lo = degrees
     layer = Coupling(*degrees).double()
-    x = torch.randn(7, 5, (l1 + 1) ** 2, generator=gen, dtype=torch.float64)
-    y = torch.randn(7, 5, (l2 + 1) ** 2, generator=gen, dtype=torch.float64)
-    w = torch.randn(7, len(layer.paths), 5, generator=gen, dtype=torch.float64)
+    x, y, w = random_inputs(0, 7, 5, degrees[0], degrees[1], len(layer.paths), y_channels=True)
     torch.testing.assert_close(layer(x, y, w), path_by_path(x, y, w, *degrees), rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("degrees", DEGREES)
 def test_convolution_equals_the_path_by_path_product_with_a_one_channel_y(degrees):
-    gen = torch.Generator().manual_seed(1)
-    l1, l2, lo = degrees
     layer = Convolution(*degrees).double()
-    x = torch.randn(9, 4, (l1 + 1) ** 2, generator=gen, dtype=torch.float64)
-    y = torch.randn(9, (l2 + 1) ** 2, generator=gen, dtype=torch.float64)
-    w = torch.randn(9, len(layer.paths), 4, generator=gen, dtype=torch.float64)
+    x, y, w = random_inputs(1, 9, 4, degrees[0], degrees[1], len(layer.paths), y_channels=False)
     expected = path_by_path(x, y.unsqueeze(1).expand(-1, 4, -1), w, *degrees)
     out = layer(x.transpose(1, 2).contiguous(), y, w)  # rows hold components before channels
     torch.testing.assert_close(out.transpose(1, 2), expected, rtol=0, atol=1e-12)
