@@ -1,17 +1,19 @@
 """Inference speed: ms per energy + forces call of each model, for ethanol and periodic silicon cells.
 
-    python benchmarks/inference.py [--sizes 64 512 4096] [--models schnet behler_parrinello ...]
+    python benchmarks/inference.py [--sizes 64 512 4096] [--models schnet behler_parrinello ...] [--compile]
 
 Each call builds nothing: the neighbour list is built once (as in MD between rebuilds) and
 the timed call is the potential's forward with forces by autograd, no create_graph. Calls
 are interleaved across models in rounds and the median is printed (this machine's timings
 vary by up to 40% from run to run). Threads: 2 by default; glibc malloc unless run under
-jemalloc.
+jemalloc. ``--compile`` adds a row per model with its terms compiled by torch.compile
+(Potential.compile_terms; the warm-up round pays for compiling).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import time
 
@@ -61,6 +63,7 @@ def main() -> None:
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--compile", action="store_true", help="also time each model compiled (torch.compile)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     dtype = getattr(torch, args.dtype)
@@ -70,6 +73,8 @@ def main() -> None:
         elements = sorted(set(atoms.numbers.tolist()))
         cases = {m: potential_for(m, elements, dtype) for m in args.models
                  if not ("electrostatics" in m and len(atoms) > EWALD_MAX_ATOMS)}
+        if args.compile:
+            cases.update({f"{m} compiled": copy.deepcopy(p).compile_terms() for m, p in list(cases.items())})
         graph = AtomicGraph.from_atoms(atoms, CUTOFF, dtype=dtype)
         calls = max(1, min(20, 20000 // len(atoms)))
         times = {m: [] for m in cases}

@@ -3,6 +3,7 @@
     bash benchmarks/peers/setup.sh            # once: the peers' virtual environments
     python benchmarks/peers/compare.py [--sizes 64 512 4096] [--dtypes float32 float64] [--allocators glibc jemalloc]
     python benchmarks/peers/compare.py --train [--batch 5] [--pairs schnet equivariant nequip_s]
+    python benchmarks/peers/compare.py --compile ...   # nnip's terms compiled by torch.compile
 
 Each package runs in its own worker process (worker.py) inside its own virtual environment;
 the driver sends the same structures to ours and to the peer in alternating rounds and
@@ -26,6 +27,9 @@ glibc told by each worker at start to keep freed memory (nnip.allocator.retain_f
 loaded from its file, so the peers' venvs need no nnip); or jemalloc through LD_PRELOAD with
 decay off (needs libjemalloc2). Besides ms per call the table gives
 atoms x calls per second (MD throughput) and each worker's peak resident memory.
+
+``--compile`` compiles nnip's terms with torch.compile (Potential.compile_terms; the worker's
+warm-up call pays for compiling); the peers run eagerly as their calculators do by default.
 
 ``--train`` times full training steps instead (forward in training mode with forces through
 create_graph, energy + force MSE, backward, Adam) on batches of ``--batch`` structures of the
@@ -103,13 +107,15 @@ TRAINABLE = ("schnet", "equivariant", "nequip_s")
 class Worker:
     """A worker process of one package and model, answering timing requests."""
 
-    def __init__(self, package: str, model: dict, allocator: str):
+    def __init__(self, package: str, model: dict, allocator: str, compile_nnip: bool = False):
         env = {**os.environ, "OMP_NUM_THREADS": "2", "PYTHONWARNINGS": "ignore"}
         if allocator == "jemalloc":
             env.update(LD_PRELOAD=JEMALLOC, MALLOC_CONF="dirty_decay_ms:-1,muzzy_decay_ms:-1")
         elif allocator == "glibc-retain":
             env.update(NNIP_PEERS_RETAIN_MEMORY="1")
         python = VENVS[package] / "bin" / "python"
+        if package == "nnip" and compile_nnip:
+            model = {**model, "compile": True}
         self.process = subprocess.Popen([str(python), str(HERE / "worker.py"), package, json.dumps(model)],
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                         text=True, env=env, cwd=ROOT)
@@ -131,9 +137,9 @@ class Worker:
 
 
 @contextlib.contextmanager
-def pair_workers(pair: str, allocator: str):
+def pair_workers(pair: str, allocator: str, compile_nnip: bool = False):
     """The two workers (nnip, peer) of a pair under one allocator setting, closed afterwards."""
-    workers = [Worker(package, model, allocator) for package, model in PAIRS[pair]]
+    workers = [Worker(package, model, allocator, compile_nnip) for package, model in PAIRS[pair]]
     try:
         yield workers
     finally:
@@ -142,12 +148,13 @@ def pair_workers(pair: str, allocator: str):
 
 
 def compare_inference(args, cases: dict[str, Path]) -> None:
-    print(f"ms per energy+forces call (median of {args.rounds} interleaved rounds), {args.threads} threads")
+    print(f"ms per energy+forces call (median of {args.rounds} interleaved rounds), {args.threads} threads"
+          + (", nnip compiled" if args.compile else ""))
     print(f"{'pair':<12}{'allocator':<10}{'dtype':<9}{'structure':<14}{'nnip':>10}{'peer':>10}{'peer/nnip':>10}"
           f"{'nnip at/s':>11}{'peer at/s':>11}{'nnip MB':>9}{'peer MB':>9}")
     for pair in args.pairs:
         for allocator in args.allocators:
-            with pair_workers(pair, allocator) as workers:
+            with pair_workers(pair, allocator, args.compile) as workers:
                 for dtype in args.dtypes:
                     for name, xyz in cases.items():
                         n = int(name.split("(")[1].rstrip(")"))
@@ -192,9 +199,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--train", action="store_true", help="time training steps instead of inference")
+    parser.add_argument("--compile", action="store_true", help="compile nnip's terms (inference only)")
     parser.add_argument("--batch", type=int, default=5, help="structures per training step (--train)")
     parser.add_argument("--steps", type=int, default=20, help="training steps per round (--train)")
     args = parser.parse_args()
+    if args.compile and args.train:
+        parser.error("--compile applies to inference only (training runs eagerly)")
     missing = [str(VENVS[p]) for pair in args.pairs for p, _ in PAIRS[pair] if not (VENVS[p] / "bin/python").exists()]
     if missing:
         sys.exit(f"missing virtual environments {missing}: run bash benchmarks/peers/setup.sh")

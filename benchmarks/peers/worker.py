@@ -38,7 +38,8 @@ def nnip_build(model: dict, dtype, elements):
     from nnip.potentials import build_potential
 
     spec = {"elements": elements, "terms": [{"name": model["name"], "config": model["config"]}]}
-    return build_potential(spec).to(dtype).eval()
+    potential = build_potential(spec).to(dtype).eval()
+    return potential.compile_terms() if model.get("compile") else potential
 
 
 def nnip_inputs(potential, atoms, dtype):

@@ -37,6 +37,8 @@ class Calculator(_AseCalculator):
         device: torch device for the computation.
         skin: Verlet skin, Å: the neighbour list is rebuilt only when an atom moved more
             than skin/2 (results are identical to rebuilding every step).
+        compile: compile the model's terms with torch.compile (Potential.compile_terms):
+            the first call takes seconds to minutes, later ones are faster (MD, long relaxations).
 
     Example:
         >>> atoms.calc = nnip.Calculator(nnip.load("model.pt"), dtype="float64")
@@ -52,6 +54,7 @@ class Calculator(_AseCalculator):
         dtype: str | None = None,
         device: str | torch.device = "cpu",
         skin: float = 0.5,
+        compile: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -62,6 +65,10 @@ class Calculator(_AseCalculator):
         if _DTYPES[dtype] is not None:
             self.potential.to(_DTYPES[dtype])
         self.dtype = self.potential.dtype
+        if compile:
+            if not hasattr(self.potential, "compile_terms"):
+                raise ValueError(f"compile=True needs an nnip Potential or Ensemble, not {type(potential).__name__}")
+            self.potential.compile_terms()
         self.neighbors = VerletNeighborList(self.potential.cutoff, skin, full=not self.potential.pairwise)
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):

@@ -10,6 +10,10 @@ import argparse
 __all__ = ["add_md", "add_relax", "add_analyze", "positive_int"]
 
 
+COMPILE_HELP = ("compile the model with torch.compile: the first step takes up to a few minutes, later ones run "
+                "faster (worth it for long runs; not for oracles)")
+
+
 def positive_int(text: str) -> int:
     """argparse type: an integer >= 1."""
     value = int(text)
@@ -36,12 +40,18 @@ def load_model(text: str, device: str = "cpu"):
     return load(paths[0] if len(paths) == 1 else paths, device=device)
 
 
-def _calculator(model_or_oracle: str, dtype: str | None, device: str = "cpu"):
+def _calculator(model_or_oracle: str, dtype: str | None, device: str = "cpu", compile_terms: bool = False):
     """nnip.Calculator of a model file (or comma-separated files), or the ASE calculator of an oracle name."""
     if model_files(model_or_oracle):
         from nnip.calculator import Calculator
 
-        return Calculator(load_model(model_or_oracle), dtype=dtype, device=device)
+        if compile_terms:
+            print("compiling the model with torch.compile: the first step takes up to a few minutes", flush=True)
+        return Calculator(load_model(model_or_oracle), dtype=dtype, device=device, compile=compile_terms)
+    if compile_terms:
+        from nnip.errors import ConfigError
+
+        raise ConfigError(f"--compile: {model_or_oracle} is an oracle, not a model file; only models compile")
     from nnip.oracles import get_oracle
 
     return get_oracle(model_or_oracle).factory()
@@ -59,7 +69,7 @@ def _md(args: argparse.Namespace) -> int:
     settings = MDSettings(steps=args.steps, timestep=args.timestep, temperature=args.temperature,
                           thermostat=args.thermostat, friction=args.friction, tau=args.tau, pressure=args.pressure,
                           interval=args.interval, seed=args.seed, stop_uncertainty=args.stop_uncertainty)
-    calculator = _calculator(args.model, args.dtype, args.device)
+    calculator = _calculator(args.model, args.dtype, args.device, args.compile)
     atoms = _structure(args.structure)
     bias, observers = _metadynamics(args, atoms) if args.metadynamics else (None, ())
     if bias is not None:
@@ -115,8 +125,8 @@ def _write_free_energy(bias, output: str) -> None:
 def _relax(args: argparse.Namespace) -> int:
     from nnip.md.run import relax
 
-    atoms = relax(_structure(args.structure), _calculator(args.model, args.dtype), args.fmax, args.steps,
-                  args.optimizer, args.cell, args.output)
+    atoms = relax(_structure(args.structure), _calculator(args.model, args.dtype, compile_terms=args.compile),
+                  args.fmax, args.steps, args.optimizer, args.cell, args.output)
     print(f"relaxed: energy {atoms.get_potential_energy():.6f} eV, max force "
           f"{abs(atoms.get_forces()).max():.4f} eV/Å -> {args.output}")
     return 0
@@ -184,6 +194,7 @@ def add_md(commands) -> None:
     md.add_argument("--log", default=None, help="CSV log")
     md.add_argument("--dtype", choices=("float32", "float64"), default=None)
     md.add_argument("--device", default="cpu")
+    md.add_argument("--compile", action="store_true", help=COMPILE_HELP)
     md.set_defaults(run=_md)
 
 
@@ -200,6 +211,7 @@ def add_relax(commands) -> None:
     relax.add_argument("--cell", action="store_true", help="relax the cell too (periodic structures)")
     relax.add_argument("--output", default="relaxed.extxyz")
     relax.add_argument("--dtype", choices=("float32", "float64"), default="float64")
+    relax.add_argument("--compile", action="store_true", help=COMPILE_HELP)
     relax.set_defaults(run=_relax)
 
 

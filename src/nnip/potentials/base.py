@@ -223,6 +223,24 @@ class Potential(nn.Module):
         for term in self.terms:
             term.fit_to_data([(s, e if term.cutoff >= self.cutoff else e.within(term.cutoff)) for s, e in prepared])
 
+    def compile_terms(self) -> "Potential":
+        """Compile the local terms' forward with torch.compile (dynamic shapes) for faster inference; returns self.
+
+        The first call compiles (seconds to minutes; torch caches the generated code on disk,
+        so later processes compile faster), and so does the first with a new dtype, train/eval
+        mode or a graph without edges; later calls with other numbers of atoms and edges reuse
+        the code. Set the number of threads before the first call: the generated code keeps it.
+        With ``create_graph`` (training, attacks) the terms run eagerly, since compiled graphs
+        cannot be differentiated twice. Global terms (Ewald sums, whose sizes follow the cell)
+        stay eager. Compilation is not copied: a deep copy of the potential runs eagerly until
+        compiled again (``nnip.Calculator(..., compile=True)`` compiles its own copy). Energies,
+        forces and stress equal the eager ones to rounding.
+        """
+        for term in self.terms:
+            if not isinstance(term, GlobalTerm):
+                term.compile(dynamic=True)
+        return self
+
     def species(self, atomic_numbers: torch.Tensor) -> torch.Tensor:
         """Atomic numbers (N,) -> species indices (N,); an element the potential lacks raises DataError."""
         species = self.species_of[atomic_numbers.clamp(0, self.species_of.shape[0] - 1)]
@@ -259,10 +277,11 @@ class Potential(nn.Module):
         atomic = self.e0[species] + self.shift
         for term in self.terms:
             term_edges = edges if term.cutoff >= self.cutoff else edges.within(term.cutoff)
+            run = term.forward if create_graph else term  # forward: eager even when compiled (see compile_terms)
             if isinstance(term, GlobalTerm):
-                energies = term(species, term_edges, system).to(torch.float64)
+                energies = run(species, term_edges, system).to(torch.float64)
             else:
-                energies = term(species, term_edges).to(torch.float64)
+                energies = run(species, term_edges).to(torch.float64)
             atomic = atomic + (self.scale * energies if term.dimensionless else energies)
         energy = scatter_sum(atomic, graph.structure_index, graph.n_structures)
         out = {keys.ENERGY: energy, keys.ATOMIC_ENERGIES: atomic, **system.outputs}

@@ -65,6 +65,12 @@ class Ensemble(nn.Module):
     def element_symbols(self) -> list[str]:
         return self.members[0].element_symbols
 
+    def compile_terms(self) -> "Ensemble":
+        """Compile the terms of every member for inference (see Potential.compile_terms); returns self."""
+        for member in self.members:
+            member.compile_terms()
+        return self
+
     def forward(self, graph: AtomicGraph, compute_forces: bool = True, compute_stress: bool = False,
                 create_graph: bool = False) -> dict[str, torch.Tensor]:
         """Mean, ``_var`` and ``_members`` of each output of the members (shapes as Potential, members (M, ...))."""

@@ -1,0 +1,89 @@
+"""torch.compile of a potential's terms (Potential.compile_terms): the same energies, forces, stress
+and training gradients as the eager model, for cells and clusters of other sizes than the first."""
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+import nnip
+from nnip.data import bundled
+from nnip.data.graph import AtomicGraph
+from nnip.potentials import Ensemble, build_potential
+
+pytestmark = pytest.mark.slow  # compiling takes tens of seconds
+
+
+@pytest.fixture(scope="module")
+def models():
+    spec = {"elements": [14], "terms": [{"name": "schnet", "config": {"features": 16, "interactions": 2, "basis": 8}}]}
+    eager = build_potential(spec).double().eval()
+    return eager, copy.deepcopy(eager).compile_terms()
+
+
+def structures():
+    """Two periodic Si cells of different sizes (one rattled) and a cluster cut from one."""
+    crystals = nnip.read(bundled("si_test.extxyz"), index=":2")
+    rattled = crystals[1].copy()
+    rattled.rattle(0.05, seed=3)
+    cluster = crystals[0][:20]
+    cluster.pbc, cluster.cell = False, np.zeros((3, 3))
+    return [crystals[0], rattled, cluster]
+
+
+def graph_of(atoms, potential):
+    return AtomicGraph.from_atoms(atoms, potential.cutoff, dtype=torch.float64)
+
+
+def compiled(potential) -> bool:
+    """True when every term of ``potential`` carries compiled code (Module.compile's private attribute)."""
+    return all(getattr(term, "_compiled_call_impl", None) is not None for term in potential.terms)
+
+
+def test_compiled_terms_give_the_eager_energies_forces_and_stress(models):
+    eager, compiled_potential = models
+    assert compiled(compiled_potential) and not compiled(eager)
+    assert len({len(atoms) for atoms in structures()}) == 3
+    for atoms in structures():
+        graph = graph_of(atoms, eager)
+        periodic = bool(atoms.pbc.all())
+        want = eager(graph, compute_stress=periodic)
+        got = compiled_potential(graph, compute_stress=periodic)
+        torch.testing.assert_close(got["energy"], want["energy"], rtol=1e-12, atol=1e-10)
+        torch.testing.assert_close(got["forces"], want["forces"], rtol=1e-10, atol=1e-10)
+        if periodic:
+            torch.testing.assert_close(got["stress"], want["stress"], rtol=1e-10, atol=1e-12)
+        assert got["forces"].abs().max() > 1e-3  # an untrained model still has forces to compare
+
+
+def test_training_through_a_compiled_potential_runs_eagerly_with_the_same_gradients(models):
+    graph = graph_of(structures()[1], models[0])
+    gradients = []
+    for potential in models:
+        potential.zero_grad()
+        out = potential(graph, compute_forces=True, create_graph=True)
+        (out["energy"].square().sum() + out["forces"].square().sum()).backward()
+        gradients.append([p.grad.clone() for p in potential.parameters()])
+    for want, got in zip(*gradients):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+
+
+def test_calculator_compiles_its_copy_on_request(models):
+    eager, _ = models
+    atoms = structures()[1]
+    calculator = nnip.Calculator(eager, compile=True)
+    assert compiled(calculator.potential) and not compiled(eager)
+    plain = nnip.Calculator(eager).get_forces(atoms)
+    assert np.abs(calculator.get_forces(atoms) - plain).max() < 1e-10
+
+
+def test_global_terms_stay_eager_and_ensembles_compile_every_member():
+    spec = {"elements": [1, 8], "terms": [{"name": "schnet", "config": {"features": 8, "interactions": 1}},
+                                          {"name": "electrostatics", "config": {"features": 8, "interactions": 1}}]}
+    members = [build_potential(spec) for _ in range(2)]
+    Ensemble(members).compile_terms()  # compiles lazily: nothing runs here
+    for member in members:
+        local, ewald = member.terms
+        assert getattr(local, "_compiled_call_impl", None) is not None
+        assert getattr(ewald, "_compiled_call_impl", None) is None
