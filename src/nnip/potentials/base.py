@@ -224,18 +224,23 @@ class Potential(nn.Module):
             term.fit_to_data([(s, e if term.cutoff >= self.cutoff else e.within(term.cutoff)) for s, e in prepared])
 
     def compile_terms(self) -> "Potential":
-        """Compile the local terms' forward with torch.compile (dynamic shapes) for faster inference; returns self.
+        """Freeze the parameters and compile the local terms with torch.compile (dynamic shapes); returns self.
+
+        For inference only: with trainable parameters the compiled backward would also form
+        every parameter's gradient (and torch 2.13's CPU code generator fails on that for a
+        single element), so the parameters stop requiring gradients; train an uncompiled copy.
 
         The first call compiles (seconds to minutes; torch caches the generated code on disk,
         so later processes compile faster), and so does the first with a new dtype, train/eval
         mode or a graph without edges; later calls with other numbers of atoms and edges reuse
         the code. Set the number of threads before the first call: the generated code keeps it.
-        With ``create_graph`` (training, attacks) the terms run eagerly, since compiled graphs
+        With ``create_graph`` (attacks, Hessians) the terms run eagerly, since compiled graphs
         cannot be differentiated twice. Global terms (Ewald sums, whose sizes follow the cell)
         stay eager. Compilation is not copied: a deep copy of the potential runs eagerly until
         compiled again (``nnip.Calculator(..., compile=True)`` compiles its own copy). Energies,
         forces and stress equal the eager ones to rounding.
         """
+        self.requires_grad_(False)
         for term in self.terms:
             if not isinstance(term, GlobalTerm):
                 term.compile(dynamic=True)

@@ -66,7 +66,7 @@ class Ensemble(nn.Module):
         return self.members[0].element_symbols
 
     def compile_terms(self) -> "Ensemble":
-        """Compile the terms of every member for inference (see Potential.compile_terms); returns self."""
+        """Freeze and compile the terms of every member for inference (see Potential.compile_terms); returns self."""
         for member in self.members:
             member.compile_terms()
         return self
