@@ -36,9 +36,13 @@ def graph_of(atoms, potential):
     return AtomicGraph.from_atoms(atoms, potential.cutoff, dtype=torch.float64)
 
 
+def is_compiled(term) -> bool:
+    """True when ``term`` carries compiled code (Module.compile's private attribute)."""
+    return getattr(term, "_compiled_call_impl", None) is not None
+
+
 def compiled(potential) -> bool:
-    """True when every term of ``potential`` carries compiled code (Module.compile's private attribute)."""
-    return all(getattr(term, "_compiled_call_impl", None) is not None for term in potential.terms)
+    return all(is_compiled(term) for term in potential.terms)
 
 
 def test_compiled_terms_give_the_eager_energies_forces_and_stress(models):
@@ -86,5 +90,4 @@ def test_global_terms_stay_eager_and_ensembles_compile_every_member():
     Ensemble(members).compile_terms()  # compiles lazily: nothing runs here
     for member in members:
         local, ewald = member.terms
-        assert getattr(local, "_compiled_call_impl", None) is not None
-        assert getattr(ewald, "_compiled_call_impl", None) is None
+        assert is_compiled(local) and not is_compiled(ewald)
