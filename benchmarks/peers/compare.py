@@ -107,15 +107,13 @@ TRAINABLE = ("schnet", "equivariant", "nequip_s")
 class Worker:
     """A worker process of one package and model, answering timing requests."""
 
-    def __init__(self, package: str, model: dict, allocator: str, compile_nnip: bool = False):
+    def __init__(self, package: str, model: dict, allocator: str):
         env = {**os.environ, "OMP_NUM_THREADS": "2", "PYTHONWARNINGS": "ignore"}
         if allocator == "jemalloc":
             env.update(LD_PRELOAD=JEMALLOC, MALLOC_CONF="dirty_decay_ms:-1,muzzy_decay_ms:-1")
         elif allocator == "glibc-retain":
             env.update(NNIP_PEERS_RETAIN_MEMORY="1")
         python = VENVS[package] / "bin" / "python"
-        if package == "nnip" and compile_nnip:
-            model = {**model, "compile": True}
         self.process = subprocess.Popen([str(python), str(HERE / "worker.py"), package, json.dumps(model)],
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                         text=True, env=env, cwd=ROOT)
@@ -139,7 +137,8 @@ class Worker:
 @contextlib.contextmanager
 def pair_workers(pair: str, allocator: str, compile_nnip: bool = False):
     """The two workers (nnip, peer) of a pair under one allocator setting, closed afterwards."""
-    workers = [Worker(package, model, allocator, compile_nnip) for package, model in PAIRS[pair]]
+    workers = [Worker(package, {**model, "compile": True} if package == "nnip" and compile_nnip else model, allocator)
+               for package, model in PAIRS[pair]]
     try:
         yield workers
     finally:
