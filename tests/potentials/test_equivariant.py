@@ -35,16 +35,24 @@ class TestEquivariantL3Correlation2(PotentialContract):
         return Potential([small_model(l_max=3, hidden_l=2, correlation=2, layers=1)], ELEMENTS, scale=0.3)
 
 
-@pytest.mark.parametrize("make", [lambda: cluster([1, 6, 8], 7, 1.4, seed=3), lambda: periodic_cell([1, 6, 8], 1.4)])
-def test_hidden_irreps_transform_as_declared(make):
+HIDDEN_DEGREES = [{}, {"l_max": 3, "hidden_l": 3, "correlation": 2}, {"l_max": 1, "correlation": 1},
+                  {"l_max": 0, "hidden_l": 0, "correlation": 2}]
+
+
+@pytest.mark.parametrize("overrides", HIDDEN_DEGREES, ids=["l2_hidden1", "l3_hidden3", "l1_corr1", "l0"])
+@pytest.mark.parametrize("make", [lambda: cluster([1, 6, 8], 7, 1.4, seed=3), lambda: periodic_cell([1, 6, 8], 1.4)],
+                         ids=["cluster", "periodic"])
+def test_hidden_irreps_transform_as_declared(make, overrides):
+    """Every layer's features h (N, K, (hidden_l+1)^2) turn with D(R) of 0e + 1o + ... (reflections too)."""
     torch.manual_seed(1)
-    term = small_model().double()
+    term = small_model(**overrides).double()
     atoms = make()
     rotation = random_rotation(seed=7, reflect=True)
     wigner = rotation_matrix_of(term.config.hidden_l, torch.as_tensor(rotation))
     features = term.layer_features(*term_inputs(term, atoms))
     for h, h_turned in zip(features, term.layer_features(*term_inputs(term, rotated(atoms, rotation)))):
-        assert h[:, :, 1:].abs().max() > 1e-3  # the l >= 1 components are not trivially zero
+        for l in range(term.config.hidden_l + 1):  # no degree is trivially zero
+            assert h[:, :, l * l:(l + 1) ** 2].abs().max() > 1e-3
         np.testing.assert_allclose(h_turned.detach(), (h @ wigner.T).detach(), atol=1e-11)
 
 

@@ -140,7 +140,10 @@ class PotentialContract(abc.ABC):
         np.testing.assert_allclose(after["stress"], rotation @ before["stress"] @ rotation.T,
                                    atol=1e-10 * np.abs(before["stress"]).max())
         mol = structures["cluster"]
-        assert evaluate(potential, rotated(mol, rotation))["energy"] == pytest.approx(evaluate(potential, mol)["energy"], rel=1e-10)
+        before, after = evaluate(potential, mol), evaluate(potential, rotated(mol, rotation))
+        assert after["energy"] == pytest.approx(before["energy"], rel=1e-10)
+        np.testing.assert_allclose(after["forces"], before["forces"] @ rotation.T,
+                                   atol=1e-10 * np.abs(before["forces"]).max())
 
     def test_rotation_equivariance_in_float32(self, structures):
         """Forces and stress rotate with the structure (reflections too) to 1e-5 of their size in float32."""
