@@ -80,14 +80,15 @@ JEMALLOC = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
 ALLOCATORS = ("glibc", "glibc-retain", "jemalloc")
 
 
-def structures(folder: Path, sizes: list[int]) -> dict[str, Path]:
-    """name -> extxyz file of one structure."""
+def structures(folder: Path, sizes: list[int], molecules: bool = True) -> dict[str, Path]:
+    """name -> extxyz file of one structure: ethanol and 3BPA (unless ``molecules`` is False), then the Cu cells."""
     out = {}
-    ethanol = molecule("CH3CH2OH")
     from nnip.data import bundled, read
 
-    tbpa = read(bundled("3bpa_train_300K.extxyz"), index="0")[0]
-    cases = {"ethanol (9)": ethanol, f"3BPA ({len(tbpa)})": tbpa}
+    cases = {}
+    if molecules:
+        tbpa = read(bundled("3bpa_train_300K.extxyz"), index="0")[0]
+        cases = {"ethanol (9)": molecule("CH3CH2OH"), f"3BPA ({len(tbpa)})": tbpa}
     for n in sizes:
         repeat = max(2, round(n ** (1 / 3)))  # the 1-atom primitive cell: 64, 512, 4096 atoms exactly
         cell = bulk("Cu", "fcc", a=3.61).repeat(repeat)
@@ -195,6 +196,8 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="+", type=int, default=[64, 512, 4096])
     parser.add_argument("--dtypes", nargs="+", default=["float32", "float64"], choices=("float32", "float64"))
     parser.add_argument("--allocators", nargs="+", default=["glibc"], choices=ALLOCATORS)
+    parser.add_argument("--molecules", action=argparse.BooleanOptionalAction, default=True,
+                        help="include ethanol and 3BPA (--no-molecules: the Cu cells only)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--train", action="store_true", help="time training steps instead of inference")
@@ -213,7 +216,7 @@ def main() -> None:
         compare_training(args)
         return
     with tempfile.TemporaryDirectory() as folder:
-        compare_inference(args, structures(Path(folder), args.sizes))
+        compare_inference(args, structures(Path(folder), args.sizes, args.molecules))
 
 
 if __name__ == "__main__":

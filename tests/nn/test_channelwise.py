@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from nnip.nn.channelwise import Convolution, Coupling, natural_paths
+from nnip.nn.channelwise import Convolution, Coupling, natural_paths, sparse_couplings
 from nnip.nn.irreps import clebsch_gordan
 
 
@@ -53,3 +53,53 @@ def test_layers_keep_float64_tables_exact_after_a_dtype_round_trip():
     layer = Convolution(1, 3, 3).float().double()
     fresh = Convolution(1, 3, 3).double()
     assert torch.equal(layer.table, fresh.table)
+
+
+@pytest.mark.parametrize("degrees", DEGREES + [(0, 0, 2), (1, 0, 3)])
+def test_unrolled_convolution_equals_the_dense_tables_and_the_path_by_path_product(degrees):
+    """The form torch.compile traces (a sum over the nonzero coefficients) gives the eager result,
+    including output degrees that no path reaches (zeros)."""
+    convolution = Convolution(*degrees).double()
+    x, y, w = random_inputs(3, 6, 3, degrees[0], degrees[1], len(convolution.paths), y_channels=False)
+    expected = path_by_path(x, y.unsqueeze(1).expand(-1, 3, -1), w, *degrees).transpose(1, 2)
+    x = x.transpose(1, 2).contiguous()
+    torch.testing.assert_close(convolution.dense(x, y, w), expected, rtol=0, atol=1e-12)
+    torch.testing.assert_close(convolution.unrolled(x, y, w), expected, rtol=0, atol=1e-12)
+
+
+def test_sparse_couplings_hold_every_nonzero_coefficient_once_with_its_path_scale():
+    paths = natural_paths(3, 3, 3)
+    found = {}
+    for d, component in enumerate(sparse_couplings(paths, 3)):
+        for p, by_m1 in component:
+            l1, l2, l3 = paths[p]
+            assert l3**2 <= d < (l3 + 1) ** 2  # a path feeds only its own output degree
+            for m1, pairs in by_m1:
+                for m2, c in pairs:
+                    assert (p, m1, m2, d) not in found
+                    found[(p, m1, m2, d)] = c
+    scales = {l3: math.sqrt((2 * l3 + 1) / sum(q[2] == l3 for q in paths)) for _, _, l3 in paths}
+    expected = {}
+    for p, (l1, l2, l3) in enumerate(paths):
+        cg = clebsch_gordan(l1, l2, l3)
+        for a, b, m in zip(*torch.nonzero(cg.abs() > 1e-12, as_tuple=True)):
+            expected[(p, l1**2 + int(a), l2**2 + int(b), l3**2 + int(m))] = scales[l3] * float(cg[a, b, m])
+    assert found.keys() == expected.keys() and len(found) == 353
+    assert max(abs(found[k] - expected[k]) for k in found) < 1e-15
+
+
+def test_compile_traces_the_unrolled_convolution_without_matrix_products():
+    """What TorchDynamo captures for the edge convolution: elementwise arithmetic only, no table products."""
+    graphs = []
+
+    def capture(graph_module, example_inputs):
+        graphs.append(graph_module)
+        return graph_module.forward
+
+    layer = Convolution(1, 2, 2)
+    x, y, w = torch.randn(5, 4, 3), torch.randn(5, 9), torch.randn(5, len(layer.paths), 3)
+    out = torch.compile(layer, backend=capture, fullgraph=True)(x, y, w)
+    torch.testing.assert_close(out, layer.dense(x, y, w), rtol=1e-5, atol=1e-6)
+    (graph_module,) = graphs
+    targets = {str(node.target) for node in graph_module.graph.nodes if node.op in ("call_function", "call_method")}
+    assert targets and not any(name in target for target in targets for name in ("matmul", "mm")), targets

@@ -5,6 +5,14 @@ table per layer turns the product of two features into all allowed output compon
 once (a few batched matrix products instead of one small kernel per coupling path), which
 is what keeps small molecules fast on a CPU.
 
+Under torch.compile the edge convolution is traced in another form (:meth:`Convolution.unrolled`):
+a sum over the nonzero Clebsch-Gordan coefficients (:func:`sparse_couplings`), 86 multiply-adds
+per edge and channel for l1 <= 1, l2 <= 3 where the dense tables do 352. The compiler fuses them
+into elementwise loops without the (edges x components x channels) intermediates and the many
+tiny batched matrix products of the dense form. Eager PyTorch would run each term as its own
+kernel, so eager (and torch.export) keep the tables. The per-atom products stay dense when
+compiled too: measured on 512 Cu atoms, unrolling them was slower and compiled 2.6x longer.
+
 Only natural couplings (l1, l2) -> l3 with l1 + l2 + l3 even are kept: the product of two
 natural irreps is natural exactly then. Shapes use N rows (atoms or edges), K channels and
 D = (L+1)^2 components.
@@ -19,8 +27,11 @@ from torch import nn
 
 from nnip.nn.irreps import clebsch_gordan
 
-__all__ = ["components", "natural_paths", "ExactConstants", "Coupling", "Convolution", "IrrepsLinear",
-           "ElementIrrepsLinear"]
+__all__ = ["components", "natural_paths", "path_scales", "sparse_couplings", "ExactConstants", "Coupling",
+           "Convolution", "IrrepsLinear", "ElementIrrepsLinear"]
+
+#: the couplings into one output component: (path p, ((m1, ((m2, c), ...)), ...)), ...
+ComponentCouplings = tuple[tuple[int, tuple[tuple[int, tuple[tuple[int, float], ...]], ...]], ...]
 
 
 def components(l_max: int) -> int:
@@ -32,6 +43,34 @@ def natural_paths(l1_max: int, l2_max: int, l_out_max: int) -> list[tuple[int, i
     """Couplings (l1, l2, l3) with |l1 - l2| <= l3 <= min(l1 + l2, l_out_max) and l1 + l2 + l3 even."""
     return [(l1, l2, l3) for l1 in range(l1_max + 1) for l2 in range(l2_max + 1)
             for l3 in range(abs(l1 - l2), min(l1 + l2, l_out_max) + 1) if (l1 + l2 + l3) % 2 == 0]
+
+
+def path_scales(paths: list[tuple[int, int, int]]) -> list[float]:
+    """sqrt((2 l3 + 1) / P_l3) per path, P_l3 the paths into l3: unit-variance inputs give outputs of order one."""
+    fan_in = {l3: sum(p[2] == l3 for p in paths) for _, _, l3 in paths}
+    return [math.sqrt((2 * l3 + 1) / fan_in[l3]) for _, _, l3 in paths]
+
+
+def sparse_couplings(paths: list[tuple[int, int, int]], l_out_max: int) -> list[ComponentCouplings]:
+    """The nonzero scaled coefficients into each output component (index l3^2 + m3 of 0e + ... + l_out_max).
+
+    Component d gets (p, ((m1, ((m2, c), ...)), ...)) per path p into it, so that
+    out[d] = sum_p w_p sum_m1 x[m1] (sum_m2 c y[m2]); m1 and m2 index the whole input layouts
+    and c includes the path scale (:func:`path_scales`).
+    """
+    out: list[list] = [[] for _ in range(components(l_out_max))]
+    for p, ((l1, l2, l3), scale) in enumerate(zip(paths, path_scales(paths))):
+        cg = clebsch_gordan(l1, l2, l3)
+        for m3 in range(2 * l3 + 1):
+            by_m1 = []
+            for a in range(2 * l1 + 1):
+                pairs = tuple((l2**2 + b, float(scale * cg[a, b, m3])) for b in range(2 * l2 + 1)
+                              if abs(cg[a, b, m3]) > 1e-12)
+                if pairs:
+                    by_m1.append((l1**2 + a, pairs))
+            if by_m1:
+                out[l3**2 + m3].append((p, tuple(by_m1)))
+    return [tuple(component) for component in out]
 
 
 class ExactConstants(nn.Module):
@@ -74,15 +113,13 @@ class Coupling(ExactConstants):
         if not self.paths:
             raise ValueError(f"no natural coupling of l <= {l1_max} and l <= {l2_max} reaches l <= {l_out_max}")
         d1, d2, d_out = components(l1_max), components(l2_max), components(l_out_max)
-        fan_in = {l3: sum(p[2] == l3 for p in self.paths) for l3 in range(l_out_max + 1)}
         width = sum(2 * l3 + 1 for _, _, l3 in self.paths)
         table = torch.zeros(d1, d2, width, dtype=torch.float64)
         path_of_column = torch.zeros(width, dtype=torch.long)
         to_output = torch.zeros(width, d_out, dtype=torch.float64)
         column = 0
-        for k, (l1, l2, l3) in enumerate(self.paths):
+        for k, ((l1, l2, l3), scale) in enumerate(zip(self.paths, path_scales(self.paths))):
             n = 2 * l3 + 1
-            scale = math.sqrt((2 * l3 + 1) / fan_in[l3])
             table[l1**2:(l1 + 1) ** 2, l2**2:(l2 + 1) ** 2, column:column + n] = scale * clebsch_gordan(l1, l2, l3)
             path_of_column[column:column + n] = k
             to_output[column:column + n, l3**2:(l3 + 1) ** 2] = torch.eye(n, dtype=torch.float64)
@@ -122,7 +159,7 @@ class Convolution(ExactConstants):
         if not self.paths:
             raise ValueError(f"no natural coupling of l <= {l1_max} and l <= {l2_max} reaches l <= {l_out_max}")
         d2, d_out = components(l2_max), components(l_out_max)
-        fan_in = {l3: sum(p[2] == l3 for p in self.paths) for l3 in range(l_out_max + 1)}
+        scales = path_scales(self.paths)
         # natural_paths orders the paths by l1 first: those from one degree are consecutive
         self.paths_per_degree = [sum(p[0] == l1 for p in self.paths) for l1 in range(l1_max + 1)]
         self.blocks = [(m1, l1) for l1 in range(l1_max + 1) if self.paths_per_degree[l1]
@@ -131,14 +168,20 @@ class Convolution(ExactConstants):
         table = torch.zeros(d2, d_out, sum(self.columns_per_block), dtype=torch.float64)
         column = 0
         for m1, l1 in self.blocks:  # columns of M: (m1, path from l1)
-            for _, l2, l3 in (p for p in self.paths if p[0] == l1):
+            for (_, l2, l3), scale in ((p, s) for p, s in zip(self.paths, scales) if p[0] == l1):
                 cg = clebsch_gordan(l1, l2, l3)[m1 - l1**2]  # (m2, m3)
-                table[l2**2:(l2 + 1) ** 2, l3**2:(l3 + 1) ** 2, column] = math.sqrt((2 * l3 + 1) / fan_in[l3]) * cg
+                table[l2**2:(l2 + 1) ** 2, l3**2:(l3 + 1) ** 2, column] = scale * cg
                 column += 1
         self.columns, self.d_out = column, d_out
         self.register_constant("table", table.reshape(d2, d_out * column))
+        self.couplings = sparse_couplings(self.paths, l_out_max)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        form = self.unrolled if torch.compiler.is_dynamo_compiling() else self.dense
+        return form(x, y, weights)
+
+    def dense(self, x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """The product through the table M and batched matrix products (eager PyTorch and torch.export)."""
         # split (not sliced) operands: the backward of one split is one concatenation, where every slice
         # would add a zero-filled gradient of the whole tensor
         m = (y @ self.table).view(y.shape[0], self.d_out, self.columns).split(self.columns_per_block, dim=2)
@@ -149,6 +192,20 @@ class Convolution(ExactConstants):
             z = w[l1] * xs[m1]
             out = torch.bmm(m_m1, z) if out is None else torch.baddbmm(out, m_m1, z)
         return out
+
+    def unrolled(self, x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """:meth:`dense` as a sum over the nonzero coefficients (the form torch.compile traces)."""
+        xs, ys, ws = x.unbind(1), y.unsqueeze(-1).unbind(1), weights.unbind(1)  # ys: (N, 1) per component
+        return torch.stack([_coupled(component, xs, ys, ws) for component in self.couplings], dim=1)
+
+
+def _coupled(component: ComponentCouplings, xs, ys, ws) -> torch.Tensor:
+    """One output component, sum_p ws[p] sum_m1 xs[m1] (sum_m2 c ys[m2]); zeros where no path reaches it."""
+    total = None
+    for p, by_m1 in component:
+        inner = sum(xs[m1] * sum(c * ys[m2] for m2, c in pairs) for m1, pairs in by_m1)
+        total = ws[p] * inner if total is None else total + ws[p] * inner
+    return torch.zeros_like(xs[0]) if total is None else total
 
 
 class IrrepsLinear(nn.Module):

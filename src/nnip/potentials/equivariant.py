@@ -11,7 +11,8 @@ from an element embedding (scalars only). Each layer t:
 Y are spherical harmonics of the edge direction, R(r) an MLP of radial Bessel functions
 times a polynomial cutoff f_c(r) (one weight per coupling path and channel; the edge sum is
 :class:`nnip.nn.channelwise.Convolution`), (x) the channel-wise tensor product
-(:class:`nnip.nn.channelwise.Coupling`, one fused Clebsch-Gordan table per product), and ``_Z``
+(:class:`nnip.nn.channelwise.Coupling`, one fused Clebsch-Gordan table per product; under
+torch.compile the convolution is traced as a sum over its nonzero coefficients), and ``_Z``
 marks element-dependent weights (one per element, coupling path and channel, as in MACE's
 symmetric contraction). The products B^nu are MACE's higher body
 order: with correlation 3 an atom's energy holds 4-body terms after one layer. They are
