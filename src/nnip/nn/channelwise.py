@@ -177,6 +177,7 @@ class Convolution(ExactConstants):
         self.couplings = sparse_couplings(self.paths, l_out_max)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """:meth:`unrolled` when TorchDynamo traces the layer (torch.compile), :meth:`dense` otherwise."""
         form = self.unrolled if torch.compiler.is_dynamo_compiling() else self.dense
         return form(x, y, weights)
 

@@ -140,10 +140,10 @@ class PotentialContract(abc.ABC):
         np.testing.assert_allclose(after["stress"], rotation @ before["stress"] @ rotation.T,
                                    atol=1e-10 * np.abs(before["stress"]).max())
         mol = structures["cluster"]
-        before, after = evaluate(potential, mol), evaluate(potential, rotated(mol, rotation))
-        assert after["energy"] == pytest.approx(before["energy"], rel=1e-10)
-        np.testing.assert_allclose(after["forces"], before["forces"] @ rotation.T,
-                                   atol=1e-10 * np.abs(before["forces"]).max())
+        mol_before, mol_after = evaluate(potential, mol), evaluate(potential, rotated(mol, rotation))
+        assert mol_after["energy"] == pytest.approx(mol_before["energy"], rel=1e-10)
+        np.testing.assert_allclose(mol_after["forces"], mol_before["forces"] @ rotation.T,
+                                   atol=1e-10 * np.abs(mol_before["forces"]).max())
 
     def test_rotation_equivariance_in_float32(self, structures):
         """Forces and stress rotate with the structure (reflections too) to 1e-5 of their size in float32."""
