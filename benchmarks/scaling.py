@@ -1,26 +1,39 @@
 """Scaling with system size and the fraction of this machine's matmul peak that each model reaches.
 
     python benchmarks/scaling.py [--models lj schnet painn equivariant] [--sizes 100 1000 10000 100000]
+                                 [--dtype float32|float64] [--compile] [--allocator glibc|glibc-retain|jemalloc|all]
 
 For periodic fcc Cu cells of about each size: ms per energy+forces call (neighbour list built
-once, as between rebuilds in MD), the FLOPs of one call counted by torch.utils.flop_counter
+once, as between rebuilds in MD), the FLOPs of one call counted with torch.utils.flop_counter's formulas
 (matrix products and convolutions; element-wise work is not counted, so the fraction is a
 lower bound), and the achieved GFLOP/s as a fraction of the dense float32 matmul peak
-measured in the same run. The scaling exponent is the least-squares slope of log time
-against log atoms over the sizes given. Allocator as the process has it (glibc unless run
-under jemalloc, see README).
+measured in the same run (in the model's dtype). The scaling exponent is the least-squares
+slope of log time against log atoms over the sizes given. Each row runs in a fresh process,
+so its peak RSS is that row's own.
+``--allocator`` reruns the script under each allocator setting (benchmarks/_allocator.py);
+without it the process keeps its own (glibc unless started under jemalloc). ``--compile``
+times the terms compiled (Potential.compile_terms; the warm-up call pays for compiling, and
+FLOPs are then counted on the eager model).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
+import json
+import resource
 import statistics
+import subprocess
+import sys
 import time
 
 import numpy as np
 import torch
 from ase.build import bulk
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import flop_registry
+
+from _allocator import CHOICES, current_allocator, rerun_under_each_allocator
 
 from nnip.data.graph import AtomicGraph
 from nnip.potentials import build_potential
@@ -67,11 +80,59 @@ def time_call(potential, graph, budget: float = 3.0) -> float:
     return statistics.median(times)
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far, MB (Linux reports kB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class MatmulFlops(TorchDispatchMode):
+    """Counts the FLOPs of the ops torch.utils.flop_counter has formulas for (matrix products, convolutions).
+
+    FlopCounterMode itself also decomposes every op it has no formula for, which here about
+    doubled the peak memory of a call; this mode runs each op as it is and only adds up.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.total = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        formula = flop_registry.get(func._overloadpacket)
+        if formula is not None:
+            self.total += formula(*args, **kwargs, out_val=out)
+        return out
+
+
 def flops_of(potential, graph) -> int:
-    counter = FlopCounterMode(display=False)
+    counter = MatmulFlops()
     with counter:
         potential(graph, compute_forces=True)
-    return counter.get_total_flops()
+    return counter.total
+
+
+def measure(model: str, n: int, dtype: torch.dtype, compile: bool) -> dict:
+    """One row: seconds per call, FLOPs per call and peak RSS of this process for ``model`` at ``n`` atoms."""
+    potential = build_potential({"elements": [29], "terms": [MODELS[model]]})
+    potential = (potential if model == "lj" else potential.to(dtype)).eval()
+    timed = copy.deepcopy(potential).compile_terms() if compile else potential
+    atoms = copper(n)
+    graph = AtomicGraph.from_arrays(atoms.positions, atoms.numbers, atoms.cell.array, atoms.pbc,
+                                    potential.cutoff, half_list=potential.pairwise, dtype=potential.dtype)
+    seconds = time_call(timed, graph)
+    return {"atoms": len(atoms), "seconds": seconds, "flops": flops_of(potential, graph), "rss_mb": peak_rss_mb()}
+
+
+def measure_in_child(model: str, n: int, args) -> dict | None:
+    """:func:`measure` in a fresh process, so each row's peak memory is its own; None if it was killed."""
+    command = [sys.executable, __file__, "--one", model, str(n), "--dtype", args.dtype, "--threads", str(args.threads)]
+    done = subprocess.run(command + (["--compile"] if args.compile else []), capture_output=True, text=True)
+    if done.returncode != 0:
+        print(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit status {done.returncode}",
+              file=sys.stderr)
+        return None
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -79,26 +140,38 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--sizes", nargs="+", type=int, default=[100, 1000, 10000, 100000])
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--dtype", choices=["float32", "float64"], default="float32",
+                        help="dtype of the learned models (LJ always runs in float64)")
+    parser.add_argument("--compile", action="store_true", help="time the terms compiled (torch.compile)")
+    parser.add_argument("--allocator", default=None, choices=CHOICES,
+                        help="rerun under these allocator settings (default: as the process was started)")
+    parser.add_argument("--one", nargs=2, metavar=("MODEL", "ATOMS"), help=argparse.SUPPRESS)  # a child's row
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    peak = matmul_peak()
-    print(f"float32 matmul peak {peak:.1f} GFLOP/s on {args.threads} threads, torch {torch.__version__}")
-    print(f"{'model':<13}{'atoms':>8}{'ms/call':>11}{'atoms/s':>11}{'GFLOP/call':>12}{'GFLOP/s':>9}{'of peak':>9}")
+    dtype = getattr(torch, args.dtype)
+    if args.one:
+        current_allocator()  # applies glibc-retain in the process that measures
+        print(json.dumps(measure(args.one[0], int(args.one[1]), dtype, args.compile)))
+        return
+    if args.allocator is not None and rerun_under_each_allocator(args.allocator):
+        return
+    peak = matmul_peak(dtype)
+    print(f"{args.dtype} matmul peak {peak:.1f} GFLOP/s on {args.threads} threads, torch {torch.__version__}, "
+          f"allocator: {current_allocator()}{', compiled' if args.compile else ''}; one process per row")
+    print(f"{'model':<13}{'atoms':>8}{'ms/call':>11}{'atoms/s':>11}{'GFLOP/call':>12}{'GFLOP/s':>9}{'of peak':>9}"
+          f"{'peak RSS MB':>13}")
     for model in args.models:
-        spec = MODELS[model]
-        potential = build_potential({"elements": [29], "terms": [spec]})
-        potential = (potential if model == "lj" else potential.float()).eval()
         sizes, seconds = [], []
-        for n in args.sizes:
-            atoms = copper(n)
-            graph = AtomicGraph.from_arrays(atoms.positions, atoms.numbers, atoms.cell.array, atoms.pbc,
-                                            potential.cutoff, half_list=potential.pairwise, dtype=potential.dtype)
-            t = time_call(potential, graph)
-            flops = flops_of(potential, graph)
-            sizes.append(len(atoms))
+        for n in sorted(args.sizes):
+            row = measure_in_child(model, n, args)
+            if row is None:
+                print(f"{model:<13}{n:>8}  failed (killed: out of memory?)", flush=True)
+                continue
+            t, flops = row["seconds"], row["flops"]
+            sizes.append(row["atoms"])
             seconds.append(t)
-            print(f"{model:<13}{len(atoms):>8}{1000 * t:>11.2f}{len(atoms) / t:>11.0f}{flops / 1e9:>12.3f}"
-                  f"{flops / t / 1e9:>9.2f}{flops / t / 1e9 / peak:>9.1%}", flush=True)
+            print(f"{model:<13}{row['atoms']:>8}{1000 * t:>11.2f}{row['atoms'] / t:>11.0f}{flops / 1e9:>12.3f}"
+                  f"{flops / t / 1e9:>9.2f}{flops / t / 1e9 / peak:>9.1%}{row['rss_mb']:>13.0f}", flush=True)
         if len(sizes) > 1:
             slope = np.polyfit(np.log(sizes), np.log(seconds), 1)[0]
             print(f"{model:<13} scaling exponent {slope:.2f} over {sizes[0]}..{sizes[-1]} atoms", flush=True)

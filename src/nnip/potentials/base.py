@@ -24,6 +24,7 @@ from torch import nn
 from nnip import keys
 from nnip.data.graph import AtomicGraph
 from nnip.errors import DataError
+from nnip.nn.recompute import RECOMPUTE_ABOVE_BYTES
 from nnip.nn.scatter import scatter_sum
 from nnip.potentials.derivatives import energy_derivatives, prepare_inputs
 from nnip.potentials.edges import Edges, build_edges, exporting
@@ -63,6 +64,9 @@ class Term(nn.Module, abc.ABC):
     dimensionless: ClassVar[bool] = False
     #: True for sums of symmetric pair functions, which accept half edge lists (see Edges.half).
     pairwise: ClassVar[bool] = False
+    #: message-passing terms recompute a layer in the backward pass when its largest per-edge tensor
+    #: exceeds this many bytes (nnip.nn.recompute; None: never). A run-time setting, not saved.
+    recompute_above_bytes: int | None = RECOMPUTE_ABOVE_BYTES
 
     def __init__(self, config: Any, elements: Sequence[int]):
         super().__init__()

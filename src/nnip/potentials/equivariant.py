@@ -40,6 +40,7 @@ from nnip.nn.channelwise import Convolution, Coupling, ElementIrrepsLinear, Irre
 from nnip.nn.irreps import spherical_harmonics
 from nnip.nn.mlp import mlp
 from nnip.nn.radial import BesselBasis, polynomial_cutoff
+from nnip.nn.recompute import recompute_if_large
 from nnip.nn.scatter import scatter_sum
 from nnip.potentials.base import Edges, Term
 from nnip.potentials.hyperparameters import check_network_config
@@ -144,8 +145,10 @@ class Equivariant(Term):
         harmonics = self.harmonics(edges.vectors) * polynomial_cutoff(edges.lengths, self.cutoff)[:, None]
         radial = self.basis(edges.lengths)
         out = []
-        for interaction in self.interactions:
-            h = interaction(h, species, harmonics, radial, edges, self.avg_neighbors)
+        edge_bytes = harmonics.shape[0] * harmonics.shape[1] * self.config.channels * harmonics.element_size()
+        for interaction in self.interactions:  # (E, (l_max+1)^2, channels) messages: the largest per-edge tensor
+            h = recompute_if_large(interaction, h, species, harmonics, radial, edges, self.avg_neighbors,
+                                   edge_tensor_bytes=edge_bytes, limit=self.recompute_above_bytes)
             out.append(h)
         return out
 

@@ -29,6 +29,7 @@ from torch import nn
 
 from nnip.nn.mlp import mlp
 from nnip.nn.radial import BesselBasis, cosine_cutoff
+from nnip.nn.recompute import recompute_if_large
 from nnip.nn.scatter import scatter_sum
 from nnip.potentials.base import Edges, Term
 from nnip.potentials.hyperparameters import check_network_config
@@ -117,8 +118,10 @@ class PaiNN(Term):
         unit = edges.vectors / edges.lengths[:, None]
         filters = self.filters(self.basis(edges.lengths)) * cosine_cutoff(edges.lengths, self.cutoff)[:, None]
         filters = torch.split(filters, 3 * s.shape[1], dim=1)
+        edge_bytes = edges.lengths.shape[0] * 3 * s.shape[1] * s.element_size()  # one (E, 3F) tensor
         for k, (message, update) in enumerate(zip(self.messages, self.updates)):
-            ds, dv = message(s, v, filters[min(k, len(filters) - 1)], unit, edges)
+            ds, dv = recompute_if_large(message, s, v, filters[min(k, len(filters) - 1)], unit, edges,
+                                        edge_tensor_bytes=edge_bytes, limit=self.recompute_above_bytes)
             s, v = s + ds, v + dv
             ds, dv = update(s, v)
             s, v = s + ds, v + dv

@@ -25,6 +25,7 @@ from torch import nn
 
 from nnip.nn.mlp import mlp
 from nnip.nn.radial import GaussianBasis, cosine_cutoff
+from nnip.nn.recompute import recompute_if_large
 from nnip.nn.scatter import scatter_sum
 from nnip.potentials.base import Edges, Term
 from nnip.potentials.hyperparameters import check_network_config
@@ -91,7 +92,9 @@ class SchNet(Term):
         rbf = self.basis(edges.lengths)
         envelope = cosine_cutoff(edges.lengths, self.cutoff)
         lone = self.embedding.weight
+        edge_bytes = edges.lengths.shape[0] * x.shape[1] * x.element_size()  # one (E, F) tensor
         for interaction in self.interactions:
-            x = x + interaction(x, rbf, envelope, edges)
+            x = x + recompute_if_large(interaction, x, rbf, envelope, edges, edge_tensor_bytes=edge_bytes,
+                                       limit=self.recompute_above_bytes)
             lone = lone + interaction.lone(lone)
         return (self.readout(x) - self.readout(lone)[species]).squeeze(-1)
