@@ -1,7 +1,8 @@
 """Scaling with system size and the fraction of this machine's matmul peak that each model reaches.
 
     python benchmarks/scaling.py [--models lj schnet painn equivariant] [--sizes 100 1000 10000 100000]
-                                 [--dtype float32|float64] [--compile] [--allocator glibc|glibc-retain|jemalloc|all]
+                                 [--dtype float32|float64] [--compile] [--keep-activations]
+                                 [--allocator glibc|glibc-retain|jemalloc|all] [--timeout SECONDS]
 
 For periodic fcc Cu cells of about each size: ms per energy+forces call (neighbour list built
 once, as between rebuilds in MD), the FLOPs of one call counted with torch.utils.flop_counter's formulas
@@ -9,7 +10,10 @@ once, as between rebuilds in MD), the FLOPs of one call counted with torch.utils
 lower bound), and the achieved GFLOP/s as a fraction of the dense float32 matmul peak
 measured in the same run (in the model's dtype). The scaling exponent is the least-squares
 slope of log time against log atoms over the sizes given. Each row runs in a fresh process,
-so its peak RSS is that row's own.
+so its peak RSS (MiB, of the timed calls) is that row's own. Above a size the message-passing
+layers are recomputed in the backward pass (nnip.nn.recompute): the FLOPs then include the
+recomputation; ``--keep-activations`` turns it off. With ``--compile`` the FLOPs are counted
+on the eager model.
 ``--allocator`` reruns the script under each allocator setting (benchmarks/_allocator.py);
 without it the process keeps its own (glibc unless started under jemalloc). ``--compile``
 times the terms compiled (Potential.compile_terms; the warm-up call pays for compiling, and
@@ -112,27 +116,42 @@ def flops_of(potential, graph) -> int:
     return counter.total
 
 
-def measure(model: str, n: int, dtype: torch.dtype, compile: bool) -> dict:
-    """One row: seconds per call, FLOPs per call and peak RSS of this process for ``model`` at ``n`` atoms."""
+ROW = "row: "  # marks a child's result line
+
+
+def measure(model: str, n: int, dtype: torch.dtype, compile: bool, keep_activations: bool) -> dict:
+    """One row: seconds per call, FLOPs per call and peak RSS of the timed calls for ``model`` at ``n`` atoms."""
     potential = build_potential({"elements": [29], "terms": [MODELS[model]]})
     potential = (potential if model == "lj" else potential.to(dtype)).eval()
+    if keep_activations:
+        for term in potential.terms:
+            term.recompute_above_bytes = None
     timed = copy.deepcopy(potential).compile_terms() if compile else potential
     atoms = copper(n)
     graph = AtomicGraph.from_arrays(atoms.positions, atoms.numbers, atoms.cell.array, atoms.pbc,
                                     potential.cutoff, half_list=potential.pairwise, dtype=potential.dtype)
     seconds = time_call(timed, graph)
-    return {"atoms": len(atoms), "seconds": seconds, "flops": flops_of(potential, graph), "rss_mb": peak_rss_mb()}
+    rss = peak_rss_mb()  # before the eager FLOP-counting call, which may need more with --compile
+    return {"atoms": len(atoms), "seconds": seconds, "flops": flops_of(potential, graph), "rss_mb": rss}
 
 
 def measure_in_child(model: str, n: int, args) -> dict | None:
-    """:func:`measure` in a fresh process, so each row's peak memory is its own; None if it was killed."""
+    """:func:`measure` in a fresh process, so each row's peak memory is its own; None (and why) if it failed."""
     command = [sys.executable, __file__, "--one", model, str(n), "--dtype", args.dtype, "--threads", str(args.threads)]
-    done = subprocess.run(command + (["--compile"] if args.compile else []), capture_output=True, text=True)
-    if done.returncode != 0:
-        print(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit status {done.returncode}",
-              file=sys.stderr)
+    command += ["--compile"] * args.compile + ["--keep-activations"] * args.keep_activations
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=args.timeout)
+    except subprocess.TimeoutExpired:
+        print(f"{model} at {n} atoms: no result within {args.timeout} s", file=sys.stderr)
         return None
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    rows = [line[len(ROW):] for line in done.stdout.splitlines() if line.startswith(ROW)]
+    if done.returncode != 0 or not rows:
+        why = (f"killed by signal {-done.returncode} (SIGKILL: out of memory?)" if done.returncode < 0
+               else f"exit status {done.returncode}")
+        tail = "\n".join(done.stderr.strip().splitlines()[-5:])
+        print(f"{model} at {n} atoms: {why}\n{tail}", file=sys.stderr)
+        return None
+    return json.loads(rows[-1])
 
 
 def main() -> None:
@@ -145,13 +164,16 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="time the terms compiled (torch.compile)")
     parser.add_argument("--allocator", default=None, choices=CHOICES,
                         help="rerun under these allocator settings (default: as the process was started)")
+    parser.add_argument("--keep-activations", action="store_true",
+                        help="never recompute per-edge layers (recompute_above_bytes = None; see nnip.nn.recompute)")
+    parser.add_argument("--timeout", type=float, default=None, help="seconds allowed per row")
     parser.add_argument("--one", nargs=2, metavar=("MODEL", "ATOMS"), help=argparse.SUPPRESS)  # a child's row
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     dtype = getattr(torch, args.dtype)
     if args.one:
         current_allocator()  # applies glibc-retain in the process that measures
-        print(json.dumps(measure(args.one[0], int(args.one[1]), dtype, args.compile)))
+        print(ROW + json.dumps(measure(args.one[0], int(args.one[1]), dtype, args.compile, args.keep_activations)))
         return
     if args.allocator is not None and rerun_under_each_allocator(args.allocator):
         return
@@ -165,7 +187,7 @@ def main() -> None:
         for n in sorted(args.sizes):
             row = measure_in_child(model, n, args)
             if row is None:
-                print(f"{model:<13}{n:>8}  failed (killed: out of memory?)", flush=True)
+                print(f"{model:<13}{n:>8}  failed (see above)", flush=True)
                 continue
             t, flops = row["seconds"], row["flops"]
             sizes.append(row["atoms"])

@@ -9,7 +9,9 @@ import torch
 import nnip
 from nnip.data import bundled
 from nnip.data.graph import AtomicGraph
+from nnip.nn.recompute import RECOMPUTE_ABOVE_BYTES
 from nnip.potentials import build_potential
+from nnip.potentials.schnet import Interaction
 
 MODELS = {
     "schnet": {"features": 16, "interactions": 2, "basis": 8},
@@ -86,10 +88,52 @@ def test_recomputed_layers_keep_far_fewer_activations(name):
     assert recomputed < 0.6 * kept, (recomputed, kept)
 
 
-def test_default_limit_keeps_activations_of_small_systems():
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_default_limit_keeps_activations_of_small_systems(name):
     """Below the default size nothing is recomputed, so ordinary systems pay nothing."""
-    keep, _ = pair("schnet")
+    keep, _ = pair(name)
     default = copy.deepcopy(keep)
-    default.terms[0].recompute_above_bytes = type(default.terms[0]).recompute_above_bytes
+    default.terms[0].recompute_above_bytes = RECOMPUTE_ABOVE_BYTES
     graph = silicon_graph(keep.cutoff)
     assert saved_bytes(default, graph) == saved_bytes(keep, graph)
+
+
+def count_interaction_calls(monkeypatch) -> list[int]:
+    """Count runs of SchNet's interaction blocks (forward passes and recomputations alike)."""
+    calls = [0]
+    original = Interaction.forward
+
+    def counted(self, *args):
+        calls[0] += 1
+        return original(self, *args)
+
+    monkeypatch.setattr(Interaction, "forward", counted)
+    return calls
+
+
+def test_limit_is_the_bytes_of_one_edge_by_features_tensor(monkeypatch):
+    """SchNet recomputes exactly when E x F x itemsize exceeds the limit: each block then runs twice
+    for forces (forward and backward pass), and once at or below the limit."""
+    keep, _ = pair("schnet")
+    graph = silicon_graph(keep.cutoff)
+    edge_bytes = graph.edge_index.shape[1] * MODELS["schnet"]["features"] * 8  # float64
+    calls = count_interaction_calls(monkeypatch)
+    for limit, runs in ((edge_bytes, 1), (edge_bytes - 1, 2)):
+        keep.terms[0].recompute_above_bytes = limit
+        calls[0] = 0
+        keep(graph, compute_forces=True)
+        assert calls[0] == runs * MODELS["schnet"]["interactions"], limit
+
+
+def test_create_graph_and_energy_only_calls_never_recompute(monkeypatch):
+    """Training, attacks and Hessians (create_graph) keep the activations, as do calls without
+    derivatives: recomputing there would only add forward passes."""
+    _, recompute = pair("schnet")
+    graph = silicon_graph(recompute.cutoff)
+    calls = count_interaction_calls(monkeypatch)
+    recompute(graph, compute_forces=True, create_graph=True)
+    assert calls[0] == MODELS["schnet"]["interactions"]
+    calls[0] = 0
+    with torch.no_grad():
+        recompute(graph, compute_forces=False)
+    assert calls[0] == MODELS["schnet"]["interactions"]

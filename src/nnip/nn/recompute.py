@@ -1,30 +1,58 @@
 """Recompute a large per-edge layer in the backward pass instead of keeping its activations.
 
 Forces by autograd keep every intermediate of every message-passing layer until the
-backward pass: for SchNet (64 features) about 7 kB per edge, so 24 GB at 10^5 atoms of
-fcc Cu. Run through :func:`recompute_if_large`, a layer whose per-edge activations
-exceed a size keeps only its inputs and runs again during the backward pass (activation
-checkpointing, ``torch.utils.checkpoint`` without re-entrance, so ``torch.autograd.grad``
-and ``create_graph`` work). Results are the same to rounding; the price is one more
-forward pass of those layers, paid only above the size. Compiled terms
-(``Potential.compile_terms``) keep their activations.
+backward pass: for SchNet (64 features, float32) about 6 kB per edge, so more than 23 GB
+at 10^5 atoms of fcc Cu. Run through :func:`recompute_if_large`, a layer whose per-edge
+activations exceed a size keeps only its inputs and runs again during the backward pass
+(activation checkpointing, ``torch.utils.checkpoint`` without re-entrance). Results are
+the same to rounding; the price is one more forward pass of those layers, paid only above
+the size and only for plain energy/force/stress evaluation: under :func:`keep_activations`
+(which ``Potential.forward`` enters for ``create_graph``, i.e. training, attacks and
+Hessians, where every further backward pass would recompute again and the first pass's
+activations stay alive anyway) and in compiled or exported terms, activations are kept.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import contextvars
+import os
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
 from torch.utils.checkpoint import checkpoint
 
-__all__ = ["RECOMPUTE_ABOVE_BYTES", "recompute_if_large"]
+__all__ = ["RECOMPUTE_ABOVE_BYTES", "keep_activations", "recompute_if_large"]
 
-#: default of ``Term.recompute_above_bytes``: recompute a layer whose largest per-edge tensor
-#: exceeds this many bytes. 512 MiB is 2 x 10^6 edges x 64 float32 features: SchNet 64 recomputes
-#: above about 5 x 10^4 atoms of fcc Cu at a 5 Å cutoff (45 neighbours each), PaiNN 64 above
-#: 1.6 x 10^4, the equivariant model with 32 channels and l_max 2 above 6 x 10^3.
-RECOMPUTE_ABOVE_BYTES = 512 * 2**20
+
+def _physical_memory() -> int | None:
+    """Bytes of RAM of this machine (None where the OS does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+#: default of ``Term.recompute_above_bytes``: recompute a layer whose largest per-edge tensor exceeds
+#: 1/32 of the machine's RAM (512 MiB where it is unknown). A model keeps tens of such tensors
+#: (layers x intermediates), so above this its activations approach the machine's memory. On a
+#: 23.6 GiB machine (0.74 GiB) with fcc Cu at a 5 Å cutoff (43 neighbours per atom), float32:
+#: SchNet 64 recomputes above about 7 x 10^4 atoms, PaiNN 64 (filters E x 3F) above 2.4 x 10^4,
+#: the equivariant model with 32 channels and l_max 2 (messages E x 9 x 32) above 1.6 x 10^4.
+RECOMPUTE_ABOVE_BYTES = (_physical_memory() or 16 * 2**30) // 32
+
+_KEEPING = contextvars.ContextVar("nnip_keep_activations", default=False)
+
+
+@contextlib.contextmanager
+def keep_activations() -> Iterator[None]:
+    """Within this block no layer is recomputed, whatever its size."""
+    token = _KEEPING.set(True)
+    try:
+        yield
+    finally:
+        _KEEPING.reset(token)
 
 
 def recompute_if_large(layer: Callable[..., Any], *args, edge_tensor_bytes: int,
@@ -37,7 +65,7 @@ def recompute_if_large(layer: Callable[..., Any], *args, edge_tensor_bytes: int,
         limit: the size above which to recompute; None never recomputes, 0 always does.
     """
     # compiling or exporting first: comparing the symbolic size would add a guard on the number of edges
-    if (limit is None or torch.compiler.is_compiling() or not torch.is_grad_enabled()
+    if (limit is None or torch.compiler.is_compiling() or _KEEPING.get() or not torch.is_grad_enabled()
             or edge_tensor_bytes <= limit):
         return layer(*args)
     return checkpoint(layer, *args, use_reentrant=False, preserve_rng_state=False)

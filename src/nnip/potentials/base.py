@@ -12,6 +12,7 @@ forces, stress and virial by one autograd call (``derivatives.py``).
 from __future__ import annotations
 
 import abc
+import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
@@ -24,7 +25,7 @@ from torch import nn
 from nnip import keys
 from nnip.data.graph import AtomicGraph
 from nnip.errors import DataError
-from nnip.nn.recompute import RECOMPUTE_ABOVE_BYTES
+from nnip.nn.recompute import RECOMPUTE_ABOVE_BYTES, keep_activations
 from nnip.nn.scatter import scatter_sum
 from nnip.potentials.derivatives import energy_derivatives, prepare_inputs
 from nnip.potentials.edges import Edges, build_edges, exporting
@@ -240,7 +241,8 @@ class Potential(nn.Module):
         the code. Set the number of threads before the first call: the generated code keeps it.
         With ``create_graph`` (attacks, Hessians) the terms run eagerly, since compiled graphs
         cannot be differentiated twice. Global terms (Ewald sums, whose sizes follow the cell)
-        stay eager. Compilation is not copied: a deep copy of the potential runs eagerly until
+        stay eager. Compiled terms keep all their activations (no ``recompute_above_bytes``), so
+        very large systems need more memory compiled than eager. Compilation is not copied: a deep copy of the potential runs eagerly until
         compiled again (``nnip.Calculator(..., compile=True)`` compiles its own copy). Energies,
         forces and stress equal the eager ones to rounding.
         """
@@ -284,14 +286,15 @@ class Potential(nn.Module):
         system = System(inputs.positions, inputs.cell, graph.pbc, graph.structure_index, graph.n_atoms,
                         graph.total_charge)
         atomic = self.e0[species] + self.shift
-        for term in self.terms:
-            term_edges = edges if term.cutoff >= self.cutoff else edges.within(term.cutoff)
-            run = term.forward if create_graph else term  # forward: eager even when compiled (see compile_terms)
-            if isinstance(term, GlobalTerm):
-                energies = run(species, term_edges, system).to(torch.float64)
-            else:
-                energies = run(species, term_edges).to(torch.float64)
-            atomic = atomic + (self.scale * energies if term.dimensionless else energies)
+        with keep_activations() if create_graph else contextlib.nullcontext():  # see nnip.nn.recompute
+            for term in self.terms:
+                term_edges = edges if term.cutoff >= self.cutoff else edges.within(term.cutoff)
+                run = term.forward if create_graph else term  # forward: eager even when compiled (compile_terms)
+                if isinstance(term, GlobalTerm):
+                    energies = run(species, term_edges, system).to(torch.float64)
+                else:
+                    energies = run(species, term_edges).to(torch.float64)
+                atomic = atomic + (self.scale * energies if term.dimensionless else energies)
         energy = scatter_sum(atomic, graph.structure_index, graph.n_structures)
         out = {keys.ENERGY: energy, keys.ATOMIC_ENERGIES: atomic, **system.outputs}
         out.update(energy_derivatives(energy, inputs, graph, compute_forces, compute_stress, create_graph))

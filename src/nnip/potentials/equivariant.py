@@ -104,6 +104,9 @@ class Interaction(nn.Module):
             self.product_weights.append(nn.Parameter(torch.randn(n_elements, len(self.products[-1].paths), k)))
         self.message = IrrepsLinear(k * config.correlation, k, hidden_l, hidden_l)
         self.skip = ElementIrrepsLinear(k, k, l_in, hidden_l, n_elements)
+        conv = self.convolution  # numbers per edge of the largest per-edge tensor: messages, radial weights,
+        # the convolution's table product, or the radial network's hidden layer
+        self.edge_width = max(conv.d_out * k, len(conv.paths) * k, conv.d_out * conv.columns, config.radial_hidden)
 
     def forward(self, h: torch.Tensor, species: torch.Tensor, harmonics: torch.Tensor, radial: torch.Tensor,
                 edges: Edges, avg_neighbors: torch.Tensor) -> torch.Tensor:
@@ -145,8 +148,8 @@ class Equivariant(Term):
         harmonics = self.harmonics(edges.vectors) * polynomial_cutoff(edges.lengths, self.cutoff)[:, None]
         radial = self.basis(edges.lengths)
         out = []
-        edge_bytes = harmonics.shape[0] * harmonics.shape[1] * self.config.channels * harmonics.element_size()
-        for interaction in self.interactions:  # (E, (l_max+1)^2, channels) messages: the largest per-edge tensor
+        edge_bytes = harmonics.shape[0] * max(i.edge_width for i in self.interactions) * harmonics.element_size()
+        for interaction in self.interactions:
             h = recompute_if_large(interaction, h, species, harmonics, radial, edges, self.avg_neighbors,
                                    edge_tensor_bytes=edge_bytes, limit=self.recompute_above_bytes)
             out.append(h)

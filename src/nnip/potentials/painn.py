@@ -116,16 +116,25 @@ class PaiNN(Term):
         s = self.embedding(species)
         v = s.new_zeros((s.shape[0], 3, s.shape[1]))
         unit = edges.vectors / edges.lengths[:, None]
-        filters = self.filters(self.basis(edges.lengths)) * cosine_cutoff(edges.lengths, self.cutoff)[:, None]
-        filters = torch.split(filters, 3 * s.shape[1], dim=1)
+        basis = self.basis(edges.lengths)
+        envelope = cosine_cutoff(edges.lengths, self.cutoff)[:, None]
         edge_bytes = edges.lengths.shape[0] * 3 * s.shape[1] * s.element_size()  # one (E, 3F) tensor
-        for k, (message, update) in enumerate(zip(self.messages, self.updates)):
-            ds, dv = recompute_if_large(message, s, v, filters[min(k, len(filters) - 1)], unit, edges,
+        for k, update in enumerate(self.updates):
+            ds, dv = recompute_if_large(self._message, k, s, v, basis, envelope, unit, edges,
                                         edge_tensor_bytes=edge_bytes, limit=self.recompute_above_bytes)
             s, v = s + ds, v + dv
             ds, dv = update(s, v)
             s, v = s + ds, v + dv
         return s, v
+
+    def _message(self, k: int, s: torch.Tensor, v: torch.Tensor, basis: torch.Tensor, envelope: torch.Tensor,
+                 unit: torch.Tensor, edges: Edges) -> tuple[torch.Tensor, torch.Tensor]:
+        """Block k's message with its filters W_k(r) f_c(r) (E, 3F), formed here so that a recomputed
+        block (nnip.nn.recompute) does not keep them either."""
+        width = 3 * s.shape[1]
+        rows = slice(0, width) if self.config.shared_filters else slice(k * width, (k + 1) * width)
+        filters = nn.functional.linear(basis, self.filters.weight[rows], self.filters.bias[rows]) * envelope
+        return self.messages[k](s, v, filters, unit, edges)
 
     def lone_scalars(self) -> torch.Tensor:
         """Scalars of a lone atom of each element (the representation without edges: no messages, only
