@@ -5,15 +5,14 @@
                                  [--allocator glibc|glibc-retain|jemalloc|all] [--timeout SECONDS]
 
 For periodic fcc Cu cells of about each size: ms per energy+forces call (neighbour list built
-once, as between rebuilds in MD), the FLOPs of one call counted with torch.utils.flop_counter's formulas
-(matrix products and convolutions; element-wise work is not counted, so the fraction is a
-lower bound), and the achieved GFLOP/s as a fraction of the dense float32 matmul peak
-measured in the same run (in the model's dtype). The scaling exponent is the least-squares
-slope of log time against log atoms over the sizes given. Each row runs in a fresh process,
-so its peak RSS (MiB, of the timed calls) is that row's own. Above a size the message-passing
-layers are recomputed in the backward pass (nnip.nn.recompute): the FLOPs then include the
-recomputation; ``--keep-activations`` turns it off. With ``--compile`` the FLOPs are counted
-on the eager model.
+once, as between rebuilds in MD), the FLOPs of one call counted with torch.utils.flop_counter's
+formulas (matrix products and convolutions; element-wise work is not counted, so the fraction
+is a lower bound), and the achieved GFLOP/s as a fraction of the dense matmul peak in the
+model's dtype, measured in the same run. The scaling exponent is the least-squares slope of
+log time against log atoms over the sizes given. Each row runs in a fresh process, so its
+peak RSS (MiB, of the timed calls) is that row's own. Above a size the message-passing layers
+are recomputed in the backward pass (nnip.nn.recompute): the FLOPs then include the
+recomputation; ``--keep-activations`` turns it off.
 ``--allocator`` reruns the script under each allocator setting (benchmarks/_allocator.py);
 without it the process keeps its own (glibc unless started under jemalloc). ``--compile``
 times the terms compiled (Potential.compile_terms; the warm-up call pays for compiling, and
@@ -85,7 +84,7 @@ def time_call(potential, graph, budget: float = 3.0) -> float:
 
 
 def peak_rss_mb() -> float:
-    """This process's peak resident memory so far, MB (Linux reports kB)."""
+    """This process's peak resident memory so far, MiB (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

@@ -242,9 +242,10 @@ class Potential(nn.Module):
         With ``create_graph`` (attacks, Hessians) the terms run eagerly, since compiled graphs
         cannot be differentiated twice. Global terms (Ewald sums, whose sizes follow the cell)
         stay eager. Compiled terms keep all their activations (no ``recompute_above_bytes``), so
-        very large systems need more memory compiled than eager. Compilation is not copied: a deep copy of the potential runs eagerly until
-        compiled again (``nnip.Calculator(..., compile=True)`` compiles its own copy). Energies,
-        forces and stress equal the eager ones to rounding.
+        very large systems need more memory compiled than eager. Compilation is not copied: a
+        deep copy of the potential runs eagerly until compiled again
+        (``nnip.Calculator(..., compile=True)`` compiles its own copy). Energies, forces and
+        stress equal the eager ones to rounding.
         """
         self.requires_grad_(False)
         for term in self.terms:

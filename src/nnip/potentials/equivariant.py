@@ -104,8 +104,9 @@ class Interaction(nn.Module):
             self.product_weights.append(nn.Parameter(torch.randn(n_elements, len(self.products[-1].paths), k)))
         self.message = IrrepsLinear(k * config.correlation, k, hidden_l, hidden_l)
         self.skip = ElementIrrepsLinear(k, k, l_in, hidden_l, n_elements)
-        conv = self.convolution  # numbers per edge of the largest per-edge tensor: messages, radial weights,
-        # the convolution's table product, or the radial network's hidden layer
+        # numbers per edge of the largest per-edge tensor (for nnip.nn.recompute): the messages, the radial
+        # weights, the convolution's table product or the radial network's hidden layer
+        conv = self.convolution
         self.edge_width = max(conv.d_out * k, len(conv.paths) * k, conv.d_out * conv.columns, config.radial_hidden)
 
     def forward(self, h: torch.Tensor, species: torch.Tensor, harmonics: torch.Tensor, radial: torch.Tensor,
