@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from nnip.nn.lone import with_lone_atoms
 from nnip.potentials import Potential
 from nnip.potentials.painn import PaiNN, PaiNNConfig
 from nnip.testing import PotentialContract, cluster, periodic_cell
@@ -46,9 +47,12 @@ def test_hidden_vectors_rotate_and_scalars_stay(make):
     np.testing.assert_allclose(v_turned.detach(), expected.detach(), atol=1e-12)
 
 
-def test_lone_scalars_equal_the_representation_without_edges():
+def test_appended_lone_atoms_equal_the_representation_without_edges():
     torch.manual_seed(2)
     term = small_painn().double()
     species, edges = term_inputs(term, cluster([1, 6, 8], 5, 1.4, seed=1))
-    expected = term.representation(torch.arange(3), edges.empty())[0]
-    torch.testing.assert_close(term.lone_scalars(), expected, rtol=0, atol=1e-14)
+    s, v = term.representation(with_lone_atoms(species, 3), edges)
+    expected_s, expected_v = term.representation(torch.arange(3), edges.empty())
+    torch.testing.assert_close(s[len(species):], expected_s, rtol=0, atol=1e-14)
+    torch.testing.assert_close(v[len(species):], expected_v, rtol=0, atol=0)
+    assert (s[:len(species)] - s[species + len(species)]).abs().max() > 1e-3  # the real atoms did get messages

@@ -18,7 +18,7 @@ def cosine_cutoff(r: torch.Tensor, cutoff: float) -> torch.Tensor:
 
     Reference: J. Behler, J. Chem. Phys. 134, 074106 (2011), Eq. 4.
     """
-    return torch.where(r < cutoff, 0.5 * torch.cos(math.pi * r / cutoff) + 0.5, torch.zeros_like(r))
+    return (0.5 * torch.cos(r * (math.pi / cutoff)) + 0.5) * (r < cutoff)  # a mask product: fewer ops than where
 
 
 def polynomial_cutoff(r: torch.Tensor, cutoff: float, p: int = 6) -> torch.Tensor:
@@ -33,7 +33,7 @@ def polynomial_cutoff(r: torch.Tensor, cutoff: float, p: int = 6) -> torch.Tenso
     series = torch.full_like(x, 0.5 * p * (p + 1))
     for k in range(p - 2, -1, -1):  # Horner
         series = series * x + 0.5 * (k + 1) * (k + 2)
-    return torch.where(r < cutoff, (1.0 - x) ** 3 * series, torch.zeros_like(r))
+    return (1.0 - x) ** 3 * series  # exactly zero, with zero slope, from r_c on (x is clamped at 1)
 
 
 class GaussianBasis(nn.Module):
@@ -54,11 +54,10 @@ class GaussianBasis(nn.Module):
     def forward(self, r: torch.Tensor) -> torch.Tensor:
         """(E,) Å -> (E, K).
 
-        Values below exp(-50) ~ 2e-22 are set to exactly zero: in float32 the far tails would
-        be denormal numbers, which make every later product on the CPU several times slower.
+        Values stop at exp(-50) ~ 2e-22 (with zero slope) further out: in float32 the far tails
+        would be denormal numbers, which make every later product on the CPU several times slower.
         """
-        exponent = self.gamma * (r[:, None] - self.centers) ** 2
-        return torch.where(exponent < 50.0, torch.exp(-exponent.clamp(max=50.0)), torch.zeros_like(exponent))
+        return torch.exp((-self.gamma * (r[:, None] - self.centers) ** 2).clamp(min=-50.0))
 
 
 class BesselBasis(nn.Module):

@@ -13,8 +13,9 @@ W(r) = Dense(Bessel(r)) f_c(r):
 
 U and V mix channels only (no bias), so v_i stays a vector: rotating (or reflecting) the
 structure by R maps v_i to R v_i and leaves s_i unchanged. s_lone(Z) are the scalars of an
-atom without neighbours, so a lone atom contributes exactly zero (its energy is E0), as in
-:mod:`nnip.potentials.schnet`. e_i is dimensionless (the Potential scales it).
+atom without neighbours (computed in the same pass, see nnip.nn.lone), so a lone atom
+contributes exactly zero (its energy is E0), as in :mod:`nnip.potentials.schnet`. e_i is
+dimensionless (the Potential scales it).
 
 Reference: K. T. Schutt, O. T. Unke, M. Gastegger, ICML 2021, PMLR 139, 9377.
 """
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from nnip.nn.lone import relative_to_lone, with_lone_atoms
 from nnip.nn.mlp import mlp
 from nnip.nn.radial import BesselBasis, cosine_cutoff
 from nnip.nn.recompute import recompute_if_large
@@ -112,7 +114,10 @@ class PaiNN(Term):
         self.readout = mlp([features, features // 2 or 1, 1], config.activation)
 
     def representation(self, species: torch.Tensor, edges: Edges) -> tuple[torch.Tensor, torch.Tensor]:
-        """Final features: scalars (N, F) and vectors (N, 3, F) that rotate with the structure."""
+        """Final features: scalars (N, F) and vectors (N, 3, F) that rotate with the structure.
+
+        Atoms that no edge touches (the lone atoms of nnip.nn.lone) get no messages.
+        """
         s = self.embedding(species)
         v = s.new_zeros((s.shape[0], 3, s.shape[1]))
         unit = edges.vectors / edges.lengths[:, None]
@@ -136,16 +141,6 @@ class PaiNN(Term):
         filters = nn.functional.linear(basis, self.filters.weight[rows], self.filters.bias[rows]) * envelope
         return self.messages[k](s, v, filters, unit, edges)
 
-    def lone_scalars(self) -> torch.Tensor:
-        """Scalars of a lone atom of each element (the representation without edges: no messages, only
-        the updates). Shape (S, F)."""
-        s = self.embedding.weight
-        v = s.new_zeros((s.shape[0], 3, s.shape[1]))
-        for update in self.updates:
-            ds, dv = update(s, v)
-            s, v = s + ds, v + dv
-        return s
-
     def forward(self, species: torch.Tensor, edges: Edges) -> torch.Tensor:
-        s, _ = self.representation(species, edges)
-        return (self.readout(s) - self.readout(self.lone_scalars())[species]).squeeze(-1)
+        s, _ = self.representation(with_lone_atoms(species, len(self.elements)), edges)  # see nnip.nn.lone
+        return relative_to_lone(self.readout(s).squeeze(-1), species)

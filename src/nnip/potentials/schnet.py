@@ -7,10 +7,10 @@
 
 with rbf a Gaussian basis, ssp the shifted softplus and f_c the cosine cutoff, so the
 energy is smooth where neighbours cross the cutoff. x_lone^T(Z) are the features of an
-atom of element Z without neighbours, so a lone atom contributes exactly zero and its
-energy is the reference E0 (per element, cheap: one row per element). e_i is dimensionless: the
-Potential multiplies it by ``scale`` (the force RMS of the training data) and adds E0 and
-``shift``.
+atom of element Z without neighbours (computed in the same pass as the atoms, see
+nnip.nn.lone), so a lone atom contributes exactly zero and its energy is the reference E0.
+e_i is dimensionless: the Potential multiplies it by ``scale`` (the force RMS of the
+training data) and adds E0 and ``shift``.
 
 References: K. T. Schutt et al., NeurIPS 30 (2017); J. Chem. Phys. 148, 241722 (2018).
 """
@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from nnip.nn.lone import relative_to_lone, with_lone_atoms
 from nnip.nn.mlp import mlp
 from nnip.nn.radial import GaussianBasis, cosine_cutoff
 from nnip.nn.recompute import recompute_if_large
@@ -66,10 +67,6 @@ class Interaction(nn.Module):
         messages = self.in2f(x).index_select(0, edges.neighbor) * weights  # backward: one index_add
         return self.f2out(scatter_sum(messages, edges.center, x.shape[0]))
 
-    def lone(self, x: torch.Tensor) -> torch.Tensor:
-        """The update of atoms without neighbours (no messages). Shapes: (S, F) -> (S, F)."""
-        return self.f2out(torch.zeros_like(x))
-
 
 class SchNet(Term):
     """SchNet atomic energies (dimensionless); see the module docstring."""
@@ -88,13 +85,11 @@ class SchNet(Term):
         self.readout = mlp([config.features, config.features // 2 or 1, 1], config.activation)
 
     def forward(self, species: torch.Tensor, edges: Edges) -> torch.Tensor:
-        x = self.embedding(species)
+        x = self.embedding(with_lone_atoms(species, len(self.elements)))  # lone atoms: nnip.nn.lone
         rbf = self.basis(edges.lengths)
         envelope = cosine_cutoff(edges.lengths, self.cutoff)
-        lone = self.embedding.weight
         edge_bytes = edges.lengths.shape[0] * x.shape[1] * x.element_size()  # one (E, F) tensor
         for interaction in self.interactions:
             x = x + recompute_if_large(interaction, x, rbf, envelope, edges, edge_tensor_bytes=edge_bytes,
                                        limit=self.recompute_above_bytes)
-            lone = lone + interaction.lone(lone)
-        return (self.readout(x) - self.readout(lone)[species]).squeeze(-1)
+        return relative_to_lone(self.readout(x).squeeze(-1), species)
