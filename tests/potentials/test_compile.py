@@ -110,3 +110,28 @@ def test_global_terms_stay_eager_and_ensembles_compile_every_member():
     for member in members:
         local, ewald = member.terms
         assert is_compiled(local) and not is_compiled(ewald)
+
+
+@pytest.fixture
+def two_threads():
+    """Two threads: the generated CPU code differs from the single-threaded code that tests run otherwise."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("name", ["schnet", "painn"])
+def test_compiled_float32_models_of_one_element_match_eager(name, two_threads):
+    """float32 on two threads, as inference runs: its vectorised, parallel CPU code is generated
+    differently from float64's, and a single element makes the lone-atom table (nnip.nn.lone) one
+    row (torch 2.13's code generator failed on an earlier form of that gather)."""
+    spec = {"elements": [14], "terms": [{"name": name, "config": {"features": 16, "interactions": 2, "basis": 8}}]}
+    eager = build_potential(spec).float().eval()
+    compiled_potential = copy.deepcopy(eager).compile_terms()
+    for atoms in structures()[1:]:
+        graph = AtomicGraph.from_atoms(atoms, eager.cutoff, dtype=torch.float32)
+        want, got = eager(graph), compiled_potential(graph)
+        torch.testing.assert_close(got["energy"], want["energy"], rtol=1e-5, atol=1e-4)
+        torch.testing.assert_close(got["forces"], want["forces"], rtol=1e-4, atol=1e-5)
+        assert got["forces"].abs().max() > 1e-3
