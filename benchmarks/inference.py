@@ -53,7 +53,8 @@ def potential_for(model: str, elements, dtype):
     spec = MODELS[model]
     terms = spec if isinstance(spec, list) else [spec]
     terms = [{"name": t["name"], "config": {k: v for k, v in t.items() if k != "name"}} for t in terms]
-    return build_potential({"elements": elements, "terms": terms}).to(dtype).eval()
+    # frozen, as nnip.Calculator runs a model: forces need gradients by the positions only
+    return build_potential({"elements": elements, "terms": terms}).to(dtype).eval().requires_grad_(False)
 
 
 def main() -> None:

@@ -121,7 +121,8 @@ ROW = "row: "  # marks a child's result line
 def measure(model: str, n: int, dtype: torch.dtype, compile: bool, keep_activations: bool) -> dict:
     """One row: seconds per call, FLOPs per call and peak RSS of the timed calls for ``model`` at ``n`` atoms."""
     potential = build_potential({"elements": [29], "terms": [MODELS[model]]})
-    potential = (potential if model == "lj" else potential.to(dtype)).eval()
+    # frozen, as nnip.Calculator runs a model: forces need gradients by the positions only
+    potential = (potential if model == "lj" else potential.to(dtype)).eval().requires_grad_(False)
     if keep_activations:
         for term in potential.terms:
             term.recompute_above_bytes = None

@@ -32,7 +32,7 @@ class Calculator(_AseCalculator):
     the three components) and ``max_force_std`` (eV/Å).
 
     Args:
-        potential: the model; the calculator works on its own copy (in ``dtype``).
+        potential: the model; the calculator works on its own copy (in ``dtype``, parameters frozen).
         dtype: "float32" or "float64"; None keeps the potential's dtype.
         device: torch device for the computation.
         skin: Verlet skin, Å: the neighbour list is rebuilt only when an atom moved more
@@ -61,7 +61,8 @@ class Calculator(_AseCalculator):
         if dtype not in _DTYPES:
             raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
         self.device = torch.device(device)
-        self.potential = copy.deepcopy(potential).to(self.device).eval()
+        # frozen: forces need gradients by the positions only, and autograd then keeps fewer tensors
+        self.potential = copy.deepcopy(potential).to(self.device).eval().requires_grad_(False)
         if _DTYPES[dtype] is not None:
             self.potential.to(_DTYPES[dtype])
         self.dtype = self.potential.dtype

@@ -98,31 +98,52 @@ def test_default_limit_keeps_activations_of_small_systems(name):
     assert saved_bytes(default, graph) == saved_bytes(keep, graph)
 
 
-def count_interaction_calls(monkeypatch) -> list[int]:
-    """Count runs of SchNet's interaction blocks (forward passes and recomputations alike)."""
-    calls = [0]
-    original = Interaction.forward
+def count_interaction_calls(monkeypatch) -> dict[str, int]:
+    """Count runs of SchNet's interaction blocks and of their convolutions (forward passes and
+    recomputations alike)."""
+    calls = {"forward": 0, "convolve": 0}
+    for method in calls:
+        original = getattr(Interaction, method)
 
-    def counted(self, *args):
-        calls[0] += 1
-        return original(self, *args)
+        def counted(self, *args, _original=original, _method=method):
+            calls[_method] += 1
+            return _original(self, *args)
 
-    monkeypatch.setattr(Interaction, "forward", counted)
+        monkeypatch.setattr(Interaction, method, counted)
     return calls
 
 
+def schnet_edge_bytes(graph) -> int:
+    return graph.edge_index.shape[1] * MODELS["schnet"]["features"] * 8  # one (E, F) float64 tensor
+
+
 def test_limit_is_the_bytes_of_one_edge_by_features_tensor(monkeypatch):
-    """SchNet recomputes exactly when E x F x itemsize exceeds the limit: each block then runs twice
-    for forces (forward and backward pass), and once at or below the limit."""
+    """SchNet recomputes a block's convolution exactly when E x F x itemsize exceeds the limit, and
+    the whole block (filter network included) above 1.5 times the limit. What is recomputed runs
+    twice for forces (forward and backward pass); nested recomputation does not happen."""
     keep, _ = pair("schnet")
     graph = silicon_graph(keep.cutoff)
-    edge_bytes = graph.edge_index.shape[1] * MODELS["schnet"]["features"] * 8  # float64
+    edge_bytes = schnet_edge_bytes(graph)
     calls = count_interaction_calls(monkeypatch)
-    for limit, runs in ((edge_bytes, 1), (edge_bytes - 1, 2)):
+    blocks = MODELS["schnet"]["interactions"]
+    cases = ((edge_bytes, 1, 1), (edge_bytes - 1, 1, 2), (edge_bytes * 2 // 3 + 1, 1, 2), (edge_bytes * 2 // 3 - 1, 2, 2))
+    for limit, block_runs, convolution_runs in cases:
         keep.terms[0].recompute_above_bytes = limit
-        calls[0] = 0
+        calls.update(forward=0, convolve=0)
         keep(graph, compute_forces=True)
-        assert calls[0] == runs * MODELS["schnet"]["interactions"], limit
+        assert calls == {"forward": block_runs * blocks, "convolve": convolution_runs * blocks}, limit
+
+
+def test_recomputing_only_the_convolution_gives_the_same_results_with_fewer_activations():
+    keep, convolution = pair("schnet")
+    graph = silicon_graph(keep.cutoff)
+    keep.terms[0].recompute_above_bytes = None
+    convolution.terms[0].recompute_above_bytes = schnet_edge_bytes(graph) - 1
+    want, got = keep(graph, compute_stress=True), convolution(graph, compute_stress=True)
+    for key in ("energy", "forces", "stress"):
+        torch.testing.assert_close(got[key], want[key], rtol=1e-12, atol=1e-12)
+    kept, recomputed = saved_bytes(keep, graph), saved_bytes(convolution, graph)
+    assert recomputed < 0.85 * kept, (recomputed, kept)
 
 
 def test_create_graph_and_energy_only_calls_never_recompute(monkeypatch):
@@ -131,9 +152,10 @@ def test_create_graph_and_energy_only_calls_never_recompute(monkeypatch):
     _, recompute = pair("schnet")
     graph = silicon_graph(recompute.cutoff)
     calls = count_interaction_calls(monkeypatch)
+    blocks = MODELS["schnet"]["interactions"]
     recompute(graph, compute_forces=True, create_graph=True)
-    assert calls[0] == MODELS["schnet"]["interactions"]
-    calls[0] = 0
+    assert calls == {"forward": blocks, "convolve": blocks}
+    calls.update(forward=0, convolve=0)
     with torch.no_grad():
         recompute(graph, compute_forces=False)
-    assert calls[0] == MODELS["schnet"]["interactions"]
+    assert calls == {"forward": blocks, "convolve": blocks}

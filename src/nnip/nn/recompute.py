@@ -68,4 +68,12 @@ def recompute_if_large(layer: Callable[..., Any], *args, edge_tensor_bytes: int,
     if (limit is None or torch.compiler.is_compiling() or _KEEPING.get() or not torch.is_grad_enabled()
             or edge_tensor_bytes <= limit):
         return layer(*args)
-    return checkpoint(layer, *args, use_reentrant=False, preserve_rng_state=False)
+    return checkpoint(_keeping_inside, layer, *args, use_reentrant=False, preserve_rng_state=False)
+
+
+def _keeping_inside(layer: Callable[..., Any], *args) -> Any:
+    """``layer(*args)`` with its own nested recompute_if_large calls keeping their activations: the
+    layer as a whole is recomputed already, and its forward pass and its recomputation must run
+    the same operations."""
+    with keep_activations():
+        return layer(*args)

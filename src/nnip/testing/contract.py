@@ -266,10 +266,13 @@ class PotentialContract(abc.ABC):
     def test_ase_calculator_matches_potential(self, potential, structures):
         atoms = structures["periodic"].copy()
         atoms.calc = Calculator(potential, dtype="float64")
+        trainable = [p.requires_grad for p in potential.parameters()]
+        assert not any(p.requires_grad for p in atoms.calc.potential.parameters())  # its own copy, frozen
         direct = evaluate(potential, atoms, stress=True)
         assert atoms.get_potential_energy() == pytest.approx(direct["energy"], rel=1e-12, abs=1e-12)
         np.testing.assert_allclose(atoms.get_forces(), direct["forces"], atol=1e-10 * np.abs(direct["forces"]).max())
         np.testing.assert_allclose(atoms.get_potential_energies(), direct["atomic_energies"], atol=1e-10)
+        assert [p.requires_grad for p in potential.parameters()] == trainable  # the caller's model is untouched
         voigt = atoms.get_stress()
         s = direct["stress"]
         np.testing.assert_allclose(voigt, [s[0, 0], s[1, 1], s[2, 2], s[1, 2], s[0, 2], s[0, 1]],
@@ -305,6 +308,8 @@ class PotentialContract(abc.ABC):
     def test_nve_conserves_total_energy(self, potential, structures):
         atoms = structures["periodic"].copy()
         atoms.calc = Calculator(potential, dtype="float64")
+        trainable = [p.requires_grad for p in potential.parameters()]
+        assert not any(p.requires_grad for p in atoms.calc.potential.parameters())  # its own copy, frozen
         maxwell_boltzmann(atoms, 30.0, seed=5)
         dynamics = VelocityVerlet(atoms, timestep=self.nve_timestep * fs)
         totals, kinetic = [], []
