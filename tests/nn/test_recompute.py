@@ -126,7 +126,8 @@ def test_limit_is_the_bytes_of_one_edge_by_features_tensor(monkeypatch):
     edge_bytes = schnet_edge_bytes(graph)
     calls = count_interaction_calls(monkeypatch)
     blocks = MODELS["schnet"]["interactions"]
-    cases = ((edge_bytes, 1, 1), (edge_bytes - 1, 1, 2), (edge_bytes * 2 // 3 + 1, 1, 2), (edge_bytes * 2 // 3 - 1, 2, 2))
+    third = edge_bytes * 2 // 3
+    cases = ((edge_bytes, 1, 1), (edge_bytes - 1, 1, 2), (third + 1, 1, 2), (third - 1, 2, 2))
     for limit, block_runs, convolution_runs in cases:
         keep.terms[0].recompute_above_bytes = limit
         calls.update(forward=0, convolve=0)
@@ -143,7 +144,7 @@ def test_recomputing_only_the_convolution_gives_the_same_results_with_fewer_acti
     for key in ("energy", "forces", "stress"):
         torch.testing.assert_close(got[key], want[key], rtol=1e-12, atol=1e-12)
     kept, recomputed = saved_bytes(keep, graph), saved_bytes(convolution, graph)
-    assert recomputed < 0.85 * kept, (recomputed, kept)
+    assert 0.3 * kept < recomputed < 0.85 * kept, (recomputed, kept)  # whole blocks: about 0.1
 
 
 def test_create_graph_and_energy_only_calls_never_recompute(monkeypatch):

@@ -54,8 +54,9 @@ class GaussianBasis(nn.Module):
     def forward(self, r: torch.Tensor) -> torch.Tensor:
         """(E,) Å -> (E, K).
 
-        Values stop at exp(-50) ~ 2e-22 (with zero slope) further out: in float32 the far tails
-        would be denormal numbers, which make every later product on the CPU several times slower.
+        Values stop at exp(-50) ~ 2e-22 (with zero slope) more than 10 standard deviations from a
+        centre: in float32 the far tails would be denormal numbers, which make every later product
+        on the CPU several times slower.
         """
         return torch.exp((-self.gamma * (r[:, None] - self.centers) ** 2).clamp(min=-50.0))
 

@@ -12,8 +12,9 @@ Hessians, where every further backward pass would recompute again and the first 
 activations stay alive anyway) and in compiled or exported terms, activations are kept.
 
 Calls nest: a model can recompute a cheap part of a layer first and the whole layer only
-at a larger size (SchNet recomputes its convolution, a gather and two products, above the
-limit, and the whole block with its filter network above 1.5 times it); inside a layer
+at a larger size (SchNet recomputes its convolution, the atom-wise in2f product, gather,
+two elementwise products and scatter, above the limit, and the whole block with its filter
+network above 1.5 times it); inside a layer
 recomputed as a whole, inner calls keep their activations.
 """
 
@@ -44,7 +45,7 @@ def _physical_memory() -> int | None:
 #: (layers x intermediates), so above this its activations approach the machine's memory. On a
 #: 23.6 GiB machine (0.74 GiB) with fcc Cu at a 5 Å cutoff (43 neighbours per atom), float32:
 #: SchNet 64 recomputes its convolutions above about 7 x 10^4 atoms and whole blocks above
-#: 1.05 x 10^5, PaiNN 64 (filters E x 3F) above 2.4 x 10^4, the equivariant model with 32
+#: about 1.1 x 10^5, PaiNN 64 (filters E x 3F) above 2.4 x 10^4, the equivariant model with 32
 #: channels and l_max 2 (messages E x 9 x 32) above 1.6 x 10^4.
 RECOMPUTE_ABOVE_BYTES = (_physical_memory() or 16 * 2**30) // 32
 

@@ -66,7 +66,8 @@ class Term(nn.Module, abc.ABC):
     #: True for sums of symmetric pair functions, which accept half edge lists (see Edges.half).
     pairwise: ClassVar[bool] = False
     #: message-passing terms recompute a layer in the backward pass when its largest per-edge tensor
-    #: exceeds this many bytes (nnip.nn.recompute; None: never). A run-time setting, not saved.
+    #: exceeds this many bytes (nnip.nn.recompute; None: never; SchNet recomputes its convolution
+    #: there and whole blocks above 1.5 times it). A run-time setting, not saved.
     recompute_above_bytes: int | None = RECOMPUTE_ABOVE_BYTES
 
     def __init__(self, config: Any, elements: Sequence[int]):
@@ -232,8 +233,9 @@ class Potential(nn.Module):
         """Freeze the parameters and compile the local terms with torch.compile (dynamic shapes); returns self.
 
         For inference only: with trainable parameters the compiled backward would also form
-        every parameter's gradient (and torch 2.13's CPU code generator fails on that for a
-        single element), so the parameters stop requiring gradients; train an uncompiled copy.
+        every parameter's gradient (and torch 2.13's CPU code generator fails on that for the
+        equivariant model of a single element), so the parameters stop requiring gradients;
+        train an uncompiled copy.
 
         The first call compiles (seconds to minutes; torch caches the generated code on disk,
         so later processes compile faster), and so does the first with a new dtype, train/eval

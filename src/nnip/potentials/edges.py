@@ -44,7 +44,7 @@ class Edges:
         return self._select(keep, self.is_half)
 
     def empty(self) -> "Edges":
-        """No edges, with this set's dtypes and device (the input of lone atoms)."""
+        """No edges, with this set's dtypes and device (e.g. to evaluate atoms without neighbours)."""
         return self._select(torch.zeros_like(self.lengths, dtype=torch.bool), self.is_half)
 
     def half(self) -> "Edges":

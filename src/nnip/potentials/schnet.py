@@ -99,12 +99,12 @@ class SchNet(Term):
         rbf = self.basis(edges.lengths)
         envelope = cosine_cutoff(edges.lengths, self.cutoff)
         # Above recompute_above_bytes per (E, F) tensor the backward pass recomputes each block's
-        # convolution (a gather and two products; about 1.1x the time), and above 1.5 times that
-        # the whole block, filter network included (about 1.5x), which keeps only its inputs.
-        limit = self.recompute_above_bytes
-        whole_limit = None if limit is None else limit * 3 // 2
+        # convolution (no product of the filter network; about 1.1x the time), and above 1.5 times
+        # that the whole block, filter network included (about 1.5x), which keeps only its inputs.
+        convolution_limit = self.recompute_above_bytes
+        whole_limit = None if convolution_limit is None else convolution_limit * 3 // 2
         edge_bytes = edges.lengths.shape[0] * x.shape[1] * x.element_size()  # one (E, F) tensor
         for interaction in self.interactions:
-            x = x + recompute_if_large(interaction, x, rbf, envelope, edges, limit, edge_tensor_bytes=edge_bytes,
-                                       limit=whole_limit)
+            x = x + recompute_if_large(interaction, x, rbf, envelope, edges, convolution_limit,
+                                       edge_tensor_bytes=edge_bytes, limit=whole_limit)
         return relative_to_lone(self.readout(x).squeeze(-1), species)

@@ -265,8 +265,9 @@ class PotentialContract(abc.ABC):
 
     def test_ase_calculator_matches_potential(self, potential, structures):
         atoms = structures["periodic"].copy()
-        atoms.calc = Calculator(potential, dtype="float64")
         trainable = [p.requires_grad for p in potential.parameters()]
+        assert all(trainable)
+        atoms.calc = Calculator(potential, dtype="float64")
         assert not any(p.requires_grad for p in atoms.calc.potential.parameters())  # its own copy, frozen
         direct = evaluate(potential, atoms, stress=True)
         assert atoms.get_potential_energy() == pytest.approx(direct["energy"], rel=1e-12, abs=1e-12)
@@ -308,8 +309,6 @@ class PotentialContract(abc.ABC):
     def test_nve_conserves_total_energy(self, potential, structures):
         atoms = structures["periodic"].copy()
         atoms.calc = Calculator(potential, dtype="float64")
-        trainable = [p.requires_grad for p in potential.parameters()]
-        assert not any(p.requires_grad for p in atoms.calc.potential.parameters())  # its own copy, frozen
         maxwell_boltzmann(atoms, 30.0, seed=5)
         dynamics = VelocityVerlet(atoms, timestep=self.nve_timestep * fs)
         totals, kinetic = [], []
