@@ -14,8 +14,8 @@ activations stay alive anyway) and in compiled or exported terms, activations ar
 Calls nest: a model can recompute a cheap part of a layer first and the whole layer only
 at a larger size (SchNet recomputes its convolution, the atom-wise in2f product, gather,
 two elementwise products and scatter, above the limit, and the whole block with its filter
-network above 1.5 times it); inside a layer
-recomputed as a whole, inner calls keep their activations.
+network above 1.5 times it); inside a layer recomputed as a whole, inner calls keep their
+activations.
 """
 
 from __future__ import annotations
