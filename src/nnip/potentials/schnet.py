@@ -63,10 +63,10 @@ class Interaction(nn.Module):
         self.f2out = mlp([features, features, features], activation)
 
     def forward(self, x: torch.Tensor, rbf: torch.Tensor, envelope: torch.Tensor, edges: Edges,
-                convolution_limit: int | None = None) -> torch.Tensor:
-        """``convolution_limit``: bytes above which :meth:`convolve` is recomputed (nnip.nn.recompute)."""
+                edge_bytes: int = 0, convolution_limit: int | None = None) -> torch.Tensor:
+        """``edge_bytes``: bytes of one (E, F) tensor; :meth:`convolve` is recomputed in the backward
+        pass when they exceed ``convolution_limit`` (nnip.nn.recompute; None: never)."""
         weights = self.filter(rbf)
-        edge_bytes = weights.shape[0] * weights.shape[1] * weights.element_size()
         messages = recompute_if_large(self.convolve, x, weights, envelope, edges, edge_tensor_bytes=edge_bytes,
                                       limit=convolution_limit)
         return self.f2out(messages)
@@ -105,6 +105,6 @@ class SchNet(Term):
         whole_limit = None if convolution_limit is None else convolution_limit * 3 // 2
         edge_bytes = edges.lengths.shape[0] * x.shape[1] * x.element_size()  # one (E, F) tensor
         for interaction in self.interactions:
-            x = x + recompute_if_large(interaction, x, rbf, envelope, edges, convolution_limit,
+            x = x + recompute_if_large(interaction, x, rbf, envelope, edges, edge_bytes, convolution_limit,
                                        edge_tensor_bytes=edge_bytes, limit=whole_limit)
         return relative_to_lone(self.readout(x).squeeze(-1), species)
