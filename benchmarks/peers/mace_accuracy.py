@@ -1,0 +1,173 @@
+"""MACE's accuracy at fixed wall time: mace_run_train for M minutes, test errors at each mark.
+
+    bash benchmarks/peers/setup.sh     # once: .venv-mace
+    python benchmarks/peers/mace_accuracy.py --train ../shared/data/rmd17_ethanol/train.xyz \
+        --test ../shared/data/rmd17_ethanol/test_MD.xyz --minutes 30 120
+
+The settings are the issue's reference run, matched to ``benchmarks/rmd17.py``'s budget:
+mace_run_train 0.3.16, 64 channels, max_L 1 (64x0e+64x1o), correlation 3, 2 interactions,
+r_max 5 Å, float32, batch 5, EMA 0.99, E0s averaged over the training set, 5 % of the
+training file held out for validation (50 of rMD17's 1000), plateau schedule and loss weights
+left at MACE's defaults, ``--threads`` torch threads (2).
+
+mace_run_train has no wall-clock limit, so this script starts it with ``--keep_checkpoints``
+(MACE saves one, with the EMA weights, each time the validation loss improves), copies the
+newest complete checkpoint aside at every mark of ``--minutes`` (with the run paused
+meanwhile) and stops the run at the last mark.
+For each copy it runs mace_run_train once more with ``--restart_latest`` and an epoch limit
+already reached, so MACE itself only rebuilds the model, loads the checkpoint and writes
+``<name>.model``; mace_eval_configs then predicts the test file, and the errors are computed
+here with the same definitions as nnip's (energy MAE per structure in meV, force MAE per
+component in meV/Å). It also prints the share of the CPU the run had: other work on the
+machine slows MACE down and makes the comparison unfair to it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+from ase.io import read
+
+HERE = Path(__file__).resolve().parent
+MACE_BIN = HERE / ".venv-mace" / "bin"
+NAME = "mace_ethanol"
+
+
+def mace_arguments(train: Path, test: Path, workdir: Path, seed: int, checkpoints: Path) -> list[str]:
+    """The mace_run_train command line of the reference run (see the module docstring)."""
+    return [
+        str(MACE_BIN / "mace_run_train"), f"--name={NAME}", f"--seed={seed}",
+        f"--train_file={train}", "--valid_fraction=0.05", f"--test_file={test}",
+        "--energy_key=energy", "--forces_key=forces", "--E0s=average",
+        "--model=MACE", "--num_channels=64", "--max_L=1", "--correlation=3", "--num_interactions=2",
+        "--r_max=5.0", "--default_dtype=float32", "--batch_size=5", "--valid_batch_size=10",
+        "--ema", "--ema_decay=0.99", "--device=cpu", "--keep_checkpoints", "--save_cpu",
+        f"--work_dir={workdir}", f"--checkpoints_dir={checkpoints}",
+        f"--model_dir={workdir}", f"--log_dir={workdir / 'logs'}", f"--results_dir={workdir / 'results'}",
+    ]
+
+
+def epoch_of(checkpoint: Path) -> int:
+    return int(checkpoint.stem.rsplit("epoch-", 1)[1].split("_")[0])
+
+
+def newest_checkpoint(directory: Path) -> Path | None:
+    """The complete checkpoint of the highest epoch in ``directory`` (None before MACE saved one).
+
+    torch.save writes a zip archive whose directory comes last, so a file MACE is still writing
+    fails the zip check and the one before it is taken.
+    """
+    for path in sorted(directory.glob(f"{NAME}_run-*_epoch-*.pt"), key=epoch_of, reverse=True):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                if archive.testzip() is None:
+                    return path
+        except (zipfile.BadZipFile, OSError):
+            continue
+    return None
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its reaped children, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def train(args: argparse.Namespace, workdir: Path, env: dict[str, str]) -> list[tuple[float, Path]]:
+    """Run mace_run_train, copy the newest checkpoint at each mark, stop at the last one."""
+    command = mace_arguments(args.train, args.test, workdir, args.seed, workdir / "checkpoints")
+    command.append("--max_num_epochs=100000")
+    log = open(workdir / "train.log", "w")
+    start = time.monotonic()
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+    snapshots, cpu = [], 0.0
+    try:
+        for minutes in sorted(args.minutes):
+            while time.monotonic() - start < 60.0 * minutes:
+                if process.poll() is not None:
+                    raise SystemExit(f"mace_run_train stopped early (rc {process.returncode}): see {log.name}")
+                cpu = cpu_seconds(process.pid)
+                time.sleep(min(5.0, max(0.0, 60.0 * minutes - (time.monotonic() - start))))
+            process.send_signal(signal.SIGSTOP)  # paused: the checkpoint found complete stays so while copied
+            try:
+                wall = time.monotonic() - start
+                newest = newest_checkpoint(workdir / "checkpoints")
+                if newest is None:
+                    raise SystemExit(f"no checkpoint after {minutes} minutes: see {log.name}")
+                target = workdir / f"after_{minutes:g}min"
+                target.mkdir(exist_ok=True)
+                shutil.copy2(newest, target / newest.name)
+            finally:
+                process.send_signal(signal.SIGCONT)
+            print(f"{minutes:g} min: {newest.name} (CPU {cpu:.0f} s of {wall:.0f} s wall x {args.threads} threads "
+                  f"= {cpu / (wall * args.threads):.0%})", flush=True)
+            snapshots.append((minutes, target))
+    finally:
+        process.terminate()
+        process.wait()
+        log.close()
+    return snapshots
+
+
+def evaluate(args: argparse.Namespace, workdir: Path, snapshot: Path, env: dict[str, str]) -> tuple[float, float]:
+    """Test energy MAE (meV per structure) and force MAE (meV/Å) of the checkpoint in ``snapshot``."""
+    epoch = epoch_of(newest_checkpoint(snapshot))
+    model_dir = snapshot / "model"
+    command = mace_arguments(args.train, args.test, snapshot, args.seed, snapshot)
+    command = [c for c in command if not c.startswith(("--test_file", "--model_dir"))]
+    command += [f"--model_dir={model_dir}", "--restart_latest", f"--max_num_epochs={epoch}"]
+    with open(snapshot / "rebuild.log", "w") as log:
+        subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env, check=True)
+    predicted = snapshot / "test_predicted.xyz"
+    subprocess.run([str(MACE_BIN / "mace_eval_configs"), f"--configs={args.test}",
+                    f"--model={model_dir / (NAME + '.model')}", f"--output={predicted}",
+                    "--default_dtype=float32", "--device=cpu"],
+                   stdout=subprocess.DEVNULL, check=True, env=env)
+    reference, prediction = read(args.test, ":"), read(predicted, ":")
+    energy = np.array([[r.get_potential_energy(), p.info["MACE_energy"]] for r, p in zip(reference, prediction)])
+    forces = [(r.get_forces() - p.arrays["MACE_forces"]).ravel() for r, p in zip(reference, prediction)]
+    return (1000 * float(np.mean(np.abs(energy[:, 0] - energy[:, 1]))),
+            1000 * float(np.mean(np.abs(np.concatenate(forces)))))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--train", type=Path, required=True, help="training file (extxyz, energy and forces)")
+    parser.add_argument("--test", type=Path, required=True, help="test file (extxyz, energy and forces)")
+    parser.add_argument("--minutes", type=float, nargs="+", default=[30.0], help="wall-clock marks (min)")
+    parser.add_argument("--workdir", type=Path, default=Path("runs/mace_accuracy"))
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    if not (MACE_BIN / "mace_run_train").exists():
+        sys.exit(f"{MACE_BIN / 'mace_run_train'} not found: run `bash benchmarks/peers/setup.sh` first")
+    for path in (args.train, args.test):
+        if not path.is_file():
+            sys.exit(f"{path}: no such file")
+    args.train, args.test = args.train.resolve(), args.test.resolve()
+    workdir = args.workdir.resolve()
+    if workdir.exists():
+        sys.exit(f"{workdir} exists: choose another --workdir or remove it")
+    workdir.mkdir(parents=True)
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
+    for minutes, snapshot in train(args, workdir, env):
+        try:
+            energy, force = evaluate(args, workdir, snapshot, env)
+        except subprocess.CalledProcessError as error:
+            print(f"MACE after {minutes:g} min: evaluation failed ({error}); see {snapshot}/rebuild.log")
+            continue
+        print(f"MACE after {minutes:g} min ({newest_checkpoint(snapshot).name}): "
+              f"test force MAE {force:.2f} meV/Å, energy MAE {energy:.2f} meV", flush=True)
+
+
+if __name__ == "__main__":
+    main()
