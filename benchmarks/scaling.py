@@ -1,7 +1,7 @@
 """Scaling with system size and the fraction of this machine's matmul peak that each model reaches.
 
     python benchmarks/scaling.py [--models lj schnet painn equivariant] [--sizes 100 1000 10000 100000]
-                                 [--dtype float32|float64] [--compile] [--keep-activations]
+                                 [--dtype float32|float64] [--compile] [--keep-activations] [--no-stream]
                                  [--allocator glibc|glibc-retain|jemalloc|all] [--timeout SECONDS]
 
 For periodic fcc Cu cells of about each size: ms per energy+forces call (neighbour list built
@@ -11,17 +11,19 @@ is a lower bound), and the achieved GFLOP/s as a fraction of the dense matmul pe
 model's dtype, measured in the same run. The scaling exponent is the least-squares slope of
 log time against log atoms over the sizes given. Each row runs in a fresh process, so its
 peak RSS (MiB, of the timed calls) is that row's own. Above a size the message-passing layers
-are recomputed in the backward pass (nnip.nn.recompute): the FLOPs then include the
-recomputation; ``--keep-activations`` turns it off.
+are recomputed in the backward pass (nnip.nn.recompute), and SchNet streams its convolutions
+over chunks of edges (nnip.nn.edge_stream): the FLOPs then include the recomputation;
+``--keep-activations`` turns both off, ``--no-stream`` only the streaming.
 ``--allocator`` reruns the script under each allocator setting (benchmarks/_allocator.py);
 without it the process keeps its own (glibc unless started under jemalloc). ``--compile``
 times the terms compiled (Potential.compile_terms; the warm-up call pays for compiling, and
-FLOPs are then counted on the eager model).
+FLOPs are then counted on the eager model keeping its activations, as compiled terms do).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import json
 import resource
@@ -39,6 +41,7 @@ from torch.utils.flop_counter import flop_registry
 from _allocator import CHOICES, current_allocator, rerun_under_each_allocator
 
 from nnip.data.graph import AtomicGraph
+from nnip.nn.recompute import keep_activations
 from nnip.potentials import build_potential
 
 MODELS = {
@@ -118,27 +121,33 @@ def flops_of(potential, graph) -> int:
 ROW = "row: "  # marks a child's result line
 
 
-def measure(model: str, n: int, dtype: torch.dtype, compile: bool, keep_activations: bool) -> dict:
+def measure(model: str, n: int, dtype: torch.dtype, compile: bool, keep_activations: bool, stream: bool) -> dict:
     """One row: seconds per call, FLOPs per call and peak RSS of the timed calls for ``model`` at ``n`` atoms."""
     potential = build_potential({"elements": [29], "terms": [MODELS[model]]})
     # frozen, as nnip.Calculator runs a model: forces need gradients by the positions only
     potential = (potential if model == "lj" else potential.to(dtype)).eval().requires_grad_(False)
-    if keep_activations:
-        for term in potential.terms:
+    for term in potential.terms:
+        if keep_activations:
             term.recompute_above_bytes = None
+        if (keep_activations or not stream) and hasattr(term, "stream_above_bytes"):
+            term.stream_above_bytes = None
     timed = copy.deepcopy(potential).compile_terms() if compile else potential
     atoms = copper(n)
     graph = AtomicGraph.from_arrays(atoms.positions, atoms.numbers, atoms.cell.array, atoms.pbc,
                                     potential.cutoff, half_list=potential.pairwise, dtype=potential.dtype)
     seconds = time_call(timed, graph)
     rss = peak_rss_mb()  # before the eager FLOP-counting call, which may need more with --compile
-    return {"atoms": len(atoms), "seconds": seconds, "flops": flops_of(potential, graph), "rss_mb": rss}
+    # compiled terms neither recompute nor stream: count the eager model's FLOPs the same way
+    with keep_activations() if compile else contextlib.nullcontext():
+        flops = flops_of(potential, graph)
+    return {"atoms": len(atoms), "seconds": seconds, "flops": flops, "rss_mb": rss}
 
 
 def measure_in_child(model: str, n: int, args) -> dict | None:
     """:func:`measure` in a fresh process, so each row's peak memory is its own; None (and why) if it failed."""
     command = [sys.executable, __file__, "--one", model, str(n), "--dtype", args.dtype, "--threads", str(args.threads)]
     command += ["--compile"] * args.compile + ["--keep-activations"] * args.keep_activations
+    command += ["--no-stream"] * args.no_stream
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=args.timeout)
     except subprocess.TimeoutExpired:
@@ -165,7 +174,11 @@ def main() -> None:
     parser.add_argument("--allocator", default=None, choices=CHOICES,
                         help="rerun under these allocator settings (default: as the process was started)")
     parser.add_argument("--keep-activations", action="store_true",
-                        help="never recompute per-edge layers (recompute_above_bytes = None; see nnip.nn.recompute)")
+                        help="never recompute per-edge layers (recompute_above_bytes = None; see nnip.nn.recompute), "
+                             "nor stream them")
+    parser.add_argument("--no-stream", action="store_true",
+                        help="never stream convolutions over chunks of edges (stream_above_bytes = None; see "
+                             "nnip.nn.edge_stream)")
     parser.add_argument("--timeout", type=float, default=None, help="seconds allowed per row")
     parser.add_argument("--one", nargs=2, metavar=("MODEL", "ATOMS"), help=argparse.SUPPRESS)  # a child's row
     args = parser.parse_args()
@@ -173,13 +186,16 @@ def main() -> None:
     dtype = getattr(torch, args.dtype)
     if args.one:
         current_allocator()  # applies glibc-retain in the process that measures
-        print(ROW + json.dumps(measure(args.one[0], int(args.one[1]), dtype, args.compile, args.keep_activations)))
+        print(ROW + json.dumps(measure(args.one[0], int(args.one[1]), dtype, args.compile, args.keep_activations,
+                                          not args.no_stream)))
         return
     if args.allocator is not None and rerun_under_each_allocator(args.allocator):
         return
     peak = matmul_peak(dtype)
     print(f"{args.dtype} matmul peak {peak:.1f} GFLOP/s on {args.threads} threads, torch {torch.__version__}, "
-          f"allocator: {current_allocator()}{', compiled' if args.compile else ''}; one process per row")
+          f"allocator: {current_allocator()}{', compiled' if args.compile else ''}"
+          f"{', activations kept' if args.keep_activations else ', not streamed' if args.no_stream else ''}"
+          "; one process per row")
     print(f"{'model':<13}{'atoms':>8}{'ms/call':>11}{'atoms/s':>11}{'GFLOP/call':>12}{'GFLOP/s':>9}{'of peak':>9}"
           f"{'peak RSS MB':>13}")
     for model in args.models:

@@ -21,6 +21,7 @@ def models():
     eager = build_potential(spec).double().eval()
     compiled_potential = copy.deepcopy(eager).compile_terms()
     compiled_potential.terms[0].recompute_above_bytes = 0  # ignored when compiled (nnip.nn.recompute)
+    compiled_potential.terms[0].stream_above_bytes = 0  # likewise (nnip.nn.edge_stream)
     return eager, compiled_potential
 
 

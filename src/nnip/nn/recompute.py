@@ -12,10 +12,11 @@ Hessians, where every further backward pass would recompute again and the first 
 activations stay alive anyway) and in compiled or exported terms, activations are kept.
 
 Calls nest: a model can recompute a cheap part of a layer first and the whole layer only
-at a larger size (SchNet recomputes its convolution, the atom-wise in2f product, gather,
-two elementwise products and scatter, above the limit, and the whole block with its filter
-network above 1.5 times it); inside a layer recomputed as a whole, inner calls keep their
-activations.
+at a larger size (SchNet, with its streaming off, recomputes its convolution, the atom-wise
+in2f product, gather, two elementwise products and scatter, above the limit, and the whole
+block with its filter network above 1.5 times it); inside a layer recomputed as a whole,
+inner calls keep their activations. By default SchNet streams its convolutions over chunks
+of edges from a much smaller size (nnip.nn.edge_stream), which keeps less than either.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import Any
 import torch
 from torch.utils.checkpoint import checkpoint
 
-__all__ = ["RECOMPUTE_ABOVE_BYTES", "keep_activations", "recompute_if_large"]
+__all__ = ["RECOMPUTE_ABOVE_BYTES", "keep_activations", "recompute_allowed", "recompute_if_large"]
 
 
 def _physical_memory() -> int | None:
@@ -44,9 +45,9 @@ def _physical_memory() -> int | None:
 #: 1/32 of the machine's RAM (512 MiB where it is unknown). A model keeps tens of such tensors
 #: (layers x intermediates), so above this its activations approach the machine's memory. On a
 #: 23.6 GiB machine (0.74 GiB) with fcc Cu at a 5 Å cutoff (43 neighbours per atom), float32:
-#: SchNet 64 recomputes its convolutions above about 7 x 10^4 atoms and whole blocks above
-#: about 1.1 x 10^5, PaiNN 64 (filters E x 3F) above 2.4 x 10^4, the equivariant model with 32
-#: channels and l_max 2 (messages E x 9 x 32) above 1.6 x 10^4.
+#: SchNet 64 (not streaming) recomputes its convolutions above about 7 x 10^4 atoms and whole
+#: blocks above about 1.1 x 10^5, PaiNN 64 (filters E x 3F) above 2.4 x 10^4, the equivariant
+#: model with 32 channels and l_max 2 (messages E x 9 x 32) above 1.6 x 10^4.
 RECOMPUTE_ABOVE_BYTES = (_physical_memory() or 16 * 2**30) // 32
 
 _KEEPING = contextvars.ContextVar("nnip_keep_activations", default=False)
@@ -62,6 +63,13 @@ def keep_activations() -> Iterator[None]:
         _KEEPING.reset(token)
 
 
+def recompute_allowed() -> bool:
+    """False under :func:`keep_activations` and while compiling or exporting (``is_compiling`` holds for
+    both; a size check on the symbolic number of edges would add a guard, and compiled code keeps its
+    activations)."""
+    return not (_KEEPING.get() or torch.compiler.is_compiling())
+
+
 def recompute_if_large(layer: Callable[..., Any], *args, edge_tensor_bytes: int,
                        limit: int | None) -> Any:
     """``layer(*args)``, recomputed in the backward pass when ``edge_tensor_bytes > limit``.
@@ -71,9 +79,8 @@ def recompute_if_large(layer: Callable[..., Any], *args, edge_tensor_bytes: int,
         edge_tensor_bytes: bytes of the layer's largest per-edge tensor, e.g. E x F x 4 in float32.
         limit: the size above which to recompute; None never recomputes, 0 always does.
     """
-    # compiling or exporting first: comparing the symbolic size would add a guard on the number of edges
-    if (limit is None or torch.compiler.is_compiling() or _KEEPING.get() or not torch.is_grad_enabled()
-            or edge_tensor_bytes <= limit):
+    # the size last: while compiling or exporting, comparing it would add a guard on the number of edges
+    if limit is None or not torch.is_grad_enabled() or not recompute_allowed() or edge_tensor_bytes <= limit:
         return layer(*args)
     return checkpoint(_keeping_inside, layer, *args, use_reentrant=False, preserve_rng_state=False)
 

@@ -66,8 +66,10 @@ class Term(nn.Module, abc.ABC):
     #: True for sums of symmetric pair functions, which accept half edge lists (see Edges.half).
     pairwise: ClassVar[bool] = False
     #: message-passing terms recompute a layer in the backward pass when its largest per-edge tensor
-    #: exceeds this many bytes (nnip.nn.recompute; None: never; SchNet recomputes its convolution
-    #: there and whole blocks above 1.5 times it). A run-time setting, not saved.
+    #: exceeds this many bytes (nnip.nn.recompute; None: never). SchNet streams its convolutions
+    #: from a much smaller size instead (SchNet.stream_above_bytes, nnip.nn.edge_stream); with
+    #: streaming off it recomputes its convolutions here and whole blocks above 1.5 times it.
+    #: Run-time settings, not saved.
     recompute_above_bytes: int | None = RECOMPUTE_ABOVE_BYTES
 
     def __init__(self, config: Any, elements: Sequence[int]):
@@ -243,8 +245,8 @@ class Potential(nn.Module):
         the code. Set the number of threads before the first call: the generated code keeps it.
         With ``create_graph`` (attacks, Hessians) the terms run eagerly, since compiled graphs
         cannot be differentiated twice. Global terms (Ewald sums, whose sizes follow the cell)
-        stay eager. Compiled terms keep all their activations (no ``recompute_above_bytes``), so
-        very large systems need more memory compiled than eager. Compilation is not copied: a
+        stay eager. Compiled terms keep all their activations (no ``recompute_above_bytes``, no
+        streaming), so large systems need more memory compiled than eager. Compilation is not copied: a
         deep copy of the potential runs eagerly until compiled again
         (``nnip.Calculator(..., compile=True)`` compiles its own copy). Energies, forces and
         stress equal the eager ones to rounding.

@@ -17,16 +17,17 @@ References: K. T. Schutt et al., NeurIPS 30 (2017); J. Chem. Phys. 148, 241722 (
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from nnip.nn.edge_stream import streamed_convolution
 from nnip.nn.lone import relative_to_lone, with_lone_atoms
 from nnip.nn.mlp import mlp
 from nnip.nn.radial import GaussianBasis, cosine_cutoff
-from nnip.nn.recompute import recompute_if_large
+from nnip.nn.recompute import recompute_allowed, recompute_if_large
 from nnip.nn.scatter import scatter_sum
 from nnip.potentials.base import Edges, Term
 from nnip.potentials.hyperparameters import check_network_config
@@ -71,6 +72,19 @@ class Interaction(nn.Module):
                                       limit=convolution_limit)
         return self.f2out(messages)
 
+    def streamed(self, x: torch.Tensor, edges: Edges,
+                 radial: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+        """The same update with the convolution streamed over chunks of edges (nnip.nn.edge_stream):
+        ``radial`` maps lengths (Ec,) to the basis (Ec, K) and the envelope (Ec,)."""
+
+        def filters(lengths: torch.Tensor) -> torch.Tensor:
+            rbf, envelope = radial(lengths)
+            return self.filter(rbf) * envelope[:, None]
+
+        messages = streamed_convolution(filters, self.in2f(x), edges.lengths, edges.center, edges.neighbor,
+                                        tuple(self.filter.parameters()))
+        return self.f2out(messages)
+
     def convolve(self, x: torch.Tensor, weights: torch.Tensor, envelope: torch.Tensor, edges: Edges) -> torch.Tensor:
         """sum_j W(r_ij) f_c(r_ij) in2f(x_j). Shapes: (N, F), (E, F), (E,) -> (N, F)."""
         weights = weights * envelope[:, None]
@@ -84,6 +98,9 @@ class SchNet(Term):
     name = "schnet"
     Config = SchNetConfig
     dimensionless = True
+    #: above these bytes per (E, F) tensor the convolutions stream over chunks of edges (nnip.nn.edge_stream)
+    #: where recomputing is allowed; None: never
+    stream_above_bytes: int | None = 64 * 2**20
 
     def __init__(self, config: SchNetConfig, elements: Sequence[int]):
         super().__init__(config, elements)
@@ -96,15 +113,24 @@ class SchNet(Term):
 
     def forward(self, species: torch.Tensor, edges: Edges) -> torch.Tensor:
         x = self.embedding(with_lone_atoms(species, len(self.elements)))  # lone atoms: nnip.nn.lone
+        edge_bytes = edges.lengths.shape[0] * x.shape[1] * x.element_size()  # one (E, F) tensor
+        limit = self.stream_above_bytes
+        if limit is not None and recompute_allowed() and edge_bytes > limit:  # the size last: no compile guard
+            for interaction in self.interactions:
+                x = x + interaction.streamed(x, edges, self._radial)
+            return relative_to_lone(self.readout(x).squeeze(-1), species)
         rbf = self.basis(edges.lengths)
         envelope = cosine_cutoff(edges.lengths, self.cutoff)
-        # Above recompute_above_bytes per (E, F) tensor the backward pass recomputes each block's
+        # Not streaming: above recompute_above_bytes per (E, F) tensor the backward pass recomputes each block's
         # convolution (no product of the filter network; about 1.1x the time), and above 1.5 times
         # that the whole block, filter network included (about 1.5x), which keeps only its inputs.
         convolution_limit = self.recompute_above_bytes
         whole_limit = None if convolution_limit is None else convolution_limit * 3 // 2
-        edge_bytes = edges.lengths.shape[0] * x.shape[1] * x.element_size()  # one (E, F) tensor
         for interaction in self.interactions:
             x = x + recompute_if_large(interaction, x, rbf, envelope, edges, edge_bytes, convolution_limit,
                                        edge_tensor_bytes=edge_bytes, limit=whole_limit)
         return relative_to_lone(self.readout(x).squeeze(-1), species)
+
+    def _radial(self, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Gaussian basis (E, K) and cosine envelope (E,) of lengths (E,) Å."""
+        return self.basis(lengths), cosine_cutoff(lengths, self.cutoff)

@@ -1,0 +1,156 @@
+"""The convolution streamed over chunks of edges (nnip.nn.edge_stream): the same energies, forces,
+stress and parameter gradients as SchNet's unstreamed convolution, gradients that match finite
+differences, and no (E, F) tensor kept for the backward pass."""
+
+import copy
+
+import pytest
+import torch
+from ase import Atoms
+from ase.build import bulk
+
+from nnip.data.graph import AtomicGraph
+from nnip.nn import edge_stream
+from nnip.nn.edge_stream import streamed_convolution
+from nnip.nn.mlp import mlp
+from nnip.potentials import build_potential
+
+CONFIG = {"features": 16, "interactions": 2, "basis": 8}
+
+
+def pair():
+    """The same float64 SchNet of Cu and Ni twice: unstreamed, and streaming at any size."""
+    torch.manual_seed(0)
+    plain = build_potential({"elements": [28, 29], "terms": [{"name": "schnet", "config": CONFIG}]}).double()
+    plain.terms[0].stream_above_bytes = None
+    streamed = copy.deepcopy(plain)
+    streamed.terms[0].stream_above_bytes = 0
+    return plain, streamed
+
+
+def alloy_graph(cutoff: float) -> AtomicGraph:
+    atoms = bulk("Cu", "fcc", a=3.6, cubic=True).repeat((2, 2, 2))
+    atoms.symbols[::3] = "Ni"
+    atoms.rattle(0.1, seed=2)
+    return AtomicGraph.from_atoms(atoms, cutoff, dtype=torch.float64)
+
+
+@pytest.fixture
+def stream_calls(monkeypatch):
+    """A list that gets one entry per streamed convolution."""
+    calls = []
+    apply = edge_stream._StreamedConvolution.apply
+    monkeypatch.setattr(edge_stream._StreamedConvolution, "apply", lambda *args: calls.append(1) or apply(*args))
+    return calls
+
+
+def saved_tensors(potential, graph) -> list[torch.Tensor]:
+    """The tensors autograd keeps for the backward pass of one energy evaluation."""
+    kept = []
+
+    def pack(tensor):
+        kept.append(tensor)
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        potential(graph, compute_forces=False, compute_stress=False)["energy"]
+    return kept
+
+
+@pytest.mark.parametrize("chunk_edges", [1, 37, 10**6])  # one edge, uneven chunks, one chunk
+def test_streamed_schnet_gives_the_same_energy_forces_and_stress(chunk_edges, monkeypatch, stream_calls):
+    monkeypatch.setattr(edge_stream, "CHUNK_BYTES", chunk_edges * CONFIG["features"] * 8)
+    plain, streamed = pair()
+    graph = alloy_graph(plain.cutoff)
+    want = plain(graph, compute_stress=True)
+    assert not stream_calls
+    got = streamed(graph, compute_stress=True)
+    assert len(stream_calls) == CONFIG["interactions"]
+    for key in ("energy", "forces", "stress"):
+        torch.testing.assert_close(got[key], want[key], rtol=1e-12, atol=1e-12)
+    assert want["forces"].abs().max() > 1e-3 and want["stress"].abs().max() > 1e-5
+
+
+def test_streamed_schnet_gives_the_same_parameter_gradients(monkeypatch, stream_calls):
+    """An energy's gradient by every parameter (backward without create_graph, as for a fit to energies)."""
+    monkeypatch.setattr(edge_stream, "CHUNK_BYTES", 50 * CONFIG["features"] * 8)
+    grads = []
+    for potential in pair():
+        energy = potential(alloy_graph(potential.cutoff), compute_forces=False)["energy"].sum()
+        grads.append(torch.autograd.grad(energy, list(potential.parameters())))
+    assert len(stream_calls) == CONFIG["interactions"]
+    for want, got in zip(*grads):
+        torch.testing.assert_close(got, want, rtol=1e-11, atol=1e-13)
+    filter_grads = [g for (name, _), g in zip(pair()[0].named_parameters(), grads[0]) if ".filter." in name]
+    assert filter_grads and all(g.abs().max() > 0 for g in filter_grads)
+
+
+def test_streamed_convolution_gradients_match_finite_differences():
+    torch.manual_seed(1)
+    n_atoms, n_edges, features = 5, 23, 3
+    network = mlp([1, 4, features], "ssp").double()
+    h = torch.randn(n_atoms, features, dtype=torch.float64, requires_grad=True)
+    lengths = (1.0 + 3.0 * torch.rand(n_edges, dtype=torch.float64)).requires_grad_()
+    center, neighbor = torch.randint(n_atoms, (2, n_edges))
+    parameters = tuple(network.parameters())
+
+    def convolution(h, lengths, *parameters):
+        return streamed_convolution(lambda r: network(r[:, None]), h, lengths, center, neighbor, parameters,
+                                    chunk_bytes=4 * features * 8)  # 4 edges per chunk
+
+    assert torch.autograd.gradcheck(convolution, (h, lengths, *parameters))
+    direct = torch.zeros(n_atoms, features, dtype=torch.float64).index_add_(
+        0, center, network(lengths[:, None]) * h[neighbor])
+    torch.testing.assert_close(convolution(h, lengths, *parameters), direct, rtol=1e-14, atol=1e-14)
+
+
+def test_streamed_schnet_keeps_no_edge_by_feature_tensor():
+    plain, streamed = pair()
+    graph = alloy_graph(plain.cutoff)
+    n_edges = graph.edge_index.shape[1]
+    edge_by_feature = n_edges * CONFIG["features"]
+    plain_kept, streamed_kept = saved_tensors(plain, graph), saved_tensors(streamed, graph)
+    assert max(t.numel() for t in plain_kept) >= edge_by_feature  # the check can see one
+    assert max(t.numel() for t in streamed_kept) < edge_by_feature
+    assert sum(t.numel() for t in streamed_kept) < sum(t.numel() for t in plain_kept) / 5
+
+
+def test_frozen_float32_streamed_schnet_gives_the_same_forces_and_stress(monkeypatch, stream_calls):
+    """As nnip.Calculator runs a model: parameters frozen (the first block then needs no gradient by h), float32."""
+    monkeypatch.setattr(edge_stream, "CHUNK_BYTES", 40 * CONFIG["features"] * 4)
+    plain, streamed = (p.float().requires_grad_(False) for p in pair())
+    graph = alloy_graph(plain.cutoff).to(dtype=torch.float32)
+    want, got = plain(graph, compute_stress=True), streamed(graph, compute_stress=True)
+    assert len(stream_calls) == CONFIG["interactions"]
+    for key in ("energy", "forces", "stress"):
+        torch.testing.assert_close(got[key], want[key], rtol=1e-5, atol=1e-6)
+    assert want["forces"].abs().max() > 1e-3
+
+
+def test_create_graph_does_not_stream_and_second_derivatives_through_it_raise(stream_calls):
+    """Potential.forward with create_graph (training on forces, Hessians) runs unstreamed; a second derivative
+    taken by hand through a streamed call raises instead of leaving the term out."""
+    _, streamed = pair()
+    graph = alloy_graph(streamed.cutoff)
+    out = streamed(graph, compute_forces=True, create_graph=True)
+    assert not stream_calls
+    loss = out["forces"].square().sum()
+    filter_parameters = [p for name, p in streamed.named_parameters() if ".filter." in name]
+    assert all(g.abs().max() > 0 for g in torch.autograd.grad(loss, filter_parameters))
+    positions = graph.positions.detach().requires_grad_()
+    energy = streamed(graph.with_positions(positions), compute_forces=False)["energy"].sum()
+    assert len(stream_calls) == CONFIG["interactions"]
+    with pytest.raises(RuntimeError, match="no second derivatives"):
+        torch.autograd.grad(energy, positions, create_graph=True)
+
+
+def test_streamed_isolated_atoms_have_their_reference_energies(stream_calls):
+    """No edges at all (zero chunks): the energy is E0 of the two elements, with zero forces."""
+    _, streamed = pair()
+    streamed.terms[0].stream_above_bytes = -1  # stream even with zero edges
+    streamed.set_reference(e0={"Cu": -1.5, "Ni": -2.25}, scale=0.7, shift=0.0)
+    atoms = Atoms("CuNi", positions=[[0, 0, 0], [20.0, 0, 0]])
+    out = streamed(AtomicGraph.from_atoms(atoms, streamed.cutoff, dtype=torch.float64))
+    assert len(stream_calls) == CONFIG["interactions"]
+    assert out["energy"].item() == pytest.approx(-3.75, abs=1e-12)
+    assert out["forces"].abs().max() == 0.0
