@@ -11,8 +11,8 @@ is a lower bound), and the achieved GFLOP/s as a fraction of the dense matmul pe
 model's dtype, measured in the same run. The scaling exponent is the least-squares slope of
 log time against log atoms over the sizes given. Each row runs in a fresh process, so its
 peak RSS (MiB, of the timed calls) is that row's own. Above a size the message-passing layers
-are recomputed in the backward pass (nnip.nn.recompute), and SchNet streams its convolutions
-over chunks of edges (nnip.nn.edge_stream): the FLOPs then include the recomputation;
+are recomputed in the backward pass (nnip.nn.recompute), and SchNet and PaiNN stream their
+messages over chunks of edges (nnip.nn.edge_stream): the FLOPs then include the recomputation;
 ``--keep-activations`` turns both off, ``--no-stream`` only the streaming.
 ``--allocator`` reruns the script under each allocator setting (benchmarks/_allocator.py);
 without it the process keeps its own (glibc unless started under jemalloc). ``--compile``
@@ -129,7 +129,7 @@ def measure(model: str, n: int, dtype: torch.dtype, compile: bool, keep_activati
     for term in potential.terms:
         if keep_activations:
             term.recompute_above_bytes = None
-        if (keep_activations or not stream) and hasattr(term, "stream_above_bytes"):
+        if keep_activations or not stream:
             term.stream_above_bytes = None
     timed = copy.deepcopy(potential).compile_terms() if compile else potential
     atoms = copper(n)
@@ -177,7 +177,7 @@ def main() -> None:
                         help="never recompute per-edge layers (recompute_above_bytes = None; see nnip.nn.recompute), "
                              "nor stream them")
     parser.add_argument("--no-stream", action="store_true",
-                        help="never stream convolutions over chunks of edges (stream_above_bytes = None; see "
+                        help="never stream messages over chunks of edges (stream_above_bytes = None; see "
                              "nnip.nn.edge_stream)")
     parser.add_argument("--timeout", type=float, default=None, help="seconds allowed per row")
     parser.add_argument("--one", nargs=2, metavar=("MODEL", "ATOMS"), help=argparse.SUPPRESS)  # a child's row

@@ -1,5 +1,5 @@
-"""The convolution streamed over chunks of edges (nnip.nn.edge_stream): the same energies, forces,
-stress and parameter gradients as SchNet's unstreamed convolution, gradients that match finite
+"""Messages streamed over chunks of edges (nnip.nn.edge_stream): the same energies, forces, stress
+and parameter gradients as SchNet's and PaiNN's unstreamed messages, gradients that match finite
 differences, and no (E, F) tensor kept for the backward pass."""
 
 import copy
@@ -11,17 +11,20 @@ from ase.build import bulk
 
 from nnip.data.graph import AtomicGraph
 from nnip.nn import edge_stream
-from nnip.nn.edge_stream import streamed_convolution
+from nnip.nn.edge_stream import stream_over_edges
 from nnip.nn.mlp import mlp
 from nnip.potentials import build_potential
 
 CONFIG = {"features": 16, "interactions": 2, "basis": 8}
+MODELS = ["schnet", "painn"]
+#: a substring of the names of each model's filter-network parameters (used inside the streamed messages)
+FILTERS = {"schnet": ".filter.", "painn": ".filters."}
 
 
-def pair():
-    """The same float64 SchNet of Cu and Ni twice: unstreamed, and streaming at any size."""
+def pair(name: str):
+    """The same float64 model of Cu and Ni twice: unstreamed, and streaming at any size."""
     torch.manual_seed(0)
-    plain = build_potential({"elements": [28, 29], "terms": [{"name": "schnet", "config": CONFIG}]}).double()
+    plain = build_potential({"elements": [28, 29], "terms": [{"name": name, "config": CONFIG}]}).double()
     plain.terms[0].stream_above_bytes = None
     streamed = copy.deepcopy(plain)
     streamed.terms[0].stream_above_bytes = 0
@@ -37,10 +40,10 @@ def alloy_graph(cutoff: float) -> AtomicGraph:
 
 @pytest.fixture
 def stream_calls(monkeypatch):
-    """A list that gets one entry per streamed convolution."""
+    """A list that gets one entry per streamed message pass."""
     calls = []
-    apply = edge_stream._StreamedConvolution.apply
-    monkeypatch.setattr(edge_stream._StreamedConvolution, "apply", lambda *args: calls.append(1) or apply(*args))
+    apply = edge_stream._StreamedMessages.apply
+    monkeypatch.setattr(edge_stream._StreamedMessages, "apply", lambda *args: calls.append(1) or apply(*args))
     return calls
 
 
@@ -58,9 +61,10 @@ def saved_tensors(potential, graph) -> list[torch.Tensor]:
 
 
 @pytest.mark.parametrize("chunk_edges", [1, 37, 10**6])  # one edge, uneven chunks, one chunk
-def test_streamed_schnet_gives_the_same_energy_forces_and_stress(chunk_edges, monkeypatch, stream_calls):
+@pytest.mark.parametrize("name", MODELS)
+def test_streamed_gives_the_same_energy_forces_and_stress(name, chunk_edges, monkeypatch, stream_calls):
     monkeypatch.setattr(edge_stream, "CHUNK_BYTES", chunk_edges * CONFIG["features"] * 8)
-    plain, streamed = pair()
+    plain, streamed = pair(name)
     graph = alloy_graph(plain.cutoff)
     want = plain(graph, compute_stress=True)
     assert not stream_calls
@@ -71,41 +75,59 @@ def test_streamed_schnet_gives_the_same_energy_forces_and_stress(chunk_edges, mo
     assert want["forces"].abs().max() > 1e-3 and want["stress"].abs().max() > 1e-5
 
 
-def test_streamed_schnet_gives_the_same_parameter_gradients(monkeypatch, stream_calls):
+@pytest.mark.parametrize("name", MODELS)
+def test_streamed_gives_the_same_parameter_gradients(name, monkeypatch, stream_calls):
     """An energy's gradient by every parameter (backward without create_graph, as for a fit to energies)."""
     monkeypatch.setattr(edge_stream, "CHUNK_BYTES", 50 * CONFIG["features"] * 8)
     grads = []
-    for potential in pair():
+    for potential in pair(name):
         energy = potential(alloy_graph(potential.cutoff), compute_forces=False)["energy"].sum()
         grads.append(torch.autograd.grad(energy, list(potential.parameters())))
     assert len(stream_calls) == CONFIG["interactions"]
     for want, got in zip(*grads):
         torch.testing.assert_close(got, want, rtol=1e-11, atol=1e-13)
-    filter_grads = [g for (name, _), g in zip(pair()[0].named_parameters(), grads[0]) if ".filter." in name]
+    filter_grads = [g for (parameter, _), g in zip(pair(name)[0].named_parameters(), grads[0]) if FILTERS[name] in parameter]
     assert filter_grads and all(g.abs().max() > 0 for g in filter_grads)
 
 
-def test_streamed_convolution_gradients_match_finite_differences():
+def test_streamed_messages_and_their_gradients_match_the_direct_sums_and_finite_differences():
+    """Two atom inputs, two edge inputs, two outputs of different shapes (as PaiNN's scalar and vector messages)."""
     torch.manual_seed(1)
     n_atoms, n_edges, features = 5, 23, 3
     network = mlp([1, 4, features], "ssp").double()
-    h = torch.randn(n_atoms, features, dtype=torch.float64, requires_grad=True)
+    s = torch.randn(n_atoms, features, dtype=torch.float64, requires_grad=True)
+    v = torch.randn(n_atoms, 3, features, dtype=torch.float64, requires_grad=True)
     lengths = (1.0 + 3.0 * torch.rand(n_edges, dtype=torch.float64)).requires_grad_()
+    unit = torch.nn.functional.normalize(torch.randn(n_edges, 3, dtype=torch.float64), dim=1).requires_grad_()
     center, neighbor = torch.randint(n_atoms, (2, n_edges))
     parameters = tuple(network.parameters())
 
-    def convolution(h, lengths, *parameters):
-        return streamed_convolution(lambda r: network(r[:, None]), h, lengths, center, neighbor, parameters,
-                                    chunk_bytes=4 * features * 8)  # 4 edges per chunk
+    def message(gathered, edge_parts):
+        s_j, v_j = gathered
+        r, u = edge_parts
+        w = network(r[:, None])
+        return w * s_j, v_j * w[:, None, :] + (w * s_j)[:, None, :] * u[:, :, None]
 
-    assert torch.autograd.gradcheck(convolution, (h, lengths, *parameters))
-    direct = torch.zeros(n_atoms, features, dtype=torch.float64).index_add_(
-        0, center, network(lengths[:, None]) * h[neighbor])
-    torch.testing.assert_close(convolution(h, lengths, *parameters), direct, rtol=1e-14, atol=1e-14)
+    def streamed(s, v, lengths, unit, *parameters):
+        return stream_over_edges(message, [s, v], [lengths, unit], center, neighbor, parameters,
+                                 bytes_per_edge=3 * features * 8, chunk_bytes=4 * 3 * features * 8)  # 4 edges each
+
+    inputs = (s, v, lengths, unit, *parameters)
+    assert torch.autograd.gradcheck(streamed, inputs)
+    per_edge = message([s[neighbor], v[neighbor]], [lengths, unit])
+    for got, edge_values in zip(streamed(*inputs), per_edge):
+        want = torch.zeros((n_atoms, *edge_values.shape[1:]), dtype=torch.float64).index_add_(0, center, edge_values)
+        torch.testing.assert_close(got, want, rtol=1e-14, atol=1e-14)
+    # one output unused downstream: its gradient is None and the other one's still flows
+    loss = streamed(*inputs)[1].square().sum()
+    direct = torch.zeros(n_atoms, 3, features, dtype=torch.float64).index_add_(0, center, per_edge[1]).square().sum()
+    for got, want in zip(torch.autograd.grad(loss, inputs), torch.autograd.grad(direct, inputs)):
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-13)
 
 
-def test_streamed_schnet_keeps_no_edge_by_feature_tensor():
-    plain, streamed = pair()
+@pytest.mark.parametrize("name", MODELS)
+def test_streamed_keeps_no_edge_by_feature_tensor(name):
+    plain, streamed = pair(name)
     graph = alloy_graph(plain.cutoff)
     n_edges = graph.edge_index.shape[1]
     edge_by_feature = n_edges * CONFIG["features"]
@@ -115,10 +137,11 @@ def test_streamed_schnet_keeps_no_edge_by_feature_tensor():
     assert sum(t.numel() for t in streamed_kept) < sum(t.numel() for t in plain_kept) / 5
 
 
-def test_frozen_float32_streamed_schnet_gives_the_same_forces_and_stress(monkeypatch, stream_calls):
+@pytest.mark.parametrize("name", MODELS)
+def test_frozen_float32_streamed_gives_the_same_forces_and_stress(name, monkeypatch, stream_calls):
     """As nnip.Calculator runs a model: parameters frozen (the first block then needs no gradient by h), float32."""
     monkeypatch.setattr(edge_stream, "CHUNK_BYTES", 40 * CONFIG["features"] * 4)
-    plain, streamed = (p.float().requires_grad_(False) for p in pair())
+    plain, streamed = (p.float().requires_grad_(False) for p in pair(name))
     graph = alloy_graph(plain.cutoff).to(dtype=torch.float32)
     want, got = plain(graph, compute_stress=True), streamed(graph, compute_stress=True)
     assert len(stream_calls) == CONFIG["interactions"]
@@ -127,15 +150,16 @@ def test_frozen_float32_streamed_schnet_gives_the_same_forces_and_stress(monkeyp
     assert want["forces"].abs().max() > 1e-3
 
 
-def test_create_graph_does_not_stream_and_second_derivatives_through_it_raise(stream_calls):
+@pytest.mark.parametrize("name", MODELS)
+def test_create_graph_does_not_stream_and_second_derivatives_through_it_raise(name, stream_calls):
     """Potential.forward with create_graph (training on forces, Hessians) runs unstreamed; a second derivative
     taken by hand through a streamed call raises instead of leaving the term out."""
-    _, streamed = pair()
+    _, streamed = pair(name)
     graph = alloy_graph(streamed.cutoff)
     out = streamed(graph, compute_forces=True, create_graph=True)
     assert not stream_calls
     loss = out["forces"].square().sum()
-    filter_parameters = [p for name, p in streamed.named_parameters() if ".filter." in name]
+    filter_parameters = [p for parameter, p in streamed.named_parameters() if FILTERS[name] in parameter]
     assert all(g.abs().max() > 0 for g in torch.autograd.grad(loss, filter_parameters))
     positions = graph.positions.detach().requires_grad_()
     energy = streamed(graph.with_positions(positions), compute_forces=False)["energy"].sum()
@@ -144,9 +168,10 @@ def test_create_graph_does_not_stream_and_second_derivatives_through_it_raise(st
         torch.autograd.grad(energy, positions, create_graph=True)
 
 
-def test_streamed_isolated_atoms_have_their_reference_energies(stream_calls):
+@pytest.mark.parametrize("name", MODELS)
+def test_streamed_isolated_atoms_have_their_reference_energies(name, stream_calls):
     """No edges at all (zero chunks): the energy is E0 of the two elements, with zero forces."""
-    _, streamed = pair()
+    _, streamed = pair(name)
     streamed.terms[0].stream_above_bytes = -1  # stream even with zero edges
     streamed.set_reference(e0={"Cu": -1.5, "Ni": -2.25}, scale=0.7, shift=0.0)
     atoms = Atoms("CuNi", positions=[[0, 0, 0], [20.0, 0, 0]])

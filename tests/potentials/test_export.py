@@ -34,8 +34,7 @@ def test_export_matches_the_model_on_crystals_and_clusters(name, tmp_path):
         potential.float()
     potential.terms[0].recompute_above_bytes = 0  # ignored while exporting (nnip.nn.recompute)
     traced = copy.deepcopy(potential)
-    if hasattr(traced.terms[0], "stream_above_bytes"):
-        traced.terms[0].stream_above_bytes = 0  # likewise (nnip.nn.edge_stream); eager calls below stream not
+    traced.terms[0].stream_above_bytes = 0  # likewise (nnip.nn.edge_stream); the eager calls below do not stream
     crystals = nnip.read(bundled("si_test.extxyz"), index=":2")
     save_exported(export_potential(traced, graph_of(crystals[0], traced)), metadata_of(traced), tmp_path / "si.pt2")
     exported = load_exported(tmp_path / "si.pt2")

@@ -1,104 +1,130 @@
-"""A continuous-filter convolution streamed over chunks of edges.
+"""Message passing streamed over chunks of edges.
 
-    out_i = sum_{j in N(i)} W(r_ij) * h_j        W: (E, F) filters of edge inputs r (E,), h: (N, F)
+    out_k[i] = sum_{j in N(i)} m_k(a_j, e_ij)        k = 1..K outputs, shapes (N, ...)
 
-computed a chunk of edges at a time, in the forward pass and again in the backward pass,
-into one (N, F) accumulator. No (E, F) tensor is ever formed: memory is O(N F + E) instead
-of tens of (E, F) tensors, and each chunk's temporaries are small enough (a few MB) for any
-allocator to hand the same memory back chunk after chunk. On large systems this is what
-matters: glibc malloc gives every allocation above its mmap threshold (at most 32 MiB) fresh
-pages from the kernel and returns them on free, so an unstreamed call page-faults through
-all its per-edge tensors every time (SchNet at 10^4-10^5 atoms of Cu ran 2.5-4x slower under glibc than under
-jemalloc, whose freed pages stay mapped).
+with a_j atom features gathered from the neighbours and e_ij per-edge inputs (lengths, unit
+vectors), computed a chunk of edges at a time, in the forward pass and again in the
+backward pass, into one accumulator per output. No per-edge tensor of all E edges is formed
+beyond the inputs: memory is O(N F + E) instead of tens of (E, F) tensors, and each chunk's
+temporaries are small enough (a few MB) for any allocator to hand the same memory back chunk
+after chunk. On large systems this is what matters: glibc malloc gives every allocation
+above its mmap threshold (at most 32 MiB) fresh pages from the kernel and returns them on
+free, so an unstreamed call page-faults through all its per-edge tensors every time (SchNet
+at 10^4-10^5 atoms of Cu ran 2.5-4x slower under glibc than under jemalloc, whose freed pages
+stay mapped).
 
-The price is one more forward pass of the filter network in the backward pass (as with
-nnip.nn.recompute), and the custom backward is not itself differentiable: a backward pass
-with ``create_graph`` (training on forces, Hessians) through it raises. Models use it only
-where recomputing is allowed (:func:`nnip.nn.recompute.recompute_allowed`), which
-``Potential.forward`` rules out for ``create_graph``.
+The price is one more forward pass of the message function (its filter network included)
+in the backward pass, as with nnip.nn.recompute, and the custom backward is not itself
+differentiable: a backward pass with ``create_graph`` (training on forces, Hessians) through
+it raises. Models use it only where recomputing is allowed
+(:func:`nnip.nn.recompute.recompute_allowed`), which ``Potential.forward`` rules out for
+``create_graph``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 
-__all__ = ["CHUNK_BYTES", "streamed_convolution"]
+__all__ = ["CHUNK_BYTES", "STREAM_ABOVE_BYTES", "stream_over_edges"]
 
-#: bytes of one (chunk, F) tensor: 4 MiB, below glibc's largest mmap threshold (32 MiB), so once
-#: glibc's dynamic threshold has risen past it (after the first chunk's blocks are freed) chunk
-#: temporaries come from the heap and are reused; 16384 edges for 64 float32 features.
+#: default of ``Term.stream_above_bytes``: SchNet and PaiNN stream their messages when one (E, F)
+#: (SchNet) or (E, 3F) (PaiNN) tensor would exceed this many bytes
+STREAM_ABOVE_BYTES = 64 * 2**20
+
+#: bytes of the widest per-edge tensor of one chunk: 4 MiB, below glibc's largest mmap threshold
+#: (32 MiB), so once glibc's dynamic threshold has risen past it (after the first chunk's blocks
+#: are freed) chunk temporaries come from the heap and are reused.
 CHUNK_BYTES = 4 * 2**20
 
+Message = Callable[[Sequence[torch.Tensor], Sequence[torch.Tensor]], Sequence[torch.Tensor]]
 
-def streamed_convolution(filters: Callable[[torch.Tensor], torch.Tensor], h: torch.Tensor,
-                         edge_input: torch.Tensor, center: torch.Tensor, neighbor: torch.Tensor,
-                         parameters: tuple[torch.Tensor, ...], chunk_bytes: int | None = None) -> torch.Tensor:
-    """sum_j filters(edge_input)_ij * h_j onto the centres, a chunk of edges at a time.
+
+def stream_over_edges(message: Message, atom_inputs: Sequence[torch.Tensor], edge_inputs: Sequence[torch.Tensor],
+                      center: torch.Tensor, neighbor: torch.Tensor, parameters: Sequence[torch.Tensor],
+                      bytes_per_edge: int, chunk_bytes: int | None = None) -> tuple[torch.Tensor, ...]:
+    """Sums over each atom's edges of ``message``, a chunk of edges at a time.
 
     Args:
-        filters: (Ec,) -> (Ec, F) edge filters, deterministic. Gradients reach only ``edge_input`` and
-            ``parameters``: any other tensor it uses gets none.
-        h: (N, F) features gathered from the neighbours.
-        edge_input: (E,) per-edge input of ``filters`` (e.g. lengths in Å); gradients flow to it.
+        message: (gathered, edge_parts) -> per-edge messages (Ec, ...), deterministic; ``gathered``
+            are ``atom_inputs`` at the chunk's neighbours, ``edge_parts`` the chunk's rows of
+            ``edge_inputs``. Gradients reach only these and ``parameters``: any other tensor it
+            uses gets none.
+        atom_inputs: (N, ...) tensors; every output has N rows.
+        edge_inputs: (E, ...) tensors.
         center, neighbor: (E,) int64 edge ends, < N.
-        parameters: every tensor ``filters`` uses that may need a gradient (its module's parameters).
-        chunk_bytes: size of one (chunk, F) temporary (None: :data:`CHUNK_BYTES`); chunks have at least one edge.
-    Returns: (N, F).
+        parameters: every tensor ``message`` uses that may need a gradient (its modules' parameters).
+        bytes_per_edge: bytes of one edge's row of the widest per-edge tensor (e.g. 3F x 4 for
+            (E, 3F) float32 filters); a chunk holds ``chunk_bytes`` of them (at least one edge).
+        chunk_bytes: None: :data:`CHUNK_BYTES`.
+    Returns: the sums, (N, ...) each.
     """
-    chunk_bytes = CHUNK_BYTES if chunk_bytes is None else chunk_bytes
-    chunk = max(1, chunk_bytes // max(1, h.shape[1] * h.element_size()))
-    return _StreamedConvolution.apply(filters, chunk, h, edge_input, center, neighbor, *parameters)
+    chunk = max(1, (CHUNK_BYTES if chunk_bytes is None else chunk_bytes) // max(1, bytes_per_edge))
+    return _StreamedMessages.apply(message, chunk, len(atom_inputs), len(edge_inputs), center, neighbor,
+                                   *atom_inputs, *edge_inputs, *parameters)
 
 
-class _StreamedConvolution(torch.autograd.Function):
-    """Forward: one pass over the chunks. Backward: the filters of each chunk again, then their vector-Jacobian
-    products for h, the edge input and the parameters, accumulated in place."""
+def _chunks(n_edges: int, chunk: int) -> list[slice]:
+    """Slices of at most ``chunk`` edges; one empty slice when there are no edges (to learn the output shapes)."""
+    return [slice(start, start + chunk) for start in range(0, n_edges, chunk)] or [slice(0, 0)]
 
-    @staticmethod
-    def forward(ctx, filters, chunk, h, edge_input, center, neighbor, *parameters):
-        ctx.filters, ctx.chunk = filters, chunk
-        ctx.save_for_backward(h, edge_input, center, neighbor, *parameters)  # saved: checked for in-place changes
-        out = torch.zeros_like(h)
-        for start in range(0, edge_input.shape[0], chunk):
-            part = slice(start, start + chunk)
-            messages = filters(edge_input[part]) * h.index_select(0, neighbor[part])
-            out.index_add_(0, center[part], messages)
-        return out
+
+class _StreamedMessages(torch.autograd.Function):
+    """Forward: one pass over the chunks. Backward: each chunk's messages again, then their vector-Jacobian
+    products for the atom inputs (scattered back to the neighbours), the edge inputs and the parameters,
+    accumulated in place."""
 
     @staticmethod
-    def backward(ctx, grad_out):
+    def forward(ctx, message, chunk, n_atom, n_edge, center, neighbor, *inputs):
+        ctx.message, ctx.chunk, ctx.n_atom, ctx.n_edge = message, chunk, n_atom, n_edge
+        ctx.save_for_backward(center, neighbor, *inputs)  # saved: checked for in-place changes
+        atom_inputs, edge_inputs = inputs[:n_atom], inputs[n_atom:n_atom + n_edge]
+        n_atoms = atom_inputs[0].shape[0]
+        sums = None
+        for part in _chunks(center.shape[0], chunk):
+            gathered = [a.index_select(0, neighbor[part]) for a in atom_inputs]
+            messages = message(gathered, [e[part] for e in edge_inputs])
+            if sums is None:
+                sums = [m.new_zeros((n_atoms, *m.shape[1:])) for m in messages]
+            for total, m in zip(sums, messages):
+                total.index_add_(0, center[part], m)
+        return tuple(sums)
+
+    @staticmethod
+    def backward(ctx, *grad_sums):
         if torch.is_grad_enabled():  # create_graph: raise rather than leave this term out of second derivatives
-            raise RuntimeError("a streamed convolution (nnip.nn.edge_stream) has no second derivatives: evaluate "
+            raise RuntimeError("streamed messages (nnip.nn.edge_stream) have no second derivatives: evaluate "
                                "the model under nnip.nn.recompute.keep_activations() (Potential.forward does so for "
                                "create_graph=True) or set the term's stream_above_bytes = None")
-        h, edge_input, center, neighbor, *parameters = ctx.saved_tensors
-        needs_h, needs_edge = ctx.needs_input_grad[2:4]
-        wanted = [k for k, need in enumerate(ctx.needs_input_grad[6:]) if need]
-        grad_h = torch.zeros_like(h) if needs_h else None
-        grad_edge = torch.zeros_like(edge_input) if needs_edge else None
-        grad_parameters: list[torch.Tensor | None] = [None] * len(parameters)
-        for k in wanted:
-            grad_parameters[k] = torch.zeros_like(parameters[k])
-        for start in range(0, edge_input.shape[0], ctx.chunk):
-            part = slice(start, start + ctx.chunk)
-            grad_messages = grad_out.index_select(0, center[part])  # (Ec, F)
-            edge_part = edge_input[part].detach().requires_grad_(needs_edge)
+        center, neighbor, *inputs = ctx.saved_tensors
+        n_atom, n_edge = ctx.n_atom, ctx.n_edge
+        needs = ctx.needs_input_grad[6:]
+        grads: list[torch.Tensor | None] = [torch.zeros_like(x) if need else None for x, need in zip(inputs, needs)]
+        atom_inputs, edge_inputs = inputs[:n_atom], inputs[n_atom:n_atom + n_edge]
+        parameters = inputs[n_atom + n_edge:]
+        wanted = [k for k, need in enumerate(needs) if need]
+        if not wanted:
+            return (None,) * (6 + len(inputs))
+        for part in _chunks(center.shape[0], ctx.chunk):
+            gathered = [a.index_select(0, neighbor[part]).requires_grad_(needs[k]) for k, a in enumerate(atom_inputs)]
+            edge_parts = [e[part].detach().requires_grad_(needs[n_atom + k]) for k, e in enumerate(edge_inputs)]
             with torch.enable_grad():
-                weights = ctx.filters(edge_part)
-            if needs_h:
-                grad_h.index_add_(0, neighbor[part], grad_messages * weights.detach())
-            inputs = ([edge_part] if needs_edge else []) + [parameters[k] for k in wanted]
-            if not inputs:
+                messages = ctx.message(gathered, edge_parts)
+            pairs = [(m, g.index_select(0, center[part])) for m, g in zip(messages, grad_sums)
+                     if g is not None and m.requires_grad]
+            if not pairs:
                 continue
-            grads = list(torch.autograd.grad(weights, inputs, grad_messages * h.index_select(0, neighbor[part]),
-                                             allow_unused=True))
-            if needs_edge:
-                grad = grads.pop(0)
-                if grad is not None:
-                    grad_edge[part] = grad
-            for k, grad in zip(wanted, grads):
-                if grad is not None:
-                    grad_parameters[k] += grad
-        return (None, None, grad_h, grad_edge, None, None, *grad_parameters)
+            differentiated = [*gathered, *edge_parts, *parameters]
+            found = torch.autograd.grad([m for m, _ in pairs], [differentiated[k] for k in wanted],
+                                        [g for _, g in pairs], allow_unused=True)
+            for k, grad in zip(wanted, found):
+                if grad is None:
+                    continue
+                if k < n_atom:
+                    grads[k].index_add_(0, neighbor[part], grad)
+                elif k < n_atom + n_edge:
+                    grads[k][part] = grad
+                else:
+                    grads[k] += grad
+        return (None,) * 6 + tuple(grads)

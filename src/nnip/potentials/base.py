@@ -25,6 +25,7 @@ from torch import nn
 from nnip import keys
 from nnip.data.graph import AtomicGraph
 from nnip.errors import DataError
+from nnip.nn.edge_stream import STREAM_ABOVE_BYTES
 from nnip.nn.recompute import RECOMPUTE_ABOVE_BYTES, keep_activations
 from nnip.nn.scatter import scatter_sum
 from nnip.potentials.derivatives import energy_derivatives, prepare_inputs
@@ -66,11 +67,13 @@ class Term(nn.Module, abc.ABC):
     #: True for sums of symmetric pair functions, which accept half edge lists (see Edges.half).
     pairwise: ClassVar[bool] = False
     #: message-passing terms recompute a layer in the backward pass when its largest per-edge tensor
-    #: exceeds this many bytes (nnip.nn.recompute; None: never). SchNet streams its convolutions
-    #: from a much smaller size instead (SchNet.stream_above_bytes, nnip.nn.edge_stream); with
-    #: streaming off it recomputes its convolutions here and whole blocks above 1.5 times it.
-    #: Run-time settings, not saved.
+    #: exceeds this many bytes (nnip.nn.recompute; None: never; SchNet, not streaming, recomputes its
+    #: convolutions there and whole blocks above 1.5 times it). A run-time setting, not saved.
     recompute_above_bytes: int | None = RECOMPUTE_ABOVE_BYTES
+    #: SchNet and PaiNN stream their messages over chunks of edges when their widest per-edge tensor
+    #: would exceed this many bytes (nnip.nn.edge_stream; None: never), which keeps less than
+    #: recomputing and spares the allocator; other terms ignore it. A run-time setting, not saved.
+    stream_above_bytes: int | None = STREAM_ABOVE_BYTES
 
     def __init__(self, config: Any, elements: Sequence[int]):
         super().__init__()

@@ -28,10 +28,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from nnip.nn.edge_stream import stream_over_edges
 from nnip.nn.lone import relative_to_lone, with_lone_atoms
 from nnip.nn.mlp import mlp
 from nnip.nn.radial import BesselBasis, cosine_cutoff
-from nnip.nn.recompute import recompute_if_large
+from nnip.nn.recompute import recompute_allowed, recompute_if_large
 from nnip.nn.scatter import scatter_sum
 from nnip.potentials.base import Edges, Term
 from nnip.potentials.hyperparameters import check_network_config
@@ -72,11 +73,17 @@ class Message(nn.Module):
 
     def forward(self, s: torch.Tensor, v: torch.Tensor, filters: torch.Tensor, unit: torch.Tensor,
                 edges: Edges) -> tuple[torch.Tensor, torch.Tensor]:
-        features = s.shape[1]
-        x = self.context(s).index_select(0, edges.neighbor) * filters
-        ds, dva, dvb = torch.split(x, features, dim=1)
-        dv = v.index_select(0, edges.neighbor) * dva[:, None, :] + dvb[:, None, :] * unit[:, :, None]
+        ds, dv = self.per_edge(self.context(s).index_select(0, edges.neighbor), v.index_select(0, edges.neighbor),
+                               filters, unit)
         return scatter_sum(ds, edges.center, s.shape[0]), scatter_sum(dv, edges.center, s.shape[0])
+
+    @staticmethod
+    def per_edge(context_j: torch.Tensor, v_j: torch.Tensor, filters: torch.Tensor,
+                 unit: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Messages ds_ij (E, F) and dv_ij (E, 3, F) from the neighbours' context(s_j) (E, 3F) and v_j (E, 3, F),
+        the filters (E, 3F) and the unit vectors u_ij (E, 3)."""
+        ds, dva, dvb = torch.split(context_j * filters, v_j.shape[2], dim=1)
+        return ds, v_j * dva[:, None, :] + dvb[:, None, :] * unit[:, :, None]
 
 
 class Update(nn.Module):
@@ -121,9 +128,17 @@ class PaiNN(Term):
         s = self.embedding(species)
         v = s.new_zeros((s.shape[0], 3, s.shape[1]))
         unit = edges.vectors / edges.lengths[:, None]
+        edge_bytes = edges.lengths.shape[0] * 3 * s.shape[1] * s.element_size()  # one (E, 3F) tensor
+        limit = self.stream_above_bytes
+        if limit is not None and recompute_allowed() and edge_bytes > limit:  # the size last: no compile guard
+            for k, update in enumerate(self.updates):
+                ds, dv = self._streamed_message(k, s, v, unit, edges)
+                s, v = s + ds, v + dv
+                ds, dv = update(s, v)
+                s, v = s + ds, v + dv
+            return s, v
         basis = self.basis(edges.lengths)
         envelope = cosine_cutoff(edges.lengths, self.cutoff)[:, None]
-        edge_bytes = edges.lengths.shape[0] * 3 * s.shape[1] * s.element_size()  # one (E, 3F) tensor
         for k, update in enumerate(self.updates):
             ds, dv = recompute_if_large(self._message, k, s, v, basis, envelope, unit, edges,
                                         edge_tensor_bytes=edge_bytes, limit=self.recompute_above_bytes)
@@ -136,10 +151,27 @@ class PaiNN(Term):
                  unit: torch.Tensor, edges: Edges) -> tuple[torch.Tensor, torch.Tensor]:
         """Block k's message with its filters W_k(r) f_c(r) (E, 3F), formed here so that a recomputed
         block (nnip.nn.recompute) does not keep them either."""
-        width = 3 * s.shape[1]
+        return self.messages[k](s, v, self._filters(k, basis, envelope), unit, edges)
+
+    def _filters(self, k: int, basis: torch.Tensor, envelope: torch.Tensor) -> torch.Tensor:
+        """Block k's filters W_k(r) f_c(r) (E, 3F) from the basis (E, K) and the envelope (E, 1)."""
+        width = 3 * self.config.features
         rows = slice(0, width) if self.config.shared_filters else slice(k * width, (k + 1) * width)
-        filters = nn.functional.linear(basis, self.filters.weight[rows], self.filters.bias[rows]) * envelope
-        return self.messages[k](s, v, filters, unit, edges)
+        return nn.functional.linear(basis, self.filters.weight[rows], self.filters.bias[rows]) * envelope
+
+    def _streamed_message(self, k: int, s: torch.Tensor, v: torch.Tensor, unit: torch.Tensor,
+                          edges: Edges) -> tuple[torch.Tensor, torch.Tensor]:
+        """Block k's message streamed over chunks of edges (nnip.nn.edge_stream), filters formed per chunk."""
+
+        def message(gathered: list[torch.Tensor], edge_parts: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+            lengths, unit_part = edge_parts
+            envelope = cosine_cutoff(lengths, self.cutoff)[:, None]
+            return Message.per_edge(*gathered, self._filters(k, self.basis(lengths), envelope), unit_part)
+
+        context = self.messages[k].context(s)
+        return stream_over_edges(message, [context, v], [edges.lengths, unit], edges.center, edges.neighbor,
+                                 (*self.filters.parameters(), *self.basis.parameters()),
+                                 bytes_per_edge=3 * v.shape[2] * v.element_size())  # dv_ij, filters: 3F per edge
 
     def forward(self, species: torch.Tensor, edges: Edges) -> torch.Tensor:
         s, _ = self.representation(with_lone_atoms(species, len(self.elements)), edges)  # see nnip.nn.lone

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from nnip.nn.edge_stream import streamed_convolution
+from nnip.nn.edge_stream import stream_over_edges
 from nnip.nn.lone import relative_to_lone, with_lone_atoms
 from nnip.nn.mlp import mlp
 from nnip.nn.radial import GaussianBasis, cosine_cutoff
@@ -77,12 +77,13 @@ class Interaction(nn.Module):
         """The same update with the convolution streamed over chunks of edges (nnip.nn.edge_stream):
         ``radial`` maps lengths (Ec,) to the basis (Ec, K) and the envelope (Ec,)."""
 
-        def filters(lengths: torch.Tensor) -> torch.Tensor:
-            rbf, envelope = radial(lengths)
-            return self.filter(rbf) * envelope[:, None]
+        def message(gathered: list[torch.Tensor], edge_parts: list[torch.Tensor]) -> tuple[torch.Tensor]:
+            rbf, envelope = radial(edge_parts[0])
+            return (self.filter(rbf) * envelope[:, None] * gathered[0],)
 
-        messages = streamed_convolution(filters, self.in2f(x), edges.lengths, edges.center, edges.neighbor,
-                                        tuple(self.filter.parameters()))
+        h = self.in2f(x)
+        (messages,) = stream_over_edges(message, [h], [edges.lengths], edges.center, edges.neighbor,
+                                        (*self.filter.parameters(),), bytes_per_edge=h.shape[1] * h.element_size())
         return self.f2out(messages)
 
     def convolve(self, x: torch.Tensor, weights: torch.Tensor, envelope: torch.Tensor, edges: Edges) -> torch.Tensor:
@@ -98,9 +99,6 @@ class SchNet(Term):
     name = "schnet"
     Config = SchNetConfig
     dimensionless = True
-    #: above these bytes per (E, F) tensor the convolutions stream over chunks of edges (nnip.nn.edge_stream)
-    #: where recomputing is allowed; None: never
-    stream_above_bytes: int | None = 64 * 2**20
 
     def __init__(self, config: SchNetConfig, elements: Sequence[int]):
         super().__init__(config, elements)
