@@ -41,7 +41,7 @@ from torch.utils.flop_counter import flop_registry
 from _allocator import CHOICES, current_allocator, rerun_under_each_allocator
 
 from nnip.data.graph import AtomicGraph
-from nnip.nn.recompute import keep_activations
+from nnip.nn import recompute
 from nnip.potentials import build_potential
 
 MODELS = {
@@ -138,7 +138,7 @@ def measure(model: str, n: int, dtype: torch.dtype, compile: bool, keep_activati
     seconds = time_call(timed, graph)
     rss = peak_rss_mb()  # before the eager FLOP-counting call, which may need more with --compile
     # compiled terms neither recompute nor stream: count the eager model's FLOPs the same way
-    with keep_activations() if compile else contextlib.nullcontext():
+    with recompute.keep_activations() if compile else contextlib.nullcontext():
         flops = flops_of(potential, graph)
     return {"atoms": len(atoms), "seconds": seconds, "flops": flops, "rss_mb": rss}
 

@@ -16,9 +16,12 @@ stay mapped).
 The price is one more forward pass of the message function (its filter network included)
 in the backward pass, as with nnip.nn.recompute, and the custom backward is not itself
 differentiable: a backward pass with ``create_graph`` (training on forces, Hessians) through
-it raises. Models use it only where recomputing is allowed
-(:func:`nnip.nn.recompute.recompute_allowed`), which ``Potential.forward`` rules out for
-``create_graph``.
+it raises. Models stream only where :func:`should_stream` says so: on the CPU (the allocator
+is what it is for; on GPUs it is not measured), where recomputing is allowed
+(:func:`nnip.nn.recompute.recompute_allowed`, which ``Potential.forward`` rules out for
+``create_graph``), and above a size. Parameters that require gradients get them computed in
+every backward pass, even one that asks for forces only (an autograd Function is not told
+which of its inputs a given backward pass wants): ``nnip.Calculator`` runs a frozen copy.
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-__all__ = ["CHUNK_BYTES", "STREAM_ABOVE_BYTES", "stream_over_edges"]
+from nnip.nn.recompute import recompute_allowed
+
+__all__ = ["CHUNK_BYTES", "STREAM_ABOVE_BYTES", "should_stream", "stream_over_edges"]
 
 #: default of ``Term.stream_above_bytes``: SchNet and PaiNN stream their messages when one (E, F)
 #: (SchNet) or (E, 3F) (PaiNN) tensor would exceed this many bytes
@@ -37,6 +42,15 @@ STREAM_ABOVE_BYTES = 64 * 2**20
 #: (32 MiB), so once glibc's dynamic threshold has risen past it (after the first chunk's blocks
 #: are freed) chunk temporaries come from the heap and are reused.
 CHUNK_BYTES = 4 * 2**20
+
+
+
+def should_stream(limit: int | None, edge_tensor_bytes: int, device: torch.device) -> bool:
+    """Whether a model streams: on the CPU, where recomputing is allowed, and when its widest per-edge
+    tensor (``edge_tensor_bytes``) exceeds ``limit`` (None: never). The size is compared last, so that
+    compiling adds no guard on the number of edges."""
+    return limit is not None and device.type == "cpu" and recompute_allowed() and edge_tensor_bytes > limit
+
 
 Message = Callable[[Sequence[torch.Tensor], Sequence[torch.Tensor]], Sequence[torch.Tensor]]
 
@@ -78,6 +92,7 @@ class _StreamedMessages(torch.autograd.Function):
     @staticmethod
     def forward(ctx, message, chunk, n_atom, n_edge, center, neighbor, *inputs):
         ctx.message, ctx.chunk, ctx.n_atom, ctx.n_edge = message, chunk, n_atom, n_edge
+        ctx.set_materialize_grads(False)  # an output nothing depends on gets None: its messages are not differentiated
         ctx.save_for_backward(center, neighbor, *inputs)  # saved: checked for in-place changes
         atom_inputs, edge_inputs = inputs[:n_atom], inputs[n_atom:n_atom + n_edge]
         n_atoms = atom_inputs[0].shape[0]
@@ -104,7 +119,7 @@ class _StreamedMessages(torch.autograd.Function):
         atom_inputs, edge_inputs = inputs[:n_atom], inputs[n_atom:n_atom + n_edge]
         parameters = inputs[n_atom + n_edge:]
         wanted = [k for k, need in enumerate(needs) if need]
-        if not wanted:
+        if not wanted or all(g is None for g in grad_sums):
             return (None,) * (6 + len(inputs))
         for part in _chunks(center.shape[0], ctx.chunk):
             gathered = [a.index_select(0, neighbor[part]).requires_grad_(needs[k]) for k, a in enumerate(atom_inputs)]

@@ -15,8 +15,9 @@ Calls nest: a model can recompute a cheap part of a layer first and the whole la
 at a larger size (SchNet, with its streaming off, recomputes its convolution, the atom-wise
 in2f product, gather, two elementwise products and scatter, above the limit, and the whole
 block with its filter network above 1.5 times it); inside a layer recomputed as a whole,
-inner calls keep their activations. By default SchNet streams its convolutions over chunks
-of edges from a much smaller size (nnip.nn.edge_stream), which keeps less than either.
+inner calls keep their activations. By default SchNet and PaiNN stream their messages over
+chunks of edges on the CPU from a much smaller size (nnip.nn.edge_stream), which keeps less
+than either.
 """
 
 from __future__ import annotations
@@ -46,8 +47,8 @@ def _physical_memory() -> int | None:
 #: (layers x intermediates), so above this its activations approach the machine's memory. On a
 #: 23.6 GiB machine (0.74 GiB) with fcc Cu at a 5 Å cutoff (43 neighbours per atom), float32:
 #: SchNet 64 (not streaming) recomputes its convolutions above about 7 x 10^4 atoms and whole
-#: blocks above about 1.1 x 10^5, PaiNN 64 (filters E x 3F) above 2.4 x 10^4, the equivariant
-#: model with 32 channels and l_max 2 (messages E x 9 x 32) above 1.6 x 10^4.
+#: blocks above about 1.1 x 10^5, PaiNN 64 (not streaming; filters E x 3F) above 2.4 x 10^4,
+#: the equivariant model with 32 channels and l_max 2 (messages E x 9 x 32) above 1.6 x 10^4.
 RECOMPUTE_ABOVE_BYTES = (_physical_memory() or 16 * 2**30) // 32
 
 _KEEPING = contextvars.ContextVar("nnip_keep_activations", default=False)
@@ -67,7 +68,7 @@ def recompute_allowed() -> bool:
     """False under :func:`keep_activations` and while compiling or exporting (``is_compiling`` holds for
     both; a size check on the symbolic number of edges would add a guard, and compiled code keeps its
     activations)."""
-    return not (_KEEPING.get() or torch.compiler.is_compiling())
+    return not (torch.compiler.is_compiling() or _KEEPING.get())  # in this order: dynamo breaks graphs at ContextVars
 
 
 def recompute_if_large(layer: Callable[..., Any], *args, edge_tensor_bytes: int,

@@ -28,11 +28,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from nnip.nn.edge_stream import stream_over_edges
+from nnip.nn.edge_stream import should_stream, stream_over_edges
 from nnip.nn.lone import relative_to_lone, with_lone_atoms
 from nnip.nn.mlp import mlp
 from nnip.nn.radial import BesselBasis, cosine_cutoff
-from nnip.nn.recompute import recompute_allowed, recompute_if_large
+from nnip.nn.recompute import recompute_if_large
 from nnip.nn.scatter import scatter_sum
 from nnip.potentials.base import Edges, Term
 from nnip.potentials.hyperparameters import check_network_config
@@ -129,8 +129,7 @@ class PaiNN(Term):
         v = s.new_zeros((s.shape[0], 3, s.shape[1]))
         unit = edges.vectors / edges.lengths[:, None]
         edge_bytes = edges.lengths.shape[0] * 3 * s.shape[1] * s.element_size()  # one (E, 3F) tensor
-        limit = self.stream_above_bytes
-        if limit is not None and recompute_allowed() and edge_bytes > limit:  # the size last: no compile guard
+        if should_stream(self.stream_above_bytes, edge_bytes, s.device):
             for k, update in enumerate(self.updates):
                 ds, dv = self._streamed_message(k, s, v, unit, edges)
                 s, v = s + ds, v + dv

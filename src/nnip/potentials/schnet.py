@@ -23,11 +23,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from nnip.nn.edge_stream import stream_over_edges
+from nnip.nn.edge_stream import should_stream, stream_over_edges
 from nnip.nn.lone import relative_to_lone, with_lone_atoms
 from nnip.nn.mlp import mlp
 from nnip.nn.radial import GaussianBasis, cosine_cutoff
-from nnip.nn.recompute import recompute_allowed, recompute_if_large
+from nnip.nn.recompute import recompute_if_large
 from nnip.nn.scatter import scatter_sum
 from nnip.potentials.base import Edges, Term
 from nnip.potentials.hyperparameters import check_network_config
@@ -82,8 +82,9 @@ class Interaction(nn.Module):
             return (self.filter(rbf) * envelope[:, None] * gathered[0],)
 
         h = self.in2f(x)
+        widest = max(h.shape[1], self.filter[0].in_features)  # features F or Gaussians K per edge
         (messages,) = stream_over_edges(message, [h], [edges.lengths], edges.center, edges.neighbor,
-                                        (*self.filter.parameters(),), bytes_per_edge=h.shape[1] * h.element_size())
+                                        (*self.filter.parameters(),), bytes_per_edge=widest * h.element_size())
         return self.f2out(messages)
 
     def convolve(self, x: torch.Tensor, weights: torch.Tensor, envelope: torch.Tensor, edges: Edges) -> torch.Tensor:
@@ -112,8 +113,7 @@ class SchNet(Term):
     def forward(self, species: torch.Tensor, edges: Edges) -> torch.Tensor:
         x = self.embedding(with_lone_atoms(species, len(self.elements)))  # lone atoms: nnip.nn.lone
         edge_bytes = edges.lengths.shape[0] * x.shape[1] * x.element_size()  # one (E, F) tensor
-        limit = self.stream_above_bytes
-        if limit is not None and recompute_allowed() and edge_bytes > limit:  # the size last: no compile guard
+        if should_stream(self.stream_above_bytes, edge_bytes, x.device):
             for interaction in self.interactions:
                 x = x + interaction.streamed(x, edges, self._radial)
             return relative_to_lone(self.readout(x).squeeze(-1), species)
