@@ -6,14 +6,21 @@ Lennard-Jones step this costs two thirds of the time. :func:`retain_freed_memory
 glibc to serve all blocks from its heap and never trim it, which keeps the process at its
 peak memory but removes the page faults. jemalloc (LD_PRELOAD with decay off) has the
 same effect. Nothing calls this implicitly: long MD runs and benchmarks opt in.
+:func:`returns_freed_memory` tells models which case they run in (nnip.nn.edge_stream).
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 
-__all__ = ["retain_freed_memory"]
+__all__ = ["retain_freed_memory", "returns_freed_memory"]
+
+#: allocators that keep freed pages mapped (with their default or benchmark settings), recognised
+#: by their library in the process's memory map (LD_PRELOAD)
+_RETAINING_ALLOCATORS = ("libjemalloc", "libtcmalloc", "libmimalloc")
+_retaining = False  # set by retain_freed_memory()
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
@@ -30,4 +37,24 @@ def retain_freed_memory() -> bool:
     except (OSError, AttributeError):
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
+    global _retaining
+    _retaining = bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
+    return _retaining
+
+
+def returns_freed_memory() -> bool:
+    """True when this process's malloc gives large freed blocks back to the kernel, as glibc's does by
+    default, so that every large allocation faults its pages in again; False under a preloaded
+    jemalloc, tcmalloc or mimalloc, after :func:`retain_freed_memory`, or off Linux."""
+    return not _retaining and _glibc_malloc()
+
+
+@functools.lru_cache(maxsize=1)
+def _glibc_malloc() -> bool:
+    """Linux with none of the known retaining allocators mapped into this process."""
+    try:
+        with open("/proc/self/maps") as maps:
+            mapped = maps.read()
+    except OSError:
+        return False
+    return not any(name in mapped for name in _RETAINING_ALLOCATORS)

@@ -38,6 +38,12 @@ def alloy_graph(cutoff: float) -> AtomicGraph:
     return AtomicGraph.from_atoms(atoms, cutoff, dtype=torch.float64)
 
 
+@pytest.fixture(autouse=True)
+def page_faulting_allocator(monkeypatch):
+    """The tests stream as under glibc malloc, whatever allocator runs them (see should_stream)."""
+    monkeypatch.setattr(edge_stream, "returns_freed_memory", lambda: True)
+
+
 @pytest.fixture
 def stream_calls(monkeypatch):
     """A list that gets one entry per streamed message pass."""
@@ -179,3 +185,46 @@ def test_streamed_isolated_atoms_have_their_reference_energies(name, stream_call
     assert len(stream_calls) == CONFIG["interactions"]
     assert out["energy"].item() == pytest.approx(-3.75, abs=1e-12)
     assert out["forces"].abs().max() == 0.0
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_models_stream_exactly_above_the_size_of_their_widest_per_edge_tensor(name, stream_calls):
+    """SchNet's (E, F) and PaiNN's (E, 3F) tensor against stream_above_bytes (float64 here)."""
+    _, model = pair(name)
+    graph = alloy_graph(model.cutoff)
+    widest = graph.edge_index.shape[1] * CONFIG["features"] * (3 if name == "painn" else 1) * 8
+    for limit, streams in ((widest, False), (widest - 1, True)):
+        model.terms[0].stream_above_bytes = limit
+        stream_calls.clear()
+        model(graph, compute_forces=True)
+        assert len(stream_calls) == (CONFIG["interactions"] if streams else 0), limit
+
+
+def test_streamed_painn_with_shared_filters_gives_the_same_forces(monkeypatch):
+    monkeypatch.setattr(edge_stream, "CHUNK_BYTES", 40 * 3 * CONFIG["features"] * 8)
+    torch.manual_seed(0)
+    spec = {"elements": [28, 29], "terms": [{"name": "painn", "config": {**CONFIG, "shared_filters": True}}]}
+    plain = build_potential(spec).double()
+    plain.terms[0].stream_above_bytes = None
+    streamed = copy.deepcopy(plain)
+    streamed.terms[0].stream_above_bytes = 0
+    graph = alloy_graph(plain.cutoff)
+    want, got = plain(graph, compute_stress=True), streamed(graph, compute_stress=True)
+    for key in ("energy", "forces", "stress"):
+        torch.testing.assert_close(got[key], want[key], rtol=1e-12, atol=1e-12)
+
+
+def test_under_an_allocator_that_keeps_freed_memory_models_stream_only_above_the_memory_limit(monkeypatch, stream_calls):
+    """jemalloc or glibc after retain_freed_memory: unstreamed calls were faster, so streaming waits for
+    the recompute limit (where it keeps far less than recomputing); None for it: never."""
+    monkeypatch.setattr(edge_stream, "returns_freed_memory", lambda: False)
+    _, model = pair("schnet")
+    graph = alloy_graph(model.cutoff)
+    widest = graph.edge_index.shape[1] * CONFIG["features"] * 8
+    term = model.terms[0]
+    for stream_limit, memory_limit, streams in ((0, widest, False), (0, widest - 1, True), (widest, widest - 1, False),
+                                                (0, None, False), (None, 0, False)):
+        term.stream_above_bytes, term.recompute_above_bytes = stream_limit, memory_limit
+        stream_calls.clear()
+        model(graph, compute_forces=True)
+        assert len(stream_calls) == (CONFIG["interactions"] if streams else 0), (stream_limit, memory_limit)

@@ -129,7 +129,7 @@ class PaiNN(Term):
         v = s.new_zeros((s.shape[0], 3, s.shape[1]))
         unit = edges.vectors / edges.lengths[:, None]
         edge_bytes = edges.lengths.shape[0] * 3 * s.shape[1] * s.element_size()  # one (E, 3F) tensor
-        if should_stream(self.stream_above_bytes, edge_bytes, s.device):
+        if should_stream(self.stream_above_bytes, self.recompute_above_bytes, edge_bytes, s.device):
             for k, update in enumerate(self.updates):
                 ds, dv = self._streamed_message(k, s, v, unit, edges)
                 s, v = s + ds, v + dv

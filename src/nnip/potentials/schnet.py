@@ -113,7 +113,7 @@ class SchNet(Term):
     def forward(self, species: torch.Tensor, edges: Edges) -> torch.Tensor:
         x = self.embedding(with_lone_atoms(species, len(self.elements)))  # lone atoms: nnip.nn.lone
         edge_bytes = edges.lengths.shape[0] * x.shape[1] * x.element_size()  # one (E, F) tensor
-        if should_stream(self.stream_above_bytes, edge_bytes, x.device):
+        if should_stream(self.stream_above_bytes, self.recompute_above_bytes, edge_bytes, x.device):
             for interaction in self.interactions:
                 x = x + interaction.streamed(x, edges, self._radial)
             return relative_to_lone(self.readout(x).squeeze(-1), species)
