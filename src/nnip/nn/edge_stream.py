@@ -60,11 +60,9 @@ def should_stream(stream_limit: int | None, memory_limit: int | None, edge_tenso
     for either limit: never. The size is compared last, so compiling adds no guard on the
     number of edges.
     """
-    if stream_limit is None or device.type != "cpu" or not recompute_allowed():
-        return False
-    if returns_freed_memory():
-        return edge_tensor_bytes > stream_limit
-    return memory_limit is not None and edge_tensor_bytes > max(stream_limit, memory_limit)
+    if stream_limit is None or device.type != "cpu" or not recompute_allowed() or edge_tensor_bytes <= stream_limit:
+        return False  # most calls (small systems) leave here
+    return returns_freed_memory() or (memory_limit is not None and edge_tensor_bytes > memory_limit)
 
 
 Message = Callable[[Sequence[torch.Tensor], Sequence[torch.Tensor]], Sequence[torch.Tensor]]

@@ -130,17 +130,18 @@ class PaiNN(Term):
         unit = edges.vectors / edges.lengths[:, None]
         edge_bytes = edges.lengths.shape[0] * 3 * s.shape[1] * s.element_size()  # one (E, 3F) tensor
         if should_stream(self.stream_above_bytes, self.recompute_above_bytes, edge_bytes, s.device):
-            for k, update in enumerate(self.updates):
-                ds, dv = self._streamed_message(k, s, v, unit, edges)
-                s, v = s + ds, v + dv
-                ds, dv = update(s, v)
-                s, v = s + ds, v + dv
-            return s, v
-        basis = self.basis(edges.lengths)
-        envelope = cosine_cutoff(edges.lengths, self.cutoff)[:, None]
+
+            def message(k: int, s: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                return self._streamed_message(k, s, v, unit, edges)
+        else:
+            basis = self.basis(edges.lengths)
+            envelope = cosine_cutoff(edges.lengths, self.cutoff)[:, None]
+
+            def message(k: int, s: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                return recompute_if_large(self._message, k, s, v, basis, envelope, unit, edges,
+                                          edge_tensor_bytes=edge_bytes, limit=self.recompute_above_bytes)
         for k, update in enumerate(self.updates):
-            ds, dv = recompute_if_large(self._message, k, s, v, basis, envelope, unit, edges,
-                                        edge_tensor_bytes=edge_bytes, limit=self.recompute_above_bytes)
+            ds, dv = message(k, s, v)
             s, v = s + ds, v + dv
             ds, dv = update(s, v)
             s, v = s + ds, v + dv

@@ -114,19 +114,23 @@ class SchNet(Term):
         x = self.embedding(with_lone_atoms(species, len(self.elements)))  # lone atoms: nnip.nn.lone
         edge_bytes = edges.lengths.shape[0] * x.shape[1] * x.element_size()  # one (E, F) tensor
         if should_stream(self.stream_above_bytes, self.recompute_above_bytes, edge_bytes, x.device):
-            for interaction in self.interactions:
-                x = x + interaction.streamed(x, edges, self._radial)
-            return relative_to_lone(self.readout(x).squeeze(-1), species)
-        rbf = self.basis(edges.lengths)
-        envelope = cosine_cutoff(edges.lengths, self.cutoff)
-        # Not streaming: above recompute_above_bytes per (E, F) tensor the backward pass recomputes each block's
-        # convolution (no product of the filter network; about 1.1x the time), and above 1.5 times
-        # that the whole block, filter network included (about 1.5x), which keeps only its inputs.
-        convolution_limit = self.recompute_above_bytes
-        whole_limit = None if convolution_limit is None else convolution_limit * 3 // 2
+
+            def update(interaction: Interaction, x: torch.Tensor) -> torch.Tensor:
+                return interaction.streamed(x, edges, self._radial)
+        else:
+            rbf = self.basis(edges.lengths)
+            envelope = cosine_cutoff(edges.lengths, self.cutoff)
+            # Not streaming: above recompute_above_bytes per (E, F) tensor the backward pass recomputes each
+            # block's convolution (no product of the filter network; about 1.1x the time), and above 1.5
+            # times that the whole block, filter network included (about 1.5x), which keeps only its inputs.
+            convolution_limit = self.recompute_above_bytes
+            whole_limit = None if convolution_limit is None else convolution_limit * 3 // 2
+
+            def update(interaction: Interaction, x: torch.Tensor) -> torch.Tensor:
+                return recompute_if_large(interaction, x, rbf, envelope, edges, edge_bytes, convolution_limit,
+                                          edge_tensor_bytes=edge_bytes, limit=whole_limit)
         for interaction in self.interactions:
-            x = x + recompute_if_large(interaction, x, rbf, envelope, edges, edge_bytes, convolution_limit,
-                                       edge_tensor_bytes=edge_bytes, limit=whole_limit)
+            x = x + update(interaction, x)
         return relative_to_lone(self.readout(x).squeeze(-1), species)
 
     def _radial(self, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
