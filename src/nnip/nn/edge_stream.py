@@ -128,12 +128,12 @@ class _StreamedMessages(torch.autograd.Function):
         center, neighbor, *inputs = ctx.saved_tensors
         n_atom, n_edge = ctx.n_atom, ctx.n_edge
         needs = ctx.needs_input_grad[6:]
-        grads: list[torch.Tensor | None] = [torch.zeros_like(x) if need else None for x, need in zip(inputs, needs)]
-        atom_inputs, edge_inputs = inputs[:n_atom], inputs[n_atom:n_atom + n_edge]
-        parameters = inputs[n_atom + n_edge:]
         wanted = [k for k, need in enumerate(needs) if need]
         if not wanted or all(g is None for g in grad_sums):
             return (None,) * (6 + len(inputs))
+        grads: list[torch.Tensor | None] = [torch.zeros_like(x) if need else None for x, need in zip(inputs, needs)]
+        atom_inputs, edge_inputs = inputs[:n_atom], inputs[n_atom:n_atom + n_edge]
+        parameters = inputs[n_atom + n_edge:]
         for part in _chunks(center.shape[0], ctx.chunk):
             gathered = [a.index_select(0, neighbor[part]).requires_grad_(needs[k]) for k, a in enumerate(atom_inputs)]
             edge_parts = [e[part].detach().requires_grad_(needs[n_atom + k]) for k, e in enumerate(edge_inputs)]
