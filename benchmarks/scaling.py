@@ -134,7 +134,7 @@ def measure(model: str, n: int, dtype: torch.dtype, compile: bool, keep_activati
     timed = copy.deepcopy(potential).compile_terms() if compile else potential
     atoms = copper(n)
     graph = AtomicGraph.from_arrays(atoms.positions, atoms.numbers, atoms.cell.array, atoms.pbc,
-                                    potential.cutoff, half_list=potential.pairwise, dtype=potential.dtype)
+                                    potential.cutoff, half_list=potential.half_list, dtype=potential.dtype)
     seconds = time_call(timed, graph)
     rss = peak_rss_mb()  # before the eager FLOP-counting call, which may need more with --compile
     # compiled terms neither recompute nor stream: count the eager model's FLOPs the same way

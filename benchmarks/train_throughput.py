@@ -136,10 +136,10 @@ def _datasets(potentials: dict[str, Potential], frames) -> dict[str, AtomicDatas
     """One dataset per distinct (cutoff, half list), shared by the models that need it."""
     built: dict[tuple[float, bool], AtomicDataset] = {}
     for potential in potentials.values():
-        key = (potential.cutoff, potential.pairwise)
+        key = (potential.cutoff, potential.half_list)
         if key not in built:
-            built[key] = AtomicDataset(frames, potential.cutoff, half_list=potential.pairwise)
-    return {name: built[(p.cutoff, p.pairwise)] for name, p in potentials.items()}
+            built[key] = AtomicDataset(frames, potential.cutoff, half_list=potential.half_list)
+    return {name: built[(p.cutoff, p.half_list)] for name, p in potentials.items()}
 
 
 def main() -> None:

@@ -46,7 +46,7 @@ def nnip_inputs(potential, atoms, dtype):
     from nnip.data.graph import AtomicGraph
 
     return AtomicGraph.from_arrays(atoms.positions, atoms.numbers, atoms.cell.array, atoms.pbc, potential.cutoff,
-                                   half_list=potential.pairwise, dtype=dtype)
+                                   half_list=potential.half_list, dtype=dtype)
 
 
 def nnip_call(potential, graph):

@@ -70,7 +70,7 @@ class Calculator(_AseCalculator):
             if not hasattr(self.potential, "compile_terms"):
                 raise ValueError(f"compile=True needs an nnip Potential or Ensemble, not {type(potential).__name__}")
             self.potential.compile_terms()
-        self.neighbors = VerletNeighborList(self.potential.cutoff, skin, full=not self.potential.pairwise)
+        self.neighbors = VerletNeighborList(self.potential.cutoff, skin, full=not self.potential.half_list)
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)

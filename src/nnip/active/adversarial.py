@@ -210,7 +210,7 @@ class Attack:
         seeds = [a.copy() for a in seeds]
         per_atom = self.per_atom(seeds)
         log_q = self.log_q(per_atom)
-        batch = _Batch(seeds, self.ensemble.cutoff + s.skin, self.ensemble.pairwise, self.ensemble.dtype)
+        batch = _Batch(seeds, self.ensemble.cutoff + s.skin, self.ensemble.half_list, self.ensemble.dtype)
         delta = batch.initial_noise(s.init_noise, s.seed)
         batch.constrain(delta, s.project_rigid, s.clamp)
         delta.requires_grad_(True)

@@ -93,7 +93,7 @@ class AtomicDataset:
     Args:
         frames: structures with labels on ``atoms.calc`` (see :func:`nnip.read`).
         cutoff: neighbour-list cutoff, Å (the potential's cutoff).
-        half_list: build half neighbour lists (potentials made only of pair terms).
+        half_list: build half neighbour lists (for potentials that take them, Potential.half_list).
         weight_key: ``atoms.info`` key of a per-structure loss weight (a number >= 0, default 1).
         progress: show a progress bar while building neighbour lists.
         source: name of the data in error messages (a file name).

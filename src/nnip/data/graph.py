@@ -28,7 +28,7 @@ class AtomicGraph:
         n_atoms: (B,) int64.
         total_charge: (B,) e, net charge of each structure (0 unless the data says otherwise).
         cutoff: Å, the neighbour-list cutoff the edges were built with.
-        half_list: each unordered pair appears once (only for potentials made of pair terms).
+        half_list: each unordered pair appears once (for potentials whose terms all take one, Potential.half_list).
     """
 
     positions: torch.Tensor

@@ -52,7 +52,7 @@ def neighbor_list(
         cutoff: Å; pairs with r_ij < cutoff are returned (none when cutoff <= 0, as for a
             term that needs no neighbours).
         full: both i -> j and j -> i (default); False gives each unordered pair once,
-            enough for potentials made only of pair terms.
+            enough for potentials whose terms all take half lists (Potential.half_list).
 
     Returns:
         edge_index: (2, E) int64, row 0 the centre i, row 1 the neighbour j (a transposed view).
@@ -83,7 +83,7 @@ class VerletNeighborList:
     Args:
         cutoff: interaction cutoff, Å.
         skin: extra shell, Å (0 rebuilds every call).
-        full: full list (default) or half list (each pair once, for pair potentials).
+        full: full list (default) or half list (each pair once, Potential.half_list).
 
     Attributes:
         n_builds: how many times the list was built (for tests and logs).

@@ -31,6 +31,7 @@ from collections.abc import Callable, Sequence
 import torch
 
 from nnip.allocator import returns_freed_memory
+from nnip.nn.half_list import both_directions
 from nnip.nn.recompute import recompute_allowed
 
 __all__ = ["CHUNK_BYTES", "STREAM_ABOVE_BYTES", "should_stream", "stream_over_edges"]
@@ -70,7 +71,8 @@ Message = Callable[[Sequence[torch.Tensor], Sequence[torch.Tensor]], Sequence[to
 
 def stream_over_edges(message: Message, atom_inputs: Sequence[torch.Tensor], edge_inputs: Sequence[torch.Tensor],
                       center: torch.Tensor, neighbor: torch.Tensor, parameters: Sequence[torch.Tensor],
-                      bytes_per_edge: int, chunk_bytes: int | None = None) -> tuple[torch.Tensor, ...]:
+                      bytes_per_edge: int, chunk_bytes: int | None = None,
+                      pairs: bool = False) -> tuple[torch.Tensor, ...]:
     """Sums over each atom's edges of ``message``, a chunk of edges at a time.
 
     Args:
@@ -85,10 +87,14 @@ def stream_over_edges(message: Message, atom_inputs: Sequence[torch.Tensor], edg
         bytes_per_edge: bytes of one edge's row of the widest per-edge tensor (e.g. 3F x 4 for
             (E, 3F) float32 filters); a chunk holds ``chunk_bytes`` of them (at least one edge).
         chunk_bytes: None: :data:`CHUNK_BYTES`.
+        pairs: ``center`` and ``neighbor`` are a half list (each pair once) whose messages go both
+            ways (nnip.nn.half_list): ``gathered`` then holds the atom inputs at the chunk's
+            neighbours followed by those at its centres (2 Ec rows), and ``message`` returns 2 Ec
+            rows, summed onto the centres and then onto the neighbours.
     Returns: the sums, (N, ...) each.
     """
     chunk = max(1, (CHUNK_BYTES if chunk_bytes is None else chunk_bytes) // max(1, bytes_per_edge))
-    return _StreamedMessages.apply(message, chunk, len(atom_inputs), len(edge_inputs), center, neighbor,
+    return _StreamedMessages.apply(message, chunk, pairs, len(atom_inputs), len(edge_inputs), center, neighbor,
                                    *atom_inputs, *edge_inputs, *parameters)
 
 
@@ -97,26 +103,34 @@ def _chunks(n_edges: int, chunk: int) -> list[slice]:
     return [slice(start, start + chunk) for start in range(0, n_edges, chunk)] or [slice(0, 0)]
 
 
+def _ends(center: torch.Tensor, neighbor: torch.Tensor, part: slice, pairs: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sources and targets of a chunk's messages: its neighbours and centres, both ways for ``pairs``."""
+    if pairs:
+        return both_directions(center[part], neighbor[part])
+    return neighbor[part], center[part]
+
+
 class _StreamedMessages(torch.autograd.Function):
     """Forward: one pass over the chunks. Backward: each chunk's messages again, then their vector-Jacobian
     products for the atom inputs (scattered back to the neighbours), the edge inputs and the parameters,
     accumulated in place."""
 
     @staticmethod
-    def forward(ctx, message, chunk, n_atom, n_edge, center, neighbor, *inputs):
-        ctx.message, ctx.chunk, ctx.n_atom, ctx.n_edge = message, chunk, n_atom, n_edge
+    def forward(ctx, message, chunk, pairs, n_atom, n_edge, center, neighbor, *inputs):
+        ctx.message, ctx.chunk, ctx.pairs, ctx.n_atom, ctx.n_edge = message, chunk, pairs, n_atom, n_edge
         ctx.set_materialize_grads(False)  # an output nothing depends on gets None: its messages are not differentiated
         ctx.save_for_backward(center, neighbor, *inputs)  # saved: checked for in-place changes
         atom_inputs, edge_inputs = inputs[:n_atom], inputs[n_atom:n_atom + n_edge]
         n_atoms = atom_inputs[0].shape[0]
         sums = None
         for part in _chunks(center.shape[0], chunk):
-            gathered = [a.index_select(0, neighbor[part]) for a in atom_inputs]
+            sources, targets = _ends(center, neighbor, part, pairs)
+            gathered = [a.index_select(0, sources) for a in atom_inputs]
             messages = message(gathered, [e[part] for e in edge_inputs])
             if sums is None:
                 sums = [m.new_zeros((n_atoms, *m.shape[1:])) for m in messages]
             for total, m in zip(sums, messages):
-                total.index_add_(0, center[part], m)
+                total.index_add_(0, targets, m)
         return tuple(sums)
 
     @staticmethod
@@ -127,32 +141,33 @@ class _StreamedMessages(torch.autograd.Function):
                                "create_graph=True) or set the term's stream_above_bytes = None")
         center, neighbor, *inputs = ctx.saved_tensors
         n_atom, n_edge = ctx.n_atom, ctx.n_edge
-        needs = ctx.needs_input_grad[6:]
+        needs = ctx.needs_input_grad[7:]
         wanted = [k for k, need in enumerate(needs) if need]
         if not wanted or all(g is None for g in grad_sums):
-            return (None,) * (6 + len(inputs))
+            return (None,) * (7 + len(inputs))
         grads: list[torch.Tensor | None] = [torch.zeros_like(x) if need else None for x, need in zip(inputs, needs)]
         atom_inputs, edge_inputs = inputs[:n_atom], inputs[n_atom:n_atom + n_edge]
         parameters = inputs[n_atom + n_edge:]
         for part in _chunks(center.shape[0], ctx.chunk):
-            gathered = [a.index_select(0, neighbor[part]).requires_grad_(needs[k]) for k, a in enumerate(atom_inputs)]
+            sources, targets = _ends(center, neighbor, part, ctx.pairs)
+            gathered = [a.index_select(0, sources).requires_grad_(needs[k]) for k, a in enumerate(atom_inputs)]
             edge_parts = [e[part].detach().requires_grad_(needs[n_atom + k]) for k, e in enumerate(edge_inputs)]
             with torch.enable_grad():
                 messages = ctx.message(gathered, edge_parts)
-            pairs = [(m, g.index_select(0, center[part])) for m, g in zip(messages, grad_sums)
-                     if g is not None and m.requires_grad]
-            if not pairs:
+            outputs = [(m, g.index_select(0, targets)) for m, g in zip(messages, grad_sums)
+                       if g is not None and m.requires_grad]
+            if not outputs:
                 continue
             differentiated = [*gathered, *edge_parts, *parameters]
-            found = torch.autograd.grad([m for m, _ in pairs], [differentiated[k] for k in wanted],
-                                        [g for _, g in pairs], allow_unused=True)
+            found = torch.autograd.grad([m for m, _ in outputs], [differentiated[k] for k in wanted],
+                                        [g for _, g in outputs], allow_unused=True)
             for k, grad in zip(wanted, found):
                 if grad is None:
                     continue
                 if k < n_atom:
-                    grads[k].index_add_(0, neighbor[part], grad)
+                    grads[k].index_add_(0, sources, grad)
                 elif k < n_atom + n_edge:
                     grads[k][part] = grad
                 else:
                     grads[k] += grad
-        return (None,) * 6 + tuple(grads)
+        return (None,) * 7 + tuple(grads)

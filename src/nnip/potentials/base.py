@@ -64,8 +64,10 @@ class Term(nn.Module, abc.ABC):
 
     name: ClassVar[str]
     dimensionless: ClassVar[bool] = False
-    #: True for sums of symmetric pair functions, which accept half edge lists (see Edges.half).
-    pairwise: ClassVar[bool] = False
+    #: True for terms that take each unordered pair once (a half list, see Edges.half) and account for
+    #: both directions themselves: sums of symmetric pair functions, SchNet's pair filters. A potential
+    #: whose terms all do builds half neighbour lists; the others get full lists.
+    half_list: ClassVar[bool] = False
     #: message-passing terms recompute a layer in the backward pass when its largest per-edge tensor
     #: exceeds this many bytes (nnip.nn.recompute; None: never; SchNet, not streaming, recomputes its
     #: convolutions there and whole blocks above 1.5 times it). A run-time setting, not saved.
@@ -181,9 +183,9 @@ class Potential(nn.Module):
         return max(term.cutoff for term in self.terms)
 
     @property
-    def pairwise(self) -> bool:
-        """True when every term is a pair sum, so each pair needs computing only once (half list)."""
-        return all(term.pairwise for term in self.terms)
+    def half_list(self) -> bool:
+        """True when every term takes a half list (Term.half_list): graphs then hold each pair once."""
+        return all(term.half_list for term in self.terms)
 
     @property
     def element_symbols(self) -> list[str]:
@@ -229,7 +231,7 @@ class Potential(nn.Module):
         prepared = []
         for graph in graphs:
             graph = graph.to(device=self.elements.device, dtype=self.dtype)
-            edges = build_edges(graph, graph.positions, graph.cell, self.cutoff, half=self.pairwise)
+            edges = build_edges(graph, graph.positions, graph.cell, self.cutoff, half=self.half_list)
             prepared.append((self.species(graph.atomic_numbers), edges))
         for term in self.terms:
             term.fit_to_data([(s, e if term.cutoff >= self.cutoff else e.within(term.cutoff)) for s, e in prepared])
@@ -290,7 +292,7 @@ class Potential(nn.Module):
             )
         species = self.species(graph.atomic_numbers)
         inputs = prepare_inputs(graph, compute_forces, compute_stress)
-        edges = build_edges(graph, inputs.positions, inputs.cell, self.cutoff, half=self.pairwise)
+        edges = build_edges(graph, inputs.positions, inputs.cell, self.cutoff, half=self.half_list)
         system = System(inputs.positions, inputs.cell, graph.pbc, graph.structure_index, graph.n_atoms,
                         graph.total_charge)
         atomic = self.e0[species] + self.shift

@@ -50,8 +50,8 @@ class Ensemble(nn.Module):
         return max(m.cutoff for m in self.members)
 
     @property
-    def pairwise(self) -> bool:
-        return all(m.pairwise for m in self.members)
+    def half_list(self) -> bool:
+        return all(m.half_list for m in self.members)
 
     @property
     def dtype(self) -> torch.dtype:

@@ -50,7 +50,7 @@ class _Energy(nn.Module):
     def forward(self, positions, atomic_numbers, cell, pbc, edge_index, cell_shifts, structure_index, n_atoms,
                 total_charge):
         graph = AtomicGraph(positions, atomic_numbers, cell, pbc, edge_index, cell_shifts, structure_index, n_atoms,
-                            total_charge, cutoff=self.potential.cutoff, half_list=self.potential.pairwise)
+                            total_charge, cutoff=self.potential.cutoff, half_list=self.potential.half_list)
         out = self.potential(graph, compute_forces=False)
         return out[keys.ENERGY], out[keys.ATOMIC_ENERGIES]
 
@@ -61,7 +61,7 @@ def _inputs(graph: AtomicGraph) -> tuple[torch.Tensor, ...]:
 
 def export_potential(potential: Potential, example: AtomicGraph) -> torch.export.ExportedProgram:
     """Export ``potential`` (in its current dtype) traced on ``example``: one structure with at
-    least 3 atoms and 2 edges, built with the potential's cutoff (a half list for pair potentials)."""
+    least 3 atoms and 2 edges, built with the potential's cutoff (a half list when Potential.half_list)."""
     if example.n_structures != 1 or example.positions.shape[0] < 3 or example.edge_index.shape[1] < 2:
         raise ValueError("the example must be one structure with at least 3 atoms and 2 edges")
     atoms, edges = torch.export.Dim("atoms", min=2), torch.export.Dim("edges", min=2)
@@ -75,7 +75,7 @@ def export_potential(potential: Potential, example: AtomicGraph) -> torch.export
 
 def metadata_of(potential: Potential) -> dict[str, Any]:
     return {"format": "nnip-export", "format_version": 1, "nnip_version": __version__, "cutoff": potential.cutoff,
-            "half_list": potential.pairwise, "elements": [int(z) for z in potential.elements],
+            "half_list": potential.half_list, "elements": [int(z) for z in potential.elements],
             "dtype": str(potential.dtype).removeprefix("torch."), "inputs": list(INPUTS)}
 
 
@@ -98,7 +98,7 @@ class ExportedPotential(nn.Module):
         self.module = module
         self.metadata = metadata
         self.cutoff = float(metadata["cutoff"])
-        self.pairwise = bool(metadata["half_list"])
+        self.half_list = bool(metadata["half_list"])
         self.register_buffer("elements", torch.tensor(metadata["elements"], dtype=torch.int64))
 
     @property
@@ -122,10 +122,10 @@ class ExportedPotential(nn.Module):
         graph = graph.to(dtype=self.dtype)
         inputs = prepare_inputs(graph, compute_forces, compute_stress)
         with torch.no_grad():  # only which pairs: within the cutoff, each once for a half list
-            kept = build_edges(graph, graph.positions, graph.cell, self.cutoff, half=self.pairwise)
+            kept = build_edges(graph, graph.positions, graph.cell, self.cutoff, half=self.half_list)
         within = AtomicGraph(inputs.positions, graph.atomic_numbers, inputs.cell, graph.pbc,
                              torch.stack([kept.center, kept.neighbor]), kept.shifts, graph.structure_index,
-                             graph.n_atoms, graph.total_charge, cutoff=self.cutoff, half_list=self.pairwise)
+                             graph.n_atoms, graph.total_charge, cutoff=self.cutoff, half_list=self.half_list)
         energy, atomic = self.module(*_inputs(within))
         out = {keys.ENERGY: energy, keys.ATOMIC_ENERGIES: atomic}
         out.update(energy_derivatives(energy, inputs, graph, compute_forces, compute_stress, create_graph))
@@ -146,9 +146,9 @@ def load_exported(path: str | os.PathLike) -> ExportedPotential:
 
 
 def graph_of(atoms, potential) -> AtomicGraph:
-    """One structure's graph with the potential's cutoff (half list for pair potentials), in its dtype."""
+    """One structure's graph with the potential's cutoff (a half list when Potential.half_list), in its dtype."""
     return AtomicGraph.from_arrays(atoms.positions, atoms.numbers, atoms.cell.array, atoms.pbc, potential.cutoff,
-                                   half_list=potential.pairwise, total_charge=float(atoms.info.get("charge", 0.0)),
+                                   half_list=potential.half_list, total_charge=float(atoms.info.get("charge", 0.0)),
                                    dtype=potential.dtype)
 
 

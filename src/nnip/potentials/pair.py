@@ -186,7 +186,7 @@ class PairTerm(Term):
         flat = species.index_select(0, edges.center) * n + species.index_select(0, edges.neighbor)
         return self.pair_ids.index_select(0, flat)
 
-    pairwise = True
+    half_list = True
 
     def forward(self, species: torch.Tensor, edges: Edges) -> torch.Tensor:
         edges = edges.half()

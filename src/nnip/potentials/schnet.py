@@ -6,7 +6,9 @@
     e_i = readout(x_i^T) - readout(x_lone^T(Z_i))
 
 with rbf a Gaussian basis, ssp the shifted softplus and f_c the cosine cutoff, so the
-energy is smooth where neighbours cross the cutoff. x_lone^T(Z) are the features of an
+energy is smooth where neighbours cross the cutoff. W depends on the distance only, so it is
+evaluated once per pair of a half list and its messages go both ways (nnip.nn.half_list):
+half the work of the filter networks, which are most of the cost. x_lone^T(Z) are the features of an
 atom of element Z without neighbours (computed in the same pass as the atoms, see
 nnip.nn.lone), so a lone atom contributes exactly zero and its energy is the reference E0.
 e_i is dimensionless: the Potential multiplies it by ``scale`` (the force RMS of the
@@ -24,11 +26,11 @@ import torch
 from torch import nn
 
 from nnip.nn.edge_stream import should_stream, stream_over_edges
+from nnip.nn.half_list import both_directions, pair_convolution, pair_messages
 from nnip.nn.lone import relative_to_lone, with_lone_atoms
 from nnip.nn.mlp import mlp
 from nnip.nn.radial import GaussianBasis, cosine_cutoff
 from nnip.nn.recompute import recompute_if_large
-from nnip.nn.scatter import scatter_sum
 from nnip.potentials.base import Edges, Term
 from nnip.potentials.hyperparameters import check_network_config
 
@@ -55,7 +57,11 @@ class SchNetConfig:
 
 
 class Interaction(nn.Module):
-    """One continuous-filter convolution block; returns the update of the atom features (N, F)."""
+    """One continuous-filter convolution block; returns the update of the atom features (N, F).
+
+    Its edges are the P pairs of a half list: ``sources`` and ``targets`` (2P,) are their messages'
+    ends (nnip.nn.half_list.both_directions), ``rbf`` (P, K) and ``envelope`` (P,) their radial inputs.
+    """
 
     def __init__(self, features: int, basis: int, activation: str):
         super().__init__()
@@ -63,35 +69,35 @@ class Interaction(nn.Module):
         self.in2f = nn.Linear(features, features, bias=False)
         self.f2out = mlp([features, features, features], activation)
 
-    def forward(self, x: torch.Tensor, rbf: torch.Tensor, envelope: torch.Tensor, edges: Edges,
-                edge_bytes: int = 0, convolution_limit: int | None = None) -> torch.Tensor:
-        """``edge_bytes``: bytes of one (E, F) tensor; :meth:`convolve` is recomputed in the backward
-        pass when they exceed ``convolution_limit`` (nnip.nn.recompute; None: never)."""
+    def forward(self, x: torch.Tensor, rbf: torch.Tensor, envelope: torch.Tensor, sources: torch.Tensor,
+                targets: torch.Tensor, edge_bytes: int = 0, convolution_limit: int | None = None) -> torch.Tensor:
+        """``edge_bytes``: bytes of one (2P, F) tensor of messages; :meth:`convolve` is recomputed in the
+        backward pass when they exceed ``convolution_limit`` (nnip.nn.recompute; None: never)."""
         weights = self.filter(rbf)
-        messages = recompute_if_large(self.convolve, x, weights, envelope, edges, edge_tensor_bytes=edge_bytes,
-                                      limit=convolution_limit)
+        messages = recompute_if_large(self.convolve, x, weights, envelope, sources, targets,
+                                      edge_tensor_bytes=edge_bytes, limit=convolution_limit)
         return self.f2out(messages)
 
-    def streamed(self, x: torch.Tensor, edges: Edges,
+    def streamed(self, x: torch.Tensor, pairs: Edges,
                  radial: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
-        """The same update with the convolution streamed over chunks of edges (nnip.nn.edge_stream):
-        ``radial`` maps lengths (Ec,) to the basis (Ec, K) and the envelope (Ec,)."""
+        """The same update with the convolution streamed over chunks of the half list ``pairs``
+        (nnip.nn.edge_stream): ``radial`` maps lengths (Pc,) to the basis (Pc, K) and the envelope (Pc,)."""
 
         def message(gathered: list[torch.Tensor], edge_parts: list[torch.Tensor]) -> tuple[torch.Tensor]:
             rbf, envelope = radial(edge_parts[0])
-            return (self.filter(rbf) * envelope[:, None] * gathered[0],)
+            return (pair_messages(gathered[0], self.filter(rbf) * envelope[:, None]),)
 
         h = self.in2f(x)
-        widest = max(h.shape[1], self.filter[0].in_features)  # features F or Gaussians K per edge
-        (messages,) = stream_over_edges(message, [h], [edges.lengths], edges.center, edges.neighbor,
-                                        (*self.filter.parameters(),), bytes_per_edge=widest * h.element_size())
+        widest = max(2 * h.shape[1], self.filter[0].in_features)  # messages 2F or Gaussians K per pair
+        (messages,) = stream_over_edges(message, [h], [pairs.lengths], pairs.center, pairs.neighbor,
+                                        (*self.filter.parameters(),), bytes_per_edge=widest * h.element_size(),
+                                        pairs=True)
         return self.f2out(messages)
 
-    def convolve(self, x: torch.Tensor, weights: torch.Tensor, envelope: torch.Tensor, edges: Edges) -> torch.Tensor:
-        """sum_j W(r_ij) f_c(r_ij) in2f(x_j). Shapes: (N, F), (E, F), (E,) -> (N, F)."""
-        weights = weights * envelope[:, None]
-        messages = self.in2f(x).index_select(0, edges.neighbor) * weights  # backward: one index_add
-        return scatter_sum(messages, edges.center, x.shape[0])
+    def convolve(self, x: torch.Tensor, weights: torch.Tensor, envelope: torch.Tensor, sources: torch.Tensor,
+                 targets: torch.Tensor) -> torch.Tensor:
+        """sum_j W(r_ij) f_c(r_ij) in2f(x_j). Shapes: (N, F), (P, F), (P,), (2P,), (2P,) -> (N, F)."""
+        return pair_convolution(self.in2f(x), weights * envelope[:, None], sources, targets)
 
 
 class SchNet(Term):
@@ -100,6 +106,7 @@ class SchNet(Term):
     name = "schnet"
     Config = SchNetConfig
     dimensionless = True
+    half_list = True
 
     def __init__(self, config: SchNetConfig, elements: Sequence[int]):
         super().__init__(config, elements)
@@ -112,27 +119,28 @@ class SchNet(Term):
 
     def forward(self, species: torch.Tensor, edges: Edges) -> torch.Tensor:
         x = self.embedding(with_lone_atoms(species, len(self.elements)))  # lone atoms: nnip.nn.lone
-        edge_bytes = edges.lengths.shape[0] * x.shape[1] * x.element_size()  # one (E, F) tensor
+        pairs = edges.half()  # one filter per pair (nnip.nn.half_list); a no-op on a half list
+        edge_bytes = 2 * pairs.lengths.shape[0] * x.shape[1] * x.element_size()  # one (2P, F) tensor of messages
         if should_stream(self.stream_above_bytes, self.recompute_above_bytes, edge_bytes, x.device):
 
             def update(interaction: Interaction, x: torch.Tensor) -> torch.Tensor:
-                return interaction.streamed(x, edges, self._radial)
+                return interaction.streamed(x, pairs, self._radial)
         else:
-            rbf = self.basis(edges.lengths)
-            envelope = cosine_cutoff(edges.lengths, self.cutoff)
-            # Not streaming: above recompute_above_bytes per (E, F) tensor the backward pass recomputes each
+            rbf, envelope = self._radial(pairs.lengths)
+            sources, targets = both_directions(pairs.center, pairs.neighbor)
+            # Not streaming: above recompute_above_bytes per (2P, F) tensor the backward pass recomputes each
             # block's convolution (no product of the filter network; about 1.1x the time), and above 1.5
             # times that the whole block, filter network included (about 1.5x), which keeps only its inputs.
             convolution_limit = self.recompute_above_bytes
             whole_limit = None if convolution_limit is None else convolution_limit * 3 // 2
 
             def update(interaction: Interaction, x: torch.Tensor) -> torch.Tensor:
-                return recompute_if_large(interaction, x, rbf, envelope, edges, edge_bytes, convolution_limit,
-                                          edge_tensor_bytes=edge_bytes, limit=whole_limit)
+                return recompute_if_large(interaction, x, rbf, envelope, sources, targets, edge_bytes,
+                                          convolution_limit, edge_tensor_bytes=edge_bytes, limit=whole_limit)
         for interaction in self.interactions:
             x = x + update(interaction, x)
         return relative_to_lone(self.readout(x).squeeze(-1), species)
 
     def _radial(self, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Gaussian basis (E, K) and cosine envelope (E,) of lengths (E,) Å."""
+        """Gaussian basis (P, K) and cosine envelope (P,) of lengths (P,) Å."""
         return self.basis(lengths), cosine_cutoff(lengths, self.cutoff)

@@ -195,6 +195,27 @@ class PotentialContract(abc.ABC):
                                    atol=1e-9 * np.abs(before["forces"]).max())
         np.testing.assert_allclose(after["stress"], before["stress"], atol=1e-9 * np.abs(before["stress"]).max())
 
+    @pytest.mark.parametrize("name", ["cluster", "periodic"])
+    def test_half_list_equals_full_list(self, potential, structures, name):
+        """A potential built for half lists (Potential.half_list) gives the same on a full list, which
+        its terms halve themselves; the others refuse a half list rather than miscount pairs."""
+        atoms = structures[name]
+        cutoff = potential.cutoff + 0.5
+        full = AtomicGraph.from_arrays(atoms.positions, atoms.numbers, atoms.cell.array, atoms.pbc, cutoff)
+        half = AtomicGraph.from_arrays(atoms.positions, atoms.numbers, atoms.cell.array, atoms.pbc, cutoff,
+                                       half_list=True)
+        if not potential.half_list:
+            with pytest.raises(ValueError, match="full neighbour list"):
+                potential(half)
+            return
+        stress = bool(atoms.pbc.all())
+        expected = potential(full, compute_stress=stress)
+        got = potential(half, compute_stress=stress)
+        names = [keys.ENERGY, keys.FORCES] + ([keys.STRESS] if stress else [])
+        for key in names:
+            scale = float(expected[key].abs().max())
+            torch.testing.assert_close(got[key], expected[key], rtol=0, atol=1e-12 * max(scale, 1.0), msg=key)
+
     # batching -------------------------------------------------------------------
     def test_batch_equals_single(self, potential, structures):
         frames = [structures["cluster"], structures["periodic"], structures["cluster"][:3]]
@@ -298,7 +319,7 @@ class PotentialContract(abc.ABC):
             result = evaluate(reference, labelled)
             labelled.calc = SinglePointCalculator(labelled, energy=float(result["energy"]), forces=result["forces"])
             frames.append(labelled)
-        dataset = AtomicDataset(frames, potential.cutoff, half_list=potential.pairwise)
+        dataset = AtomicDataset(frames, potential.cutoff, half_list=potential.half_list)
         config = TrainingConfig(max_epochs=5, batch_size=len(frames), lr=1e-3, schedule="constant", progress=False)
         before = prediction_loss(predict(potential, dataset), config.loss)
         trained = Trainer(copy.deepcopy(potential), dataset, None, config).fit()

@@ -144,8 +144,8 @@ def train_model(config: RunConfig, splits: Splits, directory: Path, seed: int, r
     potential = build_model(config.model, splits.elements, seed)
     show = config.training.progress and context.main
     weights = config.data.weight_key
-    train = AtomicDataset(train_frames, potential.cutoff, potential.pairwise, weights, show, splits.sources["train"])
-    val = AtomicDataset(splits.val, potential.cutoff, potential.pairwise, weights,
+    train = AtomicDataset(train_frames, potential.cutoff, potential.half_list, weights, show, splits.sources["train"])
+    val = AtomicDataset(splits.val, potential.cutoff, potential.half_list, weights,
                         source=splits.sources["val"]) if splits.val else None
     stats = initialise_reference(potential, config.model, train, splits.isolated, config.data.isolated_atoms or "")
     if config.model.init:
