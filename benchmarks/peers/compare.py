@@ -7,7 +7,8 @@
 
 Each package runs in its own worker process (worker.py) inside its own virtual environment;
 the driver sends the same structures to ours and to the peer in alternating rounds and
-prints medians and the ratio peer/ours (> 1: nnip is faster). Structures: ethanol (9 atoms),
+prints medians and the ratio peer/ours (> 1: nnip is faster). Every package's model runs with its
+parameters frozen (requires_grad False), as nnip.Calculator runs ours. Structures: ethanol (9 atoms),
 3BPA (27, bundled DFT frame) and rattled periodic fcc Cu cells. Pairs of matched models
 (same cutoff 5 Å, widths, layers and radial basis; untrained, seeded):
 

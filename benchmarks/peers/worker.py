@@ -309,6 +309,13 @@ def retain_freed_memory_if_asked() -> None:
         raise RuntimeError("glibc-retain asked for, but this process's malloc is not glibc's")
 
 
+def frozen(model):
+    """The model with no parameter requiring a gradient (every package alike)."""
+    if isinstance(model, torch.nn.Module):
+        model.requires_grad_(False)
+    return model
+
+
 def serve(package: str, model: dict) -> None:
     retain_freed_memory_if_asked()
     build, prepare, call = PACKAGES[package]
@@ -328,8 +335,8 @@ def serve(package: str, model: dict) -> None:
         atoms = read(request["xyz"])
         elements = sorted({int(z) for z in atoms.numbers})
         key = (request["dtype"], tuple(elements))
-        if key not in models:
-            models[key] = build(model, dtype, elements)
+        if key not in models:  # frozen, as nnip.Calculator runs ours: forces need gradients by positions only
+            models[key] = frozen(build(model, dtype, elements))
         if (key, request["xyz"]) not in inputs:
             inputs[(key, request["xyz"])] = prepare(models[key], atoms, dtype)
         potential, data = models[key], inputs[(key, request["xyz"])]

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from nnip.nn.edge_stream import should_stream, stream_over_edges
-from nnip.nn.lone import relative_to_lone, with_lone_atoms
+from nnip.nn.lone import LoneReference
 from nnip.nn.mlp import mlp
 from nnip.nn.radial import BesselBasis, cosine_cutoff
 from nnip.nn.recompute import recompute_if_large
@@ -119,6 +119,7 @@ class PaiNN(Term):
         self.messages = nn.ModuleList(Message(features, config.activation) for _ in range(blocks))
         self.updates = nn.ModuleList(Update(features, config.activation) for _ in range(blocks))
         self.readout = mlp([features, features // 2 or 1, 1], config.activation)
+        self.lone = LoneReference(len(self.elements))
 
     def representation(self, species: torch.Tensor, edges: Edges) -> tuple[torch.Tensor, torch.Tensor]:
         """Final features: scalars (N, F) and vectors (N, 3, F) that rotate with the structure.
@@ -174,5 +175,8 @@ class PaiNN(Term):
                                  bytes_per_edge=3 * v.shape[2] * v.element_size())  # dv_ij, filters: 3F per edge
 
     def forward(self, species: torch.Tensor, edges: Edges) -> torch.Tensor:
-        s, _ = self.representation(with_lone_atoms(species, len(self.elements)), edges)  # see nnip.nn.lone
-        return relative_to_lone(self.readout(s).squeeze(-1), species)
+        def outputs(rows: torch.Tensor, lone: bool) -> torch.Tensor:
+            s, _ = self.representation(rows, edges.empty() if lone else edges)
+            return self.readout(s).squeeze(-1)
+
+        return self.lone(outputs, species, list(self.parameters()))  # relative to lone atoms: nnip.nn.lone

@@ -27,7 +27,7 @@ from torch import nn
 
 from nnip.nn.edge_stream import should_stream, stream_over_edges
 from nnip.nn.half_list import both_directions, pair_convolution, pair_messages
-from nnip.nn.lone import relative_to_lone, with_lone_atoms
+from nnip.nn.lone import LoneReference
 from nnip.nn.mlp import mlp
 from nnip.nn.radial import GaussianBasis, cosine_cutoff
 from nnip.nn.recompute import recompute_if_large
@@ -116,9 +116,17 @@ class SchNet(Term):
             Interaction(config.features, config.basis, config.activation) for _ in range(config.interactions)
         )
         self.readout = mlp([config.features, config.features // 2 or 1, 1], config.activation)
+        self.lone = LoneReference(len(self.elements))
 
     def forward(self, species: torch.Tensor, edges: Edges) -> torch.Tensor:
-        x = self.embedding(with_lone_atoms(species, len(self.elements)))  # lone atoms: nnip.nn.lone
+        def outputs(rows: torch.Tensor, lone: bool) -> torch.Tensor:
+            return self._outputs(rows, edges.empty() if lone else edges)
+
+        return self.lone(outputs, species, list(self.parameters()))  # relative to lone atoms: nnip.nn.lone
+
+    def _outputs(self, species: torch.Tensor, edges: Edges) -> torch.Tensor:
+        """Readout (R,) of atoms of species (R,); the edges index atoms among them."""
+        x = self.embedding(species)
         pairs = edges.half()  # one filter per pair (nnip.nn.half_list); a no-op on a half list
         edge_bytes = 2 * pairs.lengths.shape[0] * x.shape[1] * x.element_size()  # one (2P, F) tensor of messages
         if should_stream(self.stream_above_bytes, self.recompute_above_bytes, edge_bytes, x.device):
@@ -139,7 +147,7 @@ class SchNet(Term):
                                           convolution_limit, edge_tensor_bytes=edge_bytes, limit=whole_limit)
         for interaction in self.interactions:
             x = x + update(interaction, x)
-        return relative_to_lone(self.readout(x).squeeze(-1), species)
+        return self.readout(x).squeeze(-1)
 
     def _radial(self, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Gaussian basis (P, K) and cosine envelope (P,) of lengths (P,) Å."""
