@@ -2,8 +2,9 @@
 
     python benchmarks/inference.py [--sizes 64 512 4096] [--models schnet behler_parrinello ...] [--compile]
 
-Each call builds nothing: the neighbour list is built once (as in MD between rebuilds) and
-the timed call is the potential's forward with forces by autograd, no create_graph. Calls
+Each call builds nothing: the neighbour list is built once (as in MD between rebuilds; a half
+list for potentials that take one) and the timed call is the potential's forward with forces
+by autograd, no create_graph. Calls
 are interleaved across models in rounds and the median is printed (this machine's timings
 vary by up to 40% from run to run). Threads: 2 by default; glibc malloc unless run under
 jemalloc. ``--compile`` adds a row per model with its terms compiled by torch.compile
@@ -76,14 +77,15 @@ def main() -> None:
                  if not ("electrostatics" in m and len(atoms) > EWALD_MAX_ATOMS)}
         if args.compile:
             cases.update({f"{m} compiled": copy.deepcopy(p).compile_terms() for m, p in list(cases.items())})
-        graph = AtomicGraph.from_atoms(atoms, CUTOFF, dtype=dtype)
+        graphs = {half: AtomicGraph.from_arrays(atoms.positions, atoms.numbers, atoms.cell.array, atoms.pbc, CUTOFF,
+                                                half_list=half, dtype=dtype) for half in (False, True)}
         calls = max(1, min(20, 20000 // len(atoms)))
         times = {m: [] for m in cases}
         for _ in range(args.rounds + 1):  # the first round warms up
             for model, potential in cases.items():
                 start = time.perf_counter()
                 for _ in range(calls):
-                    potential(graph, compute_forces=True)
+                    potential(graphs[potential.half_list], compute_forces=True)
                 times[model].append((time.perf_counter() - start) / calls)
         for model in cases:
             ms = 1000 * statistics.median(times[model][1:])

@@ -41,10 +41,10 @@ def main() -> None:
     potential.requires_grad_(False)
     atoms = copper(args.atoms)
     graph = AtomicGraph.from_arrays(atoms.positions, atoms.numbers, atoms.cell.array, atoms.pbc, potential.cutoff,
-                                    dtype=torch.float32)
+                                    half_list=potential.half_list, dtype=torch.float32)
     edge_stream.returns_freed_memory = lambda: True  # "on" means on, whatever the allocator
     preloaded = os.environ.get("LD_PRELOAD", "") or "none (glibc malloc)"
-    print(f"{args.model} on {len(atoms)} Cu atoms, {graph.edge_index.shape[1]} edges; LD_PRELOAD: {preloaded}")
+    print(f"{args.model} on {len(atoms)} Cu atoms, {graph.edge_index.shape[1]} {'pairs' if graph.half_list else 'edges'}; LD_PRELOAD: {preloaded}")
     settings = {"not streamed": (None, None), **{f"streamed, {c:g} MiB chunks": (0, int(c * 2**20))
                                                 for c in args.chunks}}
     times: dict[str, list[float]] = {name: [] for name in settings}

@@ -37,7 +37,7 @@ from nnip.nn.recompute import recompute_allowed
 __all__ = ["CHUNK_BYTES", "STREAM_ABOVE_BYTES", "should_stream", "stream_over_edges"]
 
 #: default of ``Term.stream_above_bytes``: SchNet and PaiNN stream their messages under glibc malloc
-#: when one (E, F) (SchNet) or (E, 3F) (PaiNN) tensor would exceed this many bytes: glibc's largest
+#: when one (2P, F) (SchNet, P pairs) or (E, 3F) (PaiNN) tensor would exceed this many bytes: glibc's largest
 #: mmap threshold. Measured on fcc Cu, SchNet 64x3 float32 on 2 threads: 2197 atoms (23 MiB) 1.47x
 #: slower streamed, 4096 atoms (43 MiB) 1.26x faster.
 STREAM_ABOVE_BYTES = 32 * 2**20
@@ -112,7 +112,7 @@ def _ends(center: torch.Tensor, neighbor: torch.Tensor, part: slice, pairs: bool
 
 class _StreamedMessages(torch.autograd.Function):
     """Forward: one pass over the chunks. Backward: each chunk's messages again, then their vector-Jacobian
-    products for the atom inputs (scattered back to the neighbours), the edge inputs and the parameters,
+    products for the atom inputs (scattered back to the message sources), the edge inputs and the parameters,
     accumulated in place."""
 
     @staticmethod

@@ -11,7 +11,10 @@ When no parameter of the term requires a gradient (``nnip.Calculator`` runs a fr
 :class:`LoneReference` instead keeps the S lone outputs from one separate pass and reuses them
 while the parameters stay the same tensors at the same version (any in-place change, such as
 ``load_state_dict`` or an optimiser step, bumps the version): the atoms' matrix products then
-have N rows instead of N + S (ethanol in a five-element model: 9 instead of 14).
+have N rows instead of N + S (ethanol in a five-element model: 9 instead of 14). Two limits:
+a lone atom's output is then zero to rounding rather than exactly (a separate matrix product,
+about 1e-7 relative in float32), and writes through ``parameter.data``, which bypass the
+version counter, are not seen: call :meth:`LoneReference.clear` after them.
 """
 
 from __future__ import annotations
@@ -68,14 +71,19 @@ class LoneReference:
             self._key = key
         return outputs(species, False) - self._values.index_select(0, species)
 
+    def clear(self) -> None:
+        """Forget the kept lone outputs (after writing to parameters through ``.data``)."""
+        self._key = self._values = None
+
 
 def _frozen_state(parameters: Sequence[torch.Tensor]) -> tuple | None:
-    """Identity, storage and version of every parameter; None when one requires a gradient, or while compiling."""
+    """Identity, storage and version of every parameter; None when one requires a gradient or has no version
+    counter (made under inference_mode), or while compiling."""
     if torch.compiler.is_compiling():
         return None
     state = []
     for p in parameters:
-        if p.requires_grad:
+        if p.requires_grad or p.is_inference():
             return None
         state.append((id(p), p.data_ptr(), p._version, p.dtype))
     return tuple(state)

@@ -296,9 +296,14 @@ class Potential(nn.Module):
         system = System(inputs.positions, inputs.cell, graph.pbc, graph.structure_index, graph.n_atoms,
                         graph.total_charge)
         atomic = self.e0[species] + self.shift
+        halves: dict[float, Edges] = {}  # half lists for terms that take one (Term.half_list), made once per cutoff
         with keep_activations() if create_graph else contextlib.nullcontext():  # see nnip.nn.recompute
             for term in self.terms:
                 term_edges = edges if term.cutoff >= self.cutoff else edges.within(term.cutoff)
+                if term.half_list and not term_edges.is_half:  # outside the term: no data-dependent size in a compiled term
+                    if term.cutoff not in halves:
+                        halves[term.cutoff] = term_edges.half()
+                    term_edges = halves[term.cutoff]
                 run = term.forward if create_graph else term  # forward: eager even when compiled (compile_terms)
                 if isinstance(term, GlobalTerm):
                     energies = run(species, term_edges, system).to(torch.float64)

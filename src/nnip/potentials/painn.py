@@ -13,8 +13,8 @@ W(r) = Dense(Bessel(r)) f_c(r):
 
 U and V mix channels only (no bias), so v_i stays a vector: rotating (or reflecting) the
 structure by R maps v_i to R v_i and leaves s_i unchanged. s_lone(Z) are the scalars of an
-atom without neighbours (computed in the same pass, see nnip.nn.lone), so a lone atom
-contributes exactly zero (its energy is E0), as in :mod:`nnip.potentials.schnet`. e_i is
+atom without neighbours (in the same pass, or kept when frozen: nnip.nn.lone), so a lone atom
+contributes zero (its energy is E0), as in :mod:`nnip.potentials.schnet`. e_i is
 dimensionless (the Potential scales it).
 
 Reference: K. T. Schutt, O. T. Unke, M. Gastegger, ICML 2021, PMLR 139, 9377.

@@ -9,8 +9,9 @@ with rbf a Gaussian basis, ssp the shifted softplus and f_c the cosine cutoff, s
 energy is smooth where neighbours cross the cutoff. W depends on the distance only, so it is
 evaluated once per pair of a half list and its messages go both ways (nnip.nn.half_list):
 half the work of the filter networks, which are most of the cost. x_lone^T(Z) are the features of an
-atom of element Z without neighbours (computed in the same pass as the atoms, see
-nnip.nn.lone), so a lone atom contributes exactly zero and its energy is the reference E0.
+atom of element Z without neighbours (in the same pass as the atoms when the model is
+trainable, kept from one separate pass when it is frozen: nnip.nn.lone), so a lone atom
+contributes zero (to rounding when frozen) and its energy is the reference E0.
 e_i is dimensionless: the Potential multiplies it by ``scale`` (the force RMS of the
 training data) and adds E0 and ``shift``.
 
