@@ -1,5 +1,8 @@
 """The equivariant many-body model passes the potential contract; its hidden irreps transform as declared."""
 
+import copy
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -78,3 +81,36 @@ def test_lone_atom_energies_equal_the_full_model_without_edges(overrides):
     expected = term._energies(torch.arange(3), edges.empty())
     assert expected.abs().min() > 1e-6  # not trivially zero
     torch.testing.assert_close(term.lone_energies(torch.device("cpu")), expected, rtol=0, atol=1e-14)
+
+
+@pytest.mark.parametrize("name", ["cluster", "periodic"])
+def test_which_direction_of_each_pair_the_half_list_holds_does_not_matter(name):
+    """Each pair's R and Y are evaluated once, along the direction the half list holds: holding the other
+    direction of every pair gives the same. (This cannot see the (-1)^l of the other direction: flipping
+    every odd-l Y is a reflection, which the model ignores; the next test does.)"""
+    torch.manual_seed(4)
+    term = small_model(l_max=3, hidden_l=1, correlation=2).double()
+    atoms = cluster([1, 6, 8], 6, 1.4, seed=3) if name == "cluster" else periodic_cell([1, 6, 8], 1.4, seed=3)
+    species, edges = term_inputs(term, atoms)
+    pairs = edges.half()
+    flipped = dataclasses.replace(pairs, center=pairs.neighbor, neighbor=pairs.center, shifts=-pairs.shifts,
+                                  vectors=-pairs.vectors)
+    want, got = term(species, pairs), term(species, flipped)
+    assert want.abs().max() > 1e-3
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(term(species, edges), want, rtol=1e-12, atol=1e-12)  # a full list: halved inside
+
+
+def test_pairs_give_the_sum_over_directed_edges():
+    """A full list passed as if it were a half list sends every directed edge's message along its own
+    direction and, with Y(r_ji) = (-1)^l Y(r_ij), along the other: each message twice, i.e. the
+    directed-edge sum with avg_neighbors halved. (Without the (-1)^l the doubled messages differ.)"""
+    torch.manual_seed(5)
+    term = small_model(l_max=3, hidden_l=1, correlation=2).double()
+    species, edges = term_inputs(term, periodic_cell([1, 6, 8], 1.4, seed=6))
+    doubled = copy.deepcopy(term)
+    doubled.avg_neighbors *= 2
+    want = term(species, edges.half())
+    got = doubled(species, dataclasses.replace(edges, is_half=True))
+    assert want.abs().max() > 1e-3
+    torch.testing.assert_close(got, want, rtol=1e-11, atol=1e-12)

@@ -21,7 +21,9 @@ contraction, keeping natural-parity intermediates of degree <= l_max only: scala
 lose nothing by this (only an intermediate of the same degree and parity as the last factor
 couples to 0e), l >= 1 outputs lose the couplings through pseudo-tensors. Readouts are
 linear except the last (an MLP); e_i is dimensionless (the Potential scales it) and zero
-for a lone atom (its per-element value is subtracted), as for SchNet.
+for a lone atom (its per-element value is subtracted), as for SchNet. R depends on the distance
+only and Y(-r) = (-1)^l Y(r), so both are evaluated once per pair of a half list and used for
+the messages both ways (nnip.nn.half_list): half the work of the radial MLP and harmonics.
 
 References: S. Batzner et al., Nat. Commun. 13, 2453 (2022) (NequIP); I. Batatia et al.,
 NeurIPS 35 (2022) (MACE).
@@ -37,6 +39,7 @@ from torch import nn
 
 from nnip.errors import ConfigError
 from nnip.nn.channelwise import Convolution, Coupling, ElementIrrepsLinear, IrrepsLinear, components
+from nnip.nn.half_list import both_directions
 from nnip.nn.irreps import spherical_harmonics
 from nnip.nn.mlp import mlp
 from nnip.nn.radial import BesselBasis, polynomial_cutoff
@@ -110,12 +113,15 @@ class Interaction(nn.Module):
         self.edge_width = max(conv.d_out * k, len(conv.paths) * k, conv.d_out * conv.columns, config.radial_hidden)
 
     def forward(self, h: torch.Tensor, species: torch.Tensor, harmonics: torch.Tensor, radial: torch.Tensor,
-                edges: Edges, avg_neighbors: torch.Tensor) -> torch.Tensor:
-        """h (N, K, (l_in+1)^2) -> (N, K, (hidden_l+1)^2); harmonics (E, (l_max+1)^2) carry the cutoff envelope."""
+                sources: torch.Tensor, targets: torch.Tensor, avg_neighbors: torch.Tensor) -> torch.Tensor:
+        """h (N, K, (l_in+1)^2) -> (N, K, (hidden_l+1)^2). For P pairs: radial basis (P, B); harmonics
+        (2P, (l_max+1)^2) of both directions, with the cutoff envelope; message ends (2P,) from
+        nnip.nn.half_list.both_directions."""
         weights = self.radial(radial).view(radial.shape[0], len(self.convolution.paths), h.shape[1])
-        neighbors = self.up(h).transpose(1, 2).index_select(0, edges.neighbor)  # (E, components, K)
+        weights = torch.cat([weights, weights])  # the same R(r) both ways along a pair
+        neighbors = self.up(h).transpose(1, 2).index_select(0, sources)  # (2P, components, K)
         messages = self.convolution(neighbors, harmonics, weights)
-        a = self.down(scatter_sum(messages, edges.center, h.shape[0]).transpose(1, 2) / avg_neighbors)
+        a = self.down(scatter_sum(messages, targets, h.shape[0]).transpose(1, 2) / avg_neighbors)
         bases = [a]
         for product, product_weights in zip(self.products, self.product_weights):
             bases.append(product(bases[-1], a, product_weights.index_select(0, species)))
@@ -129,6 +135,7 @@ class Equivariant(Term):
     name = "equivariant"
     Config = EquivariantConfig
     dimensionless = True
+    half_list = True
 
     def __init__(self, config: EquivariantConfig, elements: Sequence[int]):
         super().__init__(config, elements)
@@ -137,6 +144,9 @@ class Equivariant(Term):
         self.harmonics = spherical_harmonics(config.l_max)
         self.basis = BesselBasis(config.basis, config.cutoff)
         self.register_buffer("avg_neighbors", torch.tensor(float(config.avg_neighbors or 1.0)))
+        # (-1)^l for each harmonic component (degree l has 2l + 1): not saved, rebuilt from l_max
+        self.register_buffer("_parity", torch.tensor([(-1.0) ** l for l in range(config.l_max + 1)
+                                                      for _ in range(2 * l + 1)]), persistent=False)
         degrees = [0] + [config.hidden_l] * config.layers  # of the features entering each layer
         self.interactions = nn.ModuleList(Interaction(degrees[t], config, n) for t in range(config.layers))
         self.readouts = nn.ModuleList(mlp([config.channels, 1]) for _ in range(config.layers - 1))
@@ -145,13 +155,16 @@ class Equivariant(Term):
     def layer_features(self, species: torch.Tensor, edges: Edges) -> list[torch.Tensor]:
         """Features h after each layer, (N, channels, (hidden_l+1)^2) in the layout of :mod:`nnip.nn.irreps`."""
         h = self.embedding(species).unsqueeze(-1)
-        # R(r) f_c(r) (x) Y = R(r) (x) (f_c(r) Y): the envelope goes on the E x (l_max+1)^2 harmonics, once
-        harmonics = self.harmonics(edges.vectors) * polynomial_cutoff(edges.lengths, self.cutoff)[:, None]
-        radial = self.basis(edges.lengths)
+        pairs = edges.half()  # R and Y once per pair (nnip.nn.half_list); a no-op on a half list
+        # R(r) f_c(r) (x) Y = R(r) (x) (f_c(r) Y): the envelope goes on the P x (l_max+1)^2 harmonics, once
+        harmonics = self.harmonics(pairs.vectors) * polynomial_cutoff(pairs.lengths, self.cutoff)[:, None]
+        harmonics = torch.cat([harmonics, harmonics * self._parity.to(harmonics.dtype)])  # Y(r_ji) = (-1)^l Y(r_ij)
+        sources, targets = both_directions(pairs.center, pairs.neighbor)
+        radial = self.basis(pairs.lengths)
         out = []
         edge_bytes = harmonics.shape[0] * max(i.edge_width for i in self.interactions) * harmonics.element_size()
         for interaction in self.interactions:
-            h = recompute_if_large(interaction, h, species, harmonics, radial, edges, self.avg_neighbors,
+            h = recompute_if_large(interaction, h, species, harmonics, radial, sources, targets, self.avg_neighbors,
                                    edge_tensor_bytes=edge_bytes, limit=self.recompute_above_bytes)
             out.append(h)
         return out
@@ -178,6 +191,6 @@ class Equivariant(Term):
         """Set avg_neighbors to the mean number of neighbours per atom (unless the config fixes it)."""
         if self.config.avg_neighbors is None:
             atoms = sum(s.shape[0] for s, _ in batches)
-            edges = sum(e.center.shape[0] for _, e in batches)
+            edges = sum(e.center.shape[0] * (2 if e.is_half else 1) for _, e in batches)  # directed edges
             self.avg_neighbors.fill_(max(edges / max(atoms, 1), 1.0))
 
