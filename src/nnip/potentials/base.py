@@ -65,8 +65,9 @@ class Term(nn.Module, abc.ABC):
     name: ClassVar[str]
     dimensionless: ClassVar[bool] = False
     #: True for terms that take each unordered pair once (a half list, see Edges.half) and account for
-    #: both directions themselves: sums of symmetric pair functions, SchNet's pair filters. A potential
-    #: whose terms all do builds half neighbour lists; the others get full lists.
+    #: both directions themselves: sums of symmetric pair functions, the pair filters of SchNet and the
+    #: equivariant model. A potential whose terms all do builds half neighbour lists; the others get
+    #: full lists.
     half_list: ClassVar[bool] = False
     #: message-passing terms recompute a layer in the backward pass when its largest per-edge tensor
     #: exceeds this many bytes (nnip.nn.recompute; None: never; SchNet, not streaming, recomputes its

@@ -3,7 +3,7 @@
 ``build_edges`` turns a graph's neighbour list (possibly built with a Verlet skin) into
 the pairs within the potential's cutoff, computing r_ij = r_j - r_i + S @ cell only for
 those, so autograd never sees the skin. Potentials whose terms all take one (pair terms,
-SchNet: Term.half_list) use a half list: each unordered pair once, which halves the work.
+SchNet, equivariant: Term.half_list) use a half list: each unordered pair once, which halves the work.
 """
 
 from __future__ import annotations
