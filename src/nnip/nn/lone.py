@@ -19,7 +19,8 @@ version counter, are not seen: call :meth:`LoneReference.clear` after them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
 
@@ -46,9 +47,9 @@ def relative_to_lone(values: torch.Tensor, species: torch.Tensor) -> torch.Tenso
 class LoneReference:
     """Each atom's output minus its element's lone-atom output, for a network term of S elements.
 
-    ``outputs(rows, lone)`` runs the term's network on atoms of species ``rows`` (R,) and returns
-    their outputs (R,): with ``lone`` False on the term's edges (which index the first N rows
-    only), with ``lone`` True on no edges at all. Trainable parameters (or compiling): the lone
+    ``network(rows, edges)`` runs the term's network on atoms of species ``rows`` (R,) and returns
+    their outputs (R,); it is called with the term's edges (which index the first N rows only) or,
+    for the lone atoms alone, with ``edges.empty()``. Trainable parameters (or compiling): the lone
     atoms are appended to the batch. Frozen parameters: the lone outputs are computed once,
     without gradients, and kept until a parameter changes.
     """
@@ -58,25 +59,25 @@ class LoneReference:
         self._key: tuple | None = None
         self._values: torch.Tensor | None = None
 
-    def __call__(self, outputs: Callable[[torch.Tensor, bool], torch.Tensor], species: torch.Tensor,
-                 parameters: Sequence[torch.Tensor]) -> torch.Tensor:
-        """Outputs of the N atoms (N,) relative to their elements' lone atoms."""
+    def __call__(self, network: Callable[[torch.Tensor, Any], torch.Tensor], species: torch.Tensor, edges: Any,
+                 parameters: Iterable[torch.Tensor]) -> torch.Tensor:
+        """Outputs of the N atoms (N,) relative to their elements' lone atoms; ``edges``: the term's Edges."""
         key = _frozen_state(parameters)
         if key is None:
-            return relative_to_lone(outputs(with_lone_atoms(species, self.n_elements), False), species)
+            return relative_to_lone(network(with_lone_atoms(species, self.n_elements), edges), species)
         if key != self._key or self._values is None:
             with torch.no_grad():
                 lone = torch.arange(self.n_elements, dtype=species.dtype, device=species.device)
-                self._values = outputs(lone, True)
+                self._values = network(lone, edges.empty())
             self._key = key
-        return outputs(species, False) - self._values.index_select(0, species)
+        return network(species, edges) - self._values.index_select(0, species)
 
     def clear(self) -> None:
         """Forget the kept lone outputs (after writing to parameters through ``.data``)."""
         self._key = self._values = None
 
 
-def _frozen_state(parameters: Sequence[torch.Tensor]) -> tuple | None:
+def _frozen_state(parameters: Iterable[torch.Tensor]) -> tuple | None:
     """Identity, storage and version of every parameter; None when one requires a gradient or has no version
     counter (made under inference_mode), or while compiling."""
     if torch.compiler.is_compiling():

@@ -175,8 +175,9 @@ class PaiNN(Term):
                                  bytes_per_edge=3 * v.shape[2] * v.element_size())  # dv_ij, filters: 3F per edge
 
     def forward(self, species: torch.Tensor, edges: Edges) -> torch.Tensor:
-        def outputs(rows: torch.Tensor, lone: bool) -> torch.Tensor:
-            s, _ = self.representation(rows, edges.empty() if lone else edges)
-            return self.readout(s).squeeze(-1)
+        return self.lone(self._outputs, species, edges, self.parameters())  # relative to lone atoms: nnip.nn.lone
 
-        return self.lone(outputs, species, list(self.parameters()))  # relative to lone atoms: nnip.nn.lone
+    def _outputs(self, species: torch.Tensor, edges: Edges) -> torch.Tensor:
+        """Readout (R,) of atoms of species (R,); the edges index atoms among them."""
+        s, _ = self.representation(species, edges)
+        return self.readout(s).squeeze(-1)

@@ -120,10 +120,7 @@ class SchNet(Term):
         self.lone = LoneReference(len(self.elements))
 
     def forward(self, species: torch.Tensor, edges: Edges) -> torch.Tensor:
-        def outputs(rows: torch.Tensor, lone: bool) -> torch.Tensor:
-            return self._outputs(rows, edges.empty() if lone else edges)
-
-        return self.lone(outputs, species, list(self.parameters()))  # relative to lone atoms: nnip.nn.lone
+        return self.lone(self._outputs, species, edges, self.parameters())  # relative to lone atoms: nnip.nn.lone
 
     def _outputs(self, species: torch.Tensor, edges: Edges) -> torch.Tensor:
         """Readout (R,) of atoms of species (R,); the edges index atoms among them."""
