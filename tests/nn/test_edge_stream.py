@@ -1,6 +1,6 @@
-"""Messages streamed over chunks of edges (nnip.nn.edge_stream): the same energies, forces, stress
-and parameter gradients as SchNet's and PaiNN's unstreamed messages, gradients that match finite
-differences, and no (E, F) tensor kept for the backward pass."""
+"""Messages streamed over chunks of edges (nnip.nn.edge_stream): the same energies, forces,
+stress and parameter gradients as the unstreamed messages of SchNet, PaiNN and the equivariant
+model, gradients that match finite differences, and no (E, F) tensor kept for the backward pass."""
 
 import copy
 
@@ -16,15 +16,19 @@ from nnip.nn.mlp import mlp
 from nnip.potentials import build_potential
 
 CONFIG = {"features": 16, "interactions": 2, "basis": 8}
-MODELS = ["schnet", "painn"]
+LAYERS = 2  # message-passing layers of every model below: one streamed pass each
+CONFIGS = {"schnet": CONFIG, "painn": CONFIG,
+           "equivariant": {"channels": 8, "layers": LAYERS, "basis": 8, "l_max": 2, "hidden_l": 1, "correlation": 2,
+                           "avg_neighbors": 10.0}}
+MODELS = list(CONFIGS)
 #: a substring of the names of each model's filter-network parameters (used inside the streamed messages)
-FILTERS = {"schnet": ".filter.", "painn": ".filters."}
+FILTERS = {"schnet": ".filter.", "painn": ".filters.", "equivariant": ".radial."}
 
 
 def pair(name: str):
     """The same float64 model of Cu and Ni twice: unstreamed, and streaming at any size."""
     torch.manual_seed(0)
-    plain = build_potential({"elements": [28, 29], "terms": [{"name": name, "config": CONFIG}]}).double()
+    plain = build_potential({"elements": [28, 29], "terms": [{"name": name, "config": CONFIGS[name]}]}).double()
     plain.terms[0].stream_above_bytes = None
     streamed = copy.deepcopy(plain)
     streamed.terms[0].stream_above_bytes = 0
@@ -75,7 +79,7 @@ def test_streamed_gives_the_same_energy_forces_and_stress(name, chunk_edges, mon
     want = plain(graph, compute_stress=True)
     assert not stream_calls
     got = streamed(graph, compute_stress=True)
-    assert len(stream_calls) == CONFIG["interactions"]
+    assert len(stream_calls) == LAYERS
     for key in ("energy", "forces", "stress"):
         torch.testing.assert_close(got[key], want[key], rtol=1e-12, atol=1e-12)
     assert want["forces"].abs().max() > 1e-3 and want["stress"].abs().max() > 1e-5
@@ -89,7 +93,7 @@ def test_streamed_gives_the_same_parameter_gradients(name, monkeypatch, stream_c
     for potential in pair(name):
         energy = potential(alloy_graph(potential.cutoff), compute_forces=False)["energy"].sum()
         grads.append(torch.autograd.grad(energy, list(potential.parameters())))
-    assert len(stream_calls) == CONFIG["interactions"]
+    assert len(stream_calls) == LAYERS
     for want, got in zip(*grads):
         torch.testing.assert_close(got, want, rtol=1e-11, atol=1e-13)
     filter_grads = [g for (parameter, _), g in zip(pair(name)[0].named_parameters(), grads[0]) if FILTERS[name] in parameter]
@@ -136,7 +140,7 @@ def test_streamed_keeps_no_edge_by_feature_tensor(name):
     plain, streamed = pair(name)
     graph = alloy_graph(plain.cutoff)
     n_edges = graph.edge_index.shape[1]
-    edge_by_feature = n_edges * CONFIG["features"]
+    edge_by_feature = n_edges * CONFIGS[name].get("features", CONFIGS[name].get("channels"))
     plain_kept, streamed_kept = saved_tensors(plain, graph), saved_tensors(streamed, graph)
     assert max(t.numel() for t in plain_kept) >= edge_by_feature  # the check can see one
     assert max(t.numel() for t in streamed_kept) < edge_by_feature
@@ -150,7 +154,7 @@ def test_frozen_float32_streamed_gives_the_same_forces_and_stress(name, monkeypa
     plain, streamed = (p.float().requires_grad_(False) for p in pair(name))
     graph = alloy_graph(plain.cutoff).to(dtype=torch.float32)
     want, got = plain(graph, compute_stress=True), streamed(graph, compute_stress=True)
-    assert len(stream_calls) == CONFIG["interactions"]
+    assert len(stream_calls) == LAYERS
     for key in ("energy", "forces", "stress"):
         torch.testing.assert_close(got[key], want[key], rtol=1e-5, atol=1e-6)
     assert want["forces"].abs().max() > 1e-3
@@ -169,7 +173,7 @@ def test_create_graph_does_not_stream_and_second_derivatives_through_it_raise(na
     assert all(g.abs().max() > 0 for g in torch.autograd.grad(loss, filter_parameters))
     positions = graph.positions.detach().requires_grad_()
     energy = streamed(graph.with_positions(positions), compute_forces=False)["energy"].sum()
-    assert len(stream_calls) == CONFIG["interactions"]
+    assert len(stream_calls) == LAYERS
     with pytest.raises(RuntimeError, match="no second derivatives"):
         torch.autograd.grad(energy, positions, create_graph=True)
 
@@ -182,22 +186,27 @@ def test_streamed_isolated_atoms_have_their_reference_energies(name, stream_call
     streamed.set_reference(e0={"Cu": -1.5, "Ni": -2.25}, scale=0.7, shift=0.0)
     atoms = Atoms("CuNi", positions=[[0, 0, 0], [20.0, 0, 0]])
     out = streamed(AtomicGraph.from_atoms(atoms, streamed.cutoff, dtype=torch.float64))
-    assert len(stream_calls) == CONFIG["interactions"]
+    assert len(stream_calls) == LAYERS
     assert out["energy"].item() == pytest.approx(-3.75, abs=1e-12)
     assert out["forces"].abs().max() == 0.0
 
 
 @pytest.mark.parametrize("name", MODELS)
 def test_models_stream_exactly_above_the_size_of_their_widest_per_edge_tensor(name, stream_calls):
-    """SchNet's (E, F) and PaiNN's (E, 3F) tensor against stream_above_bytes (float64 here)."""
+    """SchNet's (E, F), PaiNN's (E, 3F) and the equivariant model's (E, edge_width) tensor against
+    stream_above_bytes (float64 here; E directed edges)."""
     _, model = pair(name)
     graph = alloy_graph(model.cutoff)
-    widest = graph.edge_index.shape[1] * CONFIG["features"] * (3 if name == "painn" else 1) * 8
+    if name == "equivariant":
+        width = max(interaction.edge_width for interaction in model.terms[0].interactions)
+    else:
+        width = CONFIG["features"] * (3 if name == "painn" else 1)
+    widest = graph.edge_index.shape[1] * width * 8
     for limit, streams in ((widest, False), (widest - 1, True)):
         model.terms[0].stream_above_bytes = limit
         stream_calls.clear()
         model(graph, compute_forces=True)
-        assert len(stream_calls) == (CONFIG["interactions"] if streams else 0), limit
+        assert len(stream_calls) == (LAYERS if streams else 0), limit
 
 
 def test_streamed_painn_with_shared_filters_gives_the_same_forces(monkeypatch):
@@ -227,4 +236,4 @@ def test_under_an_allocator_that_keeps_freed_memory_models_stream_only_above_the
         term.stream_above_bytes, term.recompute_above_bytes = stream_limit, memory_limit
         stream_calls.clear()
         model(graph, compute_forces=True)
-        assert len(stream_calls) == (CONFIG["interactions"] if streams else 0), (stream_limit, memory_limit)
+        assert len(stream_calls) == (LAYERS if streams else 0), (stream_limit, memory_limit)

@@ -141,13 +141,15 @@ class Convolution(ExactConstants):
 
     The same map as :class:`Coupling` with a one-channel y, computed in the order that keeps
     the per-row intermediates smallest, as an edge convolution needs (rows are edges, the
-    largest dimension of the model). For each input component m1 (degree l1):
+    largest dimension of the model). With m1 the components of input degree l1 and p the paths from l1:
 
-        M[n, :, m1, p] = sum_m2 C_p[m1, m2, :] y[n, m2]      over the paths p from l1; one table product
-        out[n, :, k]  += M[n, :, m1, p] (w[n, p, k] x[n, m1, k])     a batched (D_out x P) (P x K) product
+        M[n, :, (m1, p)] = sum_m2 C_p[m1, m2, :] y[n, m2]       one table product for all l1
+        z[n, (m1, p), k] = w[n, p, k] x[n, m1, k]               one product per l1, C_l1 = (2 l1 + 1) P_l1 rows
+        out[n, :, k]    += M[n, :, (m1, p)] z[n, (m1, p), k]    a batched (D_out x C_l1) (C_l1 x K) product per l1
 
-    so the largest intermediate is (N, D_out, K), where :class:`Coupling` forms all path
-    outputs (N, K, 40 columns for l1 <= 1, l2 <= 3) before summing them. Rows keep their
+    so the largest intermediates are (N, D_out, K) and (N, C_l1, K) (18 rows for l1 = 1, l2 <= 3),
+    where :class:`Coupling` forms all path outputs (N, K, 40 columns for l1 <= 1, l2 <= 3) before
+    summing them. Rows keep their
     components before their channels (the transpose of the (N, K, D) layout elsewhere), so that
     the radial weights (N, paths, K) and every operand are used without a copy.
     Shapes: x (N, D1, K), y (N, D2), weights (N, len(paths), K) -> (N, D_out, K).
@@ -162,12 +164,11 @@ class Convolution(ExactConstants):
         scales = path_scales(self.paths)
         # natural_paths orders the paths by l1 first: those from one degree are consecutive
         self.paths_per_degree = [sum(p[0] == l1 for p in self.paths) for l1 in range(l1_max + 1)]
-        self.blocks = [(m1, l1) for l1 in range(l1_max + 1) if self.paths_per_degree[l1]
-                       for m1 in range(l1**2, (l1 + 1) ** 2)]
-        self.columns_per_block = [self.paths_per_degree[l1] for _, l1 in self.blocks]
-        table = torch.zeros(d2, d_out, sum(self.columns_per_block), dtype=torch.float64)
+        # columns of M per input degree l1: (m1, path) m1-major, as z is laid out in dense()
+        self.columns_per_degree = [(2 * l1 + 1) * self.paths_per_degree[l1] for l1 in range(l1_max + 1)]
+        table = torch.zeros(d2, d_out, sum(self.columns_per_degree), dtype=torch.float64)
         column = 0
-        for m1, l1 in self.blocks:  # columns of M: (m1, path from l1)
+        for m1, l1 in ((m1, l1) for l1 in range(l1_max + 1) for m1 in range(l1**2, (l1 + 1) ** 2)):
             for (_, l2, l3), scale in ((p, s) for p, s in zip(self.paths, scales) if p[0] == l1):
                 cg = clebsch_gordan(l1, l2, l3)[m1 - l1**2]  # (m2, m3)
                 table[l2**2:(l2 + 1) ** 2, l3**2:(l3 + 1) ** 2, column] = scale * cg
@@ -185,13 +186,17 @@ class Convolution(ExactConstants):
         """The product through the table M and batched matrix products (eager PyTorch and torch.export)."""
         # split (not sliced) operands: the backward of one split is one concatenation, where every slice
         # would add a zero-filled gradient of the whole tensor
-        m = (y @ self.table).view(y.shape[0], self.d_out, self.columns).split(self.columns_per_block, dim=2)
+        m = (y @ self.table).view(y.shape[0], self.d_out, self.columns).split(self.columns_per_degree, dim=2)
         w = weights.split(self.paths_per_degree, dim=1)  # (N, paths from l1, K)
-        xs = x.split(1, dim=1)  # (N, 1, K)
+        xs = x.split([2 * l1 + 1 for l1 in range(len(w))], dim=1)  # (N, 2 l1 + 1, K)
         out = None
-        for (m1, l1), m_m1 in zip(self.blocks, m):
-            z = w[l1] * xs[m1]
-            out = torch.bmm(m_m1, z) if out is None else torch.baddbmm(out, m_m1, z)
+        for l1, (m_l1, w_l1, x_l1) in enumerate(zip(m, w, xs)):
+            if not self.paths_per_degree[l1]:
+                continue
+            # z[n, (m1, p), k] = w[n, p, k] x[n, m1, k]: one product per degree, the columns of m_l1
+            z = (w_l1.unsqueeze(1) * x_l1.unsqueeze(2)).flatten(1, 2)
+            # in place: a new sum would copy out once more (bmm's backward does not need its output)
+            out = torch.bmm(m_l1, z) if out is None else out.baddbmm_(m_l1, z)
         return out
 
     def unrolled(self, x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:

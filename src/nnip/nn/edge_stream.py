@@ -36,10 +36,12 @@ from nnip.nn.recompute import recompute_allowed
 
 __all__ = ["CHUNK_BYTES", "STREAM_ABOVE_BYTES", "should_stream", "stream_over_edges"]
 
-#: default of ``Term.stream_above_bytes``: SchNet and PaiNN stream their messages under glibc malloc
-#: when one (2P, F) (SchNet, P pairs) or (E, 3F) (PaiNN) tensor would exceed this many bytes: glibc's largest
-#: mmap threshold. Measured on fcc Cu, SchNet 64x3 float32 on 2 threads: 2197 atoms (23 MiB) 1.47x
-#: slower streamed, 4096 atoms (43 MiB) 1.26x faster.
+#: default of ``Term.stream_above_bytes``: SchNet, PaiNN and the equivariant model stream their messages
+#: under glibc malloc when one (2P, F) (SchNet, P pairs), (E, 3F) (PaiNN) or (2P, edge_width) (equivariant)
+#: tensor would exceed this many bytes: glibc's largest mmap threshold. Measured on fcc Cu, 2 threads:
+#: SchNet 64x3 float32, 2197 atoms (23 MiB) 1.47x slower streamed, 4096 atoms (43 MiB) 1.26x faster;
+#: equivariant l_max 1, 64 channels, frozen: 64 atoms float32 (2.7 MiB, streamed by force) 1.4x slower,
+#: 512 atoms float32 (34 MiB) 1.2x faster, float64 (67 MiB) 1.6x faster, 4096 atoms float64 5.4x faster.
 STREAM_ABOVE_BYTES = 32 * 2**20
 
 #: bytes of the widest per-edge tensor of one chunk: 4 MiB, below glibc's largest mmap threshold
@@ -146,6 +148,9 @@ class _StreamedMessages(torch.autograd.Function):
         if not wanted or all(g is None for g in grad_sums):
             return (None,) * (7 + len(inputs))
         grads: list[torch.Tensor | None] = [torch.zeros_like(x) if need else None for x, need in zip(inputs, needs)]
+        # gathered once per chunk below: a strided gradient (e.g. of a transposed sum) would be gathered element
+        # by element, about 2x slower than copying it once
+        grad_sums = tuple(None if g is None else g.contiguous() for g in grad_sums)
         atom_inputs, edge_inputs = inputs[:n_atom], inputs[n_atom:n_atom + n_edge]
         parameters = inputs[n_atom + n_edge:]
         for part in _chunks(center.shape[0], ctx.chunk):

@@ -15,9 +15,9 @@ Calls nest: a model can recompute a cheap part of a layer first and the whole la
 at a larger size (SchNet, with its streaming off, recomputes its convolution, the atom-wise
 in2f product, gather, two elementwise products and scatter, above the limit, and the whole
 block with its filter network above 1.5 times it); inside a layer recomputed as a whole,
-inner calls keep their activations. By default SchNet and PaiNN stream their messages over
-chunks of edges on the CPU from a much smaller size (nnip.nn.edge_stream), which keeps less
-than either.
+inner calls keep their activations. By default SchNet, PaiNN and the equivariant model
+stream their messages over chunks of edges on the CPU from a much smaller size
+(nnip.nn.edge_stream), which keeps less than either.
 """
 
 from __future__ import annotations

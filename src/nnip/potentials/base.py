@@ -73,8 +73,8 @@ class Term(nn.Module, abc.ABC):
     #: exceeds this many bytes (nnip.nn.recompute; None: never; SchNet, not streaming, recomputes its
     #: convolutions there and whole blocks above 1.5 times it). A run-time setting, not saved.
     recompute_above_bytes: int | None = RECOMPUTE_ABOVE_BYTES
-    #: SchNet and PaiNN on the CPU stream their messages over chunks of edges when their widest
-    #: per-edge tensor would exceed this many bytes (nnip.nn.edge_stream; None: never), which keeps
+    #: SchNet, PaiNN and the equivariant model on the CPU stream their messages over chunks of edges
+    #: when their widest per-edge tensor would exceed this many bytes (nnip.nn.edge_stream; None: never), which keeps
     #: less than recomputing and spares the allocator; other terms ignore it. A run-time setting, not saved.
     stream_above_bytes: int | None = STREAM_ABOVE_BYTES
 
