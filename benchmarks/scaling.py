@@ -11,9 +11,9 @@ is a lower bound), and the achieved GFLOP/s as a fraction of the dense matmul pe
 model's dtype, measured in the same run. The scaling exponent is the least-squares slope of
 log time against log atoms over the sizes given. Each row runs in a fresh process, so its
 peak RSS (MiB, of the timed calls) is that row's own. Above a size the message-passing layers
-are recomputed in the backward pass (nnip.nn.recompute), and SchNet and PaiNN stream their
-messages over chunks of edges (nnip.nn.edge_stream): the FLOPs then include the recomputation;
-``--keep-activations`` turns both off, ``--no-stream`` only the streaming.
+are recomputed in the backward pass (nnip.nn.recompute), and SchNet, PaiNN and the equivariant
+model stream their messages over chunks of edges (nnip.nn.edge_stream): the FLOPs then include
+the recomputation; ``--keep-activations`` turns both off, ``--no-stream`` only the streaming.
 ``--allocator`` reruns the script under each allocator setting (benchmarks/_allocator.py);
 without it the process keeps its own (glibc unless started under jemalloc). ``--compile``
 times the terms compiled (Potential.compile_terms; the warm-up call pays for compiling, and
