@@ -1,9 +1,10 @@
 """Streamed against unstreamed messages (nnip.nn.edge_stream), alternated in one process.
 
-    python benchmarks/streaming.py --model schnet --atoms 10648 --rounds 3 [--chunks 1 4 16]
+    python benchmarks/streaming.py --model schnet|painn|equivariant --atoms 10648 --rounds 3 [--chunks 1 4 16]
+                                   [--dtype float32|float64]
     LD_PRELOAD=libjemalloc.so.2 MALLOC_CONF=dirty_decay_ms:-1,muzzy_decay_ms:-1 python benchmarks/streaming.py ...
 
-One float32 model of benchmarks/scaling.py (frozen, as nnip.Calculator runs it) on one
+One model of benchmarks/scaling.py (frozen, as nnip.Calculator runs it; float32 by default) on one
 periodic fcc Cu cell, timed per energy+forces call with streaming off and forced on with
 each chunk size (MiB), the settings alternated in every round so that the machine's drift
 hits them alike; prints medians and all times, and the process's peak RSS (of both
@@ -29,22 +30,24 @@ from nnip.potentials import build_potential
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", choices=["schnet", "painn"], default="schnet")
+    parser.add_argument("--model", choices=["schnet", "painn", "equivariant"], default="schnet")
     parser.add_argument("--atoms", type=int, default=10648)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--chunks", type=float, nargs="+", default=[edge_stream.CHUNK_BYTES / 2**20],
                         help="chunk sizes to time, MiB of the widest per-edge tensor")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    potential = build_potential({"elements": [29], "terms": [MODELS[args.model]]}).float().eval()
+    dtype = getattr(torch, args.dtype)
+    potential = build_potential({"elements": [29], "terms": [MODELS[args.model]]}).to(dtype).eval()
     potential.requires_grad_(False)
     atoms = copper(args.atoms)
     graph = AtomicGraph.from_arrays(atoms.positions, atoms.numbers, atoms.cell.array, atoms.pbc, potential.cutoff,
-                                    half_list=potential.half_list, dtype=torch.float32)
+                                    half_list=potential.half_list, dtype=dtype)
     edge_stream.returns_freed_memory = lambda: True  # "on" means on, whatever the allocator
     preloaded = os.environ.get("LD_PRELOAD", "") or "none (glibc malloc)"
-    print(f"{args.model} on {len(atoms)} Cu atoms, {graph.edge_index.shape[1]} {'pairs' if graph.half_list else 'edges'}; LD_PRELOAD: {preloaded}")
+    print(f"{args.model} ({args.dtype}) on {len(atoms)} Cu atoms, {graph.edge_index.shape[1]} {'pairs' if graph.half_list else 'edges'}; LD_PRELOAD: {preloaded}")
     settings = {"not streamed": (None, None), **{f"streamed, {c:g} MiB chunks": (0, int(c * 2**20))
                                                 for c in args.chunks}}
     times: dict[str, list[float]] = {name: [] for name in settings}
