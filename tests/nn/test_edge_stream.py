@@ -6,6 +6,7 @@ import copy
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 from ase import Atoms
 from ase.build import bulk
 
@@ -13,6 +14,7 @@ from nnip.data.graph import AtomicGraph
 from nnip.nn import edge_stream
 from nnip.nn.edge_stream import stream_over_edges
 from nnip.nn.mlp import mlp
+from nnip.nn.radial import BesselBasis
 from nnip.potentials import build_potential
 
 CONFIG = {"features": 16, "interactions": 2, "basis": 8}
@@ -33,6 +35,15 @@ def pair(name: str):
     streamed = copy.deepcopy(plain)
     streamed.terms[0].stream_above_bytes = 0
     return plain, streamed
+
+
+def chunk_bytes(name: str, rows: int, element_size: int = 8) -> int:
+    """CHUNK_BYTES for chunks of about ``rows`` edges (SchNet, PaiNN) or pairs (the equivariant model, whose
+    widest per-pair row is both directions of its widest per-edge tensor)."""
+    if name == "equivariant":
+        _, model = pair(name)
+        return rows * 2 * max(i.edge_width for i in model.terms[0].interactions) * element_size
+    return rows * CONFIG["features"] * element_size
 
 
 def alloy_graph(cutoff: float) -> AtomicGraph:
@@ -73,7 +84,7 @@ def saved_tensors(potential, graph) -> list[torch.Tensor]:
 @pytest.mark.parametrize("chunk_edges", [1, 37, 10**6])  # one edge, uneven chunks, one chunk
 @pytest.mark.parametrize("name", MODELS)
 def test_streamed_gives_the_same_energy_forces_and_stress(name, chunk_edges, monkeypatch, stream_calls):
-    monkeypatch.setattr(edge_stream, "CHUNK_BYTES", chunk_edges * CONFIG["features"] * 8)
+    monkeypatch.setattr(edge_stream, "CHUNK_BYTES", chunk_bytes(name, chunk_edges))
     plain, streamed = pair(name)
     graph = alloy_graph(plain.cutoff)
     want = plain(graph, compute_stress=True)
@@ -88,7 +99,7 @@ def test_streamed_gives_the_same_energy_forces_and_stress(name, chunk_edges, mon
 @pytest.mark.parametrize("name", MODELS)
 def test_streamed_gives_the_same_parameter_gradients(name, monkeypatch, stream_calls):
     """An energy's gradient by every parameter (backward without create_graph, as for a fit to energies)."""
-    monkeypatch.setattr(edge_stream, "CHUNK_BYTES", 50 * CONFIG["features"] * 8)
+    monkeypatch.setattr(edge_stream, "CHUNK_BYTES", chunk_bytes(name, 50))
     grads = []
     for potential in pair(name):
         energy = potential(alloy_graph(potential.cutoff), compute_forces=False)["energy"].sum()
@@ -98,6 +109,41 @@ def test_streamed_gives_the_same_parameter_gradients(name, monkeypatch, stream_c
         torch.testing.assert_close(got, want, rtol=1e-11, atol=1e-13)
     filter_grads = [g for (parameter, _), g in zip(pair(name)[0].named_parameters(), grads[0]) if FILTERS[name] in parameter]
     assert filter_grads and all(g.abs().max() > 0 for g in filter_grads)
+
+
+def test_streamed_equivariant_model_passes_gradients_to_trainable_radial_frequencies(monkeypatch, stream_calls):
+    """A trainable Bessel basis (as NequIP has) is used inside the streamed messages: its frequencies must get
+    the unstreamed gradient, not none."""
+    monkeypatch.setattr(edge_stream, "CHUNK_BYTES", chunk_bytes("equivariant", 7))
+    grads = []
+    for potential in pair("equivariant"):
+        term = potential.terms[0]
+        term.basis = BesselBasis(CONFIGS["equivariant"]["basis"], term.cutoff, trainable=True).double()
+        energy = potential(alloy_graph(potential.cutoff), compute_forces=False)["energy"].sum()
+        grads.append(torch.autograd.grad(energy, term.basis.frequencies))
+    assert len(stream_calls) == LAYERS
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-11, atol=1e-13)
+    assert grads[0][0].abs().max() > 0
+
+
+def test_equivariant_edge_width_is_its_widest_per_edge_tensor():
+    """The width that sets the model's streaming and recompute limits, against every tensor an unstreamed
+    energy and force call makes, counted independently (a dispatch mode sees each operation's output)."""
+    plain, _ = pair("equivariant")
+    graph = alloy_graph(plain.cutoff)
+    widest = []
+
+    class Widest(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            widest.extend(t.numel() for t in torch.utils._pytree.tree_leaves(out) if isinstance(t, torch.Tensor))
+            return out
+
+    with Widest():
+        plain(graph, compute_forces=True)
+    directed = graph.edge_index.shape[1]
+    width = max(interaction.edge_width for interaction in plain.terms[0].interactions)
+    assert max(widest) == directed * width
 
 
 def test_streamed_messages_and_their_gradients_match_the_direct_sums_and_finite_differences():
@@ -150,7 +196,7 @@ def test_streamed_keeps_no_edge_by_feature_tensor(name):
 @pytest.mark.parametrize("name", MODELS)
 def test_frozen_float32_streamed_gives_the_same_forces_and_stress(name, monkeypatch, stream_calls):
     """As nnip.Calculator runs a model: parameters frozen (the first block then needs no gradient by h), float32."""
-    monkeypatch.setattr(edge_stream, "CHUNK_BYTES", 40 * CONFIG["features"] * 4)
+    monkeypatch.setattr(edge_stream, "CHUNK_BYTES", chunk_bytes(name, 40, element_size=4))
     plain, streamed = (p.float().requires_grad_(False) for p in pair(name))
     graph = alloy_graph(plain.cutoff).to(dtype=torch.float32)
     want, got = plain(graph, compute_stress=True), streamed(graph, compute_stress=True)

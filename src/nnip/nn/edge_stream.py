@@ -40,8 +40,9 @@ __all__ = ["CHUNK_BYTES", "STREAM_ABOVE_BYTES", "should_stream", "stream_over_ed
 #: under glibc malloc when one (2P, F) (SchNet, P pairs), (E, 3F) (PaiNN) or (2P, edge_width) (equivariant)
 #: tensor would exceed this many bytes: glibc's largest mmap threshold. Measured on fcc Cu, 2 threads:
 #: SchNet 64x3 float32, 2197 atoms (23 MiB) 1.47x slower streamed, 4096 atoms (43 MiB) 1.26x faster;
-#: equivariant l_max 1, 64 channels, frozen: 64 atoms float32 (2.7 MiB, streamed by force) 1.4x slower,
-#: 512 atoms float32 (34 MiB) 1.2x faster, float64 (67 MiB) 1.6x faster, 4096 atoms float64 5.4x faster.
+#: equivariant l_max 1, 64 channels, frozen: 64 atoms float32 (4.0 MiB, streamed by force) 1.4x slower,
+#: 512 atoms float32 (32.0 MiB, just above) 1.2x faster, float64 (64 MiB) 1.6x faster, 4096 atoms float64
+#: 5.4x faster.
 STREAM_ABOVE_BYTES = 32 * 2**20
 
 #: bytes of the widest per-edge tensor of one chunk: 4 MiB, below glibc's largest mmap threshold

@@ -48,7 +48,7 @@ def _physical_memory() -> int | None:
 #: 23.6 GiB machine (0.74 GiB) with fcc Cu at a 5 Å cutoff (43 neighbours per atom), float32:
 #: SchNet 64 (not streaming) recomputes its convolutions above about 7 x 10^4 atoms and whole
 #: blocks above about 1.1 x 10^5, PaiNN 64 (not streaming; filters E x 3F) above 2.4 x 10^4,
-#: the equivariant model with 32 channels and l_max 2 (messages E x 9 x 32) above 1.6 x 10^4.
+#: the equivariant model with 32 channels and l_max 2 (its products z, E x 12 x 32) above 1.2 x 10^4.
 RECOMPUTE_ABOVE_BYTES = (_physical_memory() or 16 * 2**30) // 32
 
 _KEEPING = contextvars.ContextVar("nnip_keep_activations", default=False)

@@ -127,16 +127,17 @@ class Interaction(nn.Module):
 
     def streamed(self, h: torch.Tensor, species: torch.Tensor, pairs: Edges,
                  geometry: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
-                 avg_neighbors: torch.Tensor) -> torch.Tensor:
+                 geometry_parameters: tuple[torch.Tensor, ...], avg_neighbors: torch.Tensor) -> torch.Tensor:
         """:meth:`forward` with the messages streamed over chunks of the half list ``pairs``
         (nnip.nn.edge_stream): ``geometry`` maps vectors (Pc, 3) and lengths (Pc,) to the harmonics
-        (2Pc, (l_max+1)^2) and the radial basis (Pc, B)."""
+        (2Pc, (l_max+1)^2) and the radial basis (Pc, B), and uses ``geometry_parameters`` (none unless
+        the basis is trainable)."""
 
         def message(gathered: list[torch.Tensor], edge_parts: list[torch.Tensor]) -> tuple[torch.Tensor]:
             return (self.messages(gathered[0], *geometry(*edge_parts)),)
 
         (summed,) = stream_over_edges(message, [self.rows(h)], [pairs.vectors, pairs.lengths],
-                                      pairs.center, pairs.neighbor, tuple(self.radial.parameters()),
+                                      pairs.center, pairs.neighbor, (*self.radial.parameters(), *geometry_parameters),
                                       bytes_per_edge=2 * self.edge_width * h.element_size(), pairs=True)
         return self.update(h, species, summed, avg_neighbors)
 
@@ -194,9 +195,10 @@ class Equivariant(Term):
         directed = 2 * pairs.lengths.shape[0]
         edge_bytes = directed * max(i.edge_width for i in self.interactions) * h.element_size()
         if should_stream(self.stream_above_bytes, self.recompute_above_bytes, edge_bytes, h.device):
+            geometry_parameters = (*self.basis.parameters(), *self.harmonics.parameters())
 
             def update(interaction: Interaction, h: torch.Tensor) -> torch.Tensor:
-                return interaction.streamed(h, species, pairs, self._geometry, self.avg_neighbors)
+                return interaction.streamed(h, species, pairs, self._geometry, geometry_parameters, self.avg_neighbors)
         else:
             harmonics, radial = self._geometry(pairs.vectors, pairs.lengths)
             sources, targets = both_directions(pairs.center, pairs.neighbor)
