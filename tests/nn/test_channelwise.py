@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+from nnip.nn import channelwise
 from nnip.nn.channelwise import Convolution, Coupling, natural_paths, sparse_couplings
 from nnip.nn.irreps import clebsch_gordan
 
@@ -38,6 +39,23 @@ def test_coupling_equals_the_path_by_path_product(degrees):
     layer = Coupling(*degrees).double()
     x, y, w = random_inputs(0, 7, 5, degrees[0], degrees[1], len(layer.paths), y_channels=True)
     torch.testing.assert_close(layer(x, y, w), path_by_path(x, y, w, *degrees), rtol=0, atol=1e-12)
+
+
+def test_coupling_in_chunks_of_rows_equals_one_product_with_its_gradients(monkeypatch):
+    """Rows taken a few at a time (7 rows in chunks of 3, 3 and 1): the same products and gradients."""
+    layer = Coupling(1, 2, 2).double()
+    x, y, w = (t.requires_grad_() for t in random_inputs(4, 7, 5, 1, 2, len(layer.paths), y_channels=True))
+    want = layer(x, y, w)
+    grads_want = torch.autograd.grad(want.square().sum(), (x, y, w))
+    calls = []
+    product = layer._product
+    monkeypatch.setattr(layer, "_product", lambda *args: calls.append(args[0].shape[0]) or product(*args))
+    monkeypatch.setattr(channelwise, "OUTER_CHUNK_BYTES", 3 * 5 * 4 * 9 * 8)  # 3 rows of (5 channels, 4 x 9) float64
+    got = layer(x, y, w)
+    assert calls == [3, 3, 1]
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-13)
+    for g, g_want in zip(torch.autograd.grad(got.square().sum(), (x, y, w)), grads_want):
+        torch.testing.assert_close(g, g_want, rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("degrees", DEGREES)
