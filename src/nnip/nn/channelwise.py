@@ -136,9 +136,10 @@ class Coupling(ExactConstants):
         self.register_buffer("path_of_column", path_of_column, persistent=False)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        """The product, in chunks of rows of :data:`OUTER_CHUNK_BYTES` of outer product (one chunk while
-        compiling or exporting, where the number of chunks would depend on the size)."""
-        if torch.compiler.is_compiling():
+        """The product, on the CPU in chunks of rows of :data:`OUTER_CHUNK_BYTES` of outer product (one
+        chunk while compiling or exporting, where the number of chunks would depend on the size, and on
+        other devices, whose caching allocators reuse memory anyway: not measured there)."""
+        if torch.compiler.is_compiling() or x.device.type != "cpu":
             return self._product(x, y, weights)
         rows = max(1, OUTER_CHUNK_BYTES // (x.shape[1] * x.shape[2] * y.shape[2] * x.element_size()))
         if x.shape[0] <= rows:
