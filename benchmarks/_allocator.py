@@ -1,7 +1,7 @@
 """Run a benchmark under several allocator settings, since they change large-system timings 2-3x.
 
 - glibc: the default malloc, which returns large freed blocks to the kernel;
-- glibc-retain: glibc after ``nnip.allocator.retain_freed_memory()`` (no mmap, no trim);
+- glibc-retain: glibc after ``nnip.md.allocator.retain_freed_memory()`` (no mmap, no trim);
 - jemalloc: LD_PRELOAD with page decay disabled (MALLOC_CONF=dirty_decay_ms:-1,muzzy_decay_ms:-1).
 """
 
@@ -28,7 +28,7 @@ def current_allocator() -> str:
     """Describe the allocator of this process, applying glibc-retain when that was asked for."""
     name = os.environ.get(CHILD_FLAG, "glibc malloc")
     if name.startswith("glibc-retain"):
-        from nnip.allocator import retain_freed_memory
+        from nnip.md.allocator import retain_freed_memory
 
         name += " (applied)" if retain_freed_memory() else " (not glibc: no effect)"
     return name
@@ -52,7 +52,7 @@ def rerun_under_each_allocator(choice: str) -> bool:
             env.update(LD_PRELOAD=library, MALLOC_CONF="dirty_decay_ms:-1,muzzy_decay_ms:-1")
             env[CHILD_FLAG] = f"jemalloc ({library}, decay off)"
         elif allocator == "glibc-retain":
-            env[CHILD_FLAG] = "glibc-retain: glibc malloc with nnip.allocator.retain_freed_memory()"
+            env[CHILD_FLAG] = "glibc-retain: glibc malloc with nnip.md.allocator.retain_freed_memory()"
         else:
             env[CHILD_FLAG] = "glibc malloc"
         subprocess.run([sys.executable, *sys.argv], env=env, check=True)

@@ -2,8 +2,8 @@
 
     python benchmarks/inference.py [--sizes 64 512 4096] [--models schnet behler_parrinello ...] [--compile]
 
-Each call builds nothing: the neighbour list is built once (as in MD between rebuilds; a half
-list for potentials that take one) and the timed call is the potential's forward with forces
+Each call builds nothing: the neighbour list is built once (as in MD between rebuilds; for each
+potential's own neighbour request) and the timed call is the potential's forward with forces
 by autograd, no create_graph. Calls
 are interleaved across models in rounds and the median is printed (this machine's timings
 vary by up to 40% from run to run). Threads: 2 by default; glibc malloc unless run under
@@ -77,15 +77,16 @@ def main() -> None:
                  if not ("electrostatics" in m and len(atoms) > EWALD_MAX_ATOMS)}
         if args.compile:
             cases.update({f"{m} compiled": copy.deepcopy(p).compile_terms() for m, p in list(cases.items())})
-        graphs = {half: AtomicGraph.from_arrays(atoms.positions, atoms.numbers, atoms.cell.array, atoms.pbc, CUTOFF,
-                                                half_list=half, dtype=dtype) for half in (False, True)}
+        requests = {p.neighbor_request() for p in cases.values()}  # full lists, half lists
+        graphs = {r: AtomicGraph.from_arrays(atoms.positions, atoms.numbers, atoms.cell.array, atoms.pbc, r,
+                                             dtype=dtype) for r in requests}
         calls = max(1, min(20, 20000 // len(atoms)))
         times = {m: [] for m in cases}
         for _ in range(args.rounds + 1):  # the first round warms up
             for model, potential in cases.items():
                 start = time.perf_counter()
                 for _ in range(calls):
-                    potential(graphs[potential.half_list], compute_forces=True)
+                    potential(graphs[potential.neighbor_request()], compute_forces=True)
                 times[model].append((time.perf_counter() - start) / calls)
         for model in cases:
             ms = 1000 * statistics.median(times[model][1:])

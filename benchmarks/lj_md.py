@@ -6,7 +6,7 @@ so the cost of its (occasional) neighbour-list rebuilds is included. Reports ms 
 atoms*steps/s, the ratio, and the fitted scaling exponent of nnip over 1e3..1e5 atoms.
 Targets: exponent <= 1.1; nnip >= 10x faster than ASE at 1e4 atoms.
 
-Runs under glibc malloc, glibc with nnip.allocator.retain_freed_memory(), and jemalloc (when
+Runs under glibc malloc, glibc with nnip.md.allocator.retain_freed_memory(), and jemalloc (when
 installed), and prints each.
 
 Usage: python benchmarks/lj_md.py [--sizes 108 1372 10976 109744] [--steps 10] [--ase-max 10976]

@@ -4,7 +4,7 @@ Periodic fcc Cu (a = 3.61 Å) at a 5 Å cutoff. Timings are interleaved (ours an
 alternating order, then ASE; repeated) and the median is reported, since this machine's timings drift by up to 40%
 between runs. Target: ours within 1.3x of raw vesin at every size.
 
-Runs under glibc malloc, glibc with nnip.allocator.retain_freed_memory(), and jemalloc (when
+Runs under glibc malloc, glibc with nnip.md.allocator.retain_freed_memory(), and jemalloc (when
 installed), and prints each.
 
 Usage: python benchmarks/neighbors.py [--sizes 256 2048 16384 131072] [--repeats 5] [--ase-max 131072]

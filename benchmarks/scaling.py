@@ -1,7 +1,7 @@
 """Scaling with system size and the fraction of this machine's matmul peak that each model reaches.
 
     python benchmarks/scaling.py [--models lj schnet painn equivariant] [--sizes 100 1000 10000 100000]
-                                 [--dtype float32|float64] [--compile] [--keep-activations] [--no-stream]
+                                 [--dtype float32|float64] [--compile] [--memory auto|keep|recompute|stream]
                                  [--allocator glibc|glibc-retain|jemalloc|all] [--timeout SECONDS]
 
 For periodic fcc Cu cells of about each size: ms per energy+forces call (neighbour list built
@@ -10,10 +10,10 @@ formulas (matrix products and convolutions; element-wise work is not counted, so
 is a lower bound), and the achieved GFLOP/s as a fraction of the dense matmul peak in the
 model's dtype, measured in the same run. The scaling exponent is the least-squares slope of
 log time against log atoms over the sizes given. Each row runs in a fresh process, so its
-peak RSS (MiB, of the timed calls) is that row's own. Above a size the message-passing layers
-are recomputed in the backward pass (nnip.nn.recompute), and SchNet, PaiNN and the equivariant
-model stream their messages over chunks of edges (nnip.nn.edge_stream): the FLOPs then include
-the recomputation; ``--keep-activations`` turns both off, ``--no-stream`` only the streaming.
+peak RSS (MiB, of the timed calls) is that row's own. ``--memory`` sets the potential's memory
+setting (nnip.nn.execution.Memory; default "auto": on the CPU SchNet, PaiNN and the equivariant
+model stream their messages over chunks of edges above 32 MiB per per-edge tensor, and the FLOPs
+then include the recomputation of the backward pass).
 ``--allocator`` reruns the script under each allocator setting (benchmarks/_allocator.py);
 without it the process keeps its own (glibc unless started under jemalloc). ``--compile``
 times the terms compiled (Potential.compile_terms; the warm-up call pays for compiling, and
@@ -23,7 +23,6 @@ FLOPs are then counted on the eager model keeping its activations, as compiled t
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
 import json
 import resource
@@ -41,7 +40,6 @@ from torch.utils.flop_counter import flop_registry
 from _allocator import CHOICES, current_allocator, rerun_under_each_allocator
 
 from nnip.data.graph import AtomicGraph
-from nnip.nn import recompute
 from nnip.potentials import build_potential
 
 MODELS = {
@@ -121,33 +119,28 @@ def flops_of(potential, graph) -> int:
 ROW = "row: "  # marks a child's result line
 
 
-def measure(model: str, n: int, dtype: torch.dtype, compile: bool, keep_activations: bool, stream: bool) -> dict:
+def measure(model: str, n: int, dtype: torch.dtype, compile: bool, memory: str) -> dict:
     """One row: seconds per call, FLOPs per call and peak RSS of the timed calls for ``model`` at ``n`` atoms."""
     potential = build_potential({"elements": [29], "terms": [MODELS[model]]})
     # frozen, as nnip.Calculator runs a model: forces need gradients by the positions only
     potential = (potential if model == "lj" else potential.to(dtype)).eval().requires_grad_(False)
-    for term in potential.terms:
-        if keep_activations:
-            term.recompute_above_bytes = None
-        if keep_activations or not stream:
-            term.stream_above_bytes = None
+    potential.memory = memory
     timed = copy.deepcopy(potential).compile_terms() if compile else potential
     atoms = copper(n)
     graph = AtomicGraph.from_arrays(atoms.positions, atoms.numbers, atoms.cell.array, atoms.pbc,
-                                    potential.cutoff, half_list=potential.half_list, dtype=potential.dtype)
+                                    potential.neighbor_request(), dtype=potential.dtype)
     seconds = time_call(timed, graph)
     rss = peak_rss_mb()  # before the eager FLOP-counting call, which may need more with --compile
-    # compiled terms neither recompute nor stream: count the eager model's FLOPs the same way
-    with recompute.keep_activations() if compile else contextlib.nullcontext():
-        flops = flops_of(potential, graph)
+    if compile:  # compiled terms neither recompute nor stream: count the eager model's FLOPs the same way
+        potential.memory = "keep"
+    flops = flops_of(potential, graph)
     return {"atoms": len(atoms), "seconds": seconds, "flops": flops, "rss_mb": rss}
 
 
 def measure_in_child(model: str, n: int, args) -> dict | None:
     """:func:`measure` in a fresh process, so each row's peak memory is its own; None (and why) if it failed."""
     command = [sys.executable, __file__, "--one", model, str(n), "--dtype", args.dtype, "--threads", str(args.threads)]
-    command += ["--compile"] * args.compile + ["--keep-activations"] * args.keep_activations
-    command += ["--no-stream"] * args.no_stream
+    command += ["--compile"] * args.compile + ["--memory", args.memory]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=args.timeout)
     except subprocess.TimeoutExpired:
@@ -173,12 +166,8 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="time the terms compiled (torch.compile)")
     parser.add_argument("--allocator", default=None, choices=CHOICES,
                         help="rerun under these allocator settings (default: as the process was started)")
-    parser.add_argument("--keep-activations", action="store_true",
-                        help="never recompute per-edge layers (recompute_above_bytes = None; see nnip.nn.recompute), "
-                             "nor stream them")
-    parser.add_argument("--no-stream", action="store_true",
-                        help="never stream messages over chunks of edges (stream_above_bytes = None; see "
-                             "nnip.nn.edge_stream)")
+    parser.add_argument("--memory", default="auto", choices=["auto", "keep", "recompute", "stream"],
+                        help="the potential's memory setting (nnip.nn.execution.Memory)")
     parser.add_argument("--timeout", type=float, default=None, help="seconds allowed per row")
     parser.add_argument("--one", nargs=2, metavar=("MODEL", "ATOMS"), help=argparse.SUPPRESS)  # a child's row
     args = parser.parse_args()
@@ -186,15 +175,14 @@ def main() -> None:
     dtype = getattr(torch, args.dtype)
     if args.one:
         current_allocator()  # applies glibc-retain in the process that measures
-        print(ROW + json.dumps(measure(args.one[0], int(args.one[1]), dtype, args.compile, args.keep_activations,
-                                          not args.no_stream)))
+        print(ROW + json.dumps(measure(args.one[0], int(args.one[1]), dtype, args.compile, args.memory)))
         return
     if args.allocator is not None and rerun_under_each_allocator(args.allocator):
         return
     peak = matmul_peak(dtype)
     print(f"{args.dtype} matmul peak {peak:.1f} GFLOP/s on {args.threads} threads, torch {torch.__version__}, "
           f"allocator: {current_allocator()}{', compiled' if args.compile else ''}"
-          f"{', activations kept' if args.keep_activations else ', not streamed' if args.no_stream else ''}"
+          f", memory {args.memory}"
           "; one process per row")
     print(f"{'model':<13}{'atoms':>8}{'ms/call':>11}{'atoms/s':>11}{'GFLOP/call':>12}{'GFLOP/s':>9}{'of peak':>9}"
           f"{'peak RSS MB':>13}")

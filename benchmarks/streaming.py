@@ -1,4 +1,4 @@
-"""Streamed against unstreamed messages (nnip.nn.edge_stream), alternated in one process.
+"""Streamed against kept messages (nnip.nn.execution, memory "stream" and "keep"), alternated in one process.
 
     python benchmarks/streaming.py --model schnet|painn|equivariant --atoms 10648 --rounds 3 [--chunks 1 4 16]
                                    [--dtype float32|float64]
@@ -24,7 +24,7 @@ import torch
 from scaling import MODELS, copper
 
 from nnip.data.graph import AtomicGraph
-from nnip.nn import edge_stream
+from nnip.nn.execution import CHUNK_BYTES, Memory
 from nnip.potentials import build_potential
 
 
@@ -33,7 +33,7 @@ def main() -> None:
     parser.add_argument("--model", choices=["schnet", "painn", "equivariant"], default="schnet")
     parser.add_argument("--atoms", type=int, default=10648)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--chunks", type=float, nargs="+", default=[edge_stream.CHUNK_BYTES / 2**20],
+    parser.add_argument("--chunks", type=float, nargs="+", default=[CHUNK_BYTES / 2**20],
                         help="chunk sizes to time, MiB of the widest per-edge tensor")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
@@ -43,20 +43,18 @@ def main() -> None:
     potential = build_potential({"elements": [29], "terms": [MODELS[args.model]]}).to(dtype).eval()
     potential.requires_grad_(False)
     atoms = copper(args.atoms)
-    graph = AtomicGraph.from_arrays(atoms.positions, atoms.numbers, atoms.cell.array, atoms.pbc, potential.cutoff,
-                                    half_list=potential.half_list, dtype=dtype)
-    edge_stream.returns_freed_memory = lambda: True  # "on" means on, whatever the allocator
+    request = potential.neighbor_request()
+    graph = AtomicGraph.from_arrays(atoms.positions, atoms.numbers, atoms.cell.array, atoms.pbc, request, dtype=dtype)
     preloaded = os.environ.get("LD_PRELOAD", "") or "none (glibc malloc)"
-    print(f"{args.model} ({args.dtype}) on {len(atoms)} Cu atoms, {graph.edge_index.shape[1]} {'pairs' if graph.half_list else 'edges'}; LD_PRELOAD: {preloaded}")
-    settings = {"not streamed": (None, None), **{f"streamed, {c:g} MiB chunks": (0, int(c * 2**20))
-                                                for c in args.chunks}}
+    print(f"{args.model} ({args.dtype}) on {len(atoms)} Cu atoms, {graph.edge_index.shape[1]} "
+          f"{'edges' if request.full else 'pairs'}; LD_PRELOAD: {preloaded}")
+    settings = {"not streamed": Memory("keep"),
+                **{f"streamed, {c:g} MiB chunks": Memory("stream", chunk_mib=c) for c in args.chunks}}
     times: dict[str, list[float]] = {name: [] for name in settings}
     reference = None
     for round_ in range(args.rounds):
-        for name, (limit, chunk) in settings.items():
-            potential.terms[0].stream_above_bytes = limit
-            if chunk is not None:
-                edge_stream.CHUNK_BYTES = chunk
+        for name, memory in settings.items():
+            potential.memory = memory
             if round_ == 0:
                 potential(graph, compute_forces=True)  # warm-up
             started = time.perf_counter()

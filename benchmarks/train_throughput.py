@@ -133,13 +133,13 @@ def _cpu_seconds() -> tuple[float, float] | None:
 
 
 def _datasets(potentials: dict[str, Potential], frames) -> dict[str, AtomicDataset]:
-    """One dataset per distinct (cutoff, half list), shared by the models that need it."""
-    built: dict[tuple[float, bool], AtomicDataset] = {}
+    """One dataset per distinct neighbour request, shared by the models that need it."""
+    built: dict = {}
     for potential in potentials.values():
-        key = (potential.cutoff, potential.half_list)
-        if key not in built:
-            built[key] = AtomicDataset(frames, potential.cutoff, half_list=potential.half_list)
-    return {name: built[(p.cutoff, p.half_list)] for name, p in potentials.items()}
+        request = potential.neighbor_request()
+        if request not in built:
+            built[request] = AtomicDataset(frames, request)
+    return {name: built[p.neighbor_request()] for name, p in potentials.items()}
 
 
 def main() -> None:

@@ -6,18 +6,24 @@ from pathlib import Path
 import nnip
 
 PACKAGE = Path(nnip.__file__).parent
-# Layers from the bottom; a module may import its own layer and the layers below it.
+# Layers from the bottom, as DESIGN.md states the dependency direction:
+#   units, keys, errors -> data -> nn -> potentials -> uncertainty -> training | calculator -> md -> oracles
+#   -> active learning -> demo -> cli
+# plus the two helpers DESIGN.md's layout places at the root: strict (the config parser, beside errors) and
+# plots (drawn from predictions and calibration, beside uncertainty). A module may import its own layer and
+# the layers below it.
 LAYERS = [
-    # plots and uncertainty (calibration maths) take plain arrays and import nothing from nnip,
-    # so every layer may use them.
-    {"errors", "units", "keys", "version", "strict", "allocator", "plots", "uncertainty"},
+    {"errors", "units", "keys", "version", "strict"},
     {"data"},
     {"nn"},
     {"potentials"},
+    {"uncertainty", "plots"},
     {"training", "calculator"},
     {"md"},
-    {"active", "oracles"},
-    {"demo", "cli", "cli_md", "cli_sample", "cli_export", "__init__", "__main__"},
+    {"oracles"},
+    {"active"},
+    {"demo"},
+    {"cli", "__init__", "__main__"},
 ]
 
 

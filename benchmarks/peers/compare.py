@@ -4,6 +4,7 @@
     python benchmarks/peers/compare.py [--sizes 64 512 4096] [--dtypes float32 float64] [--allocators glibc jemalloc]
     python benchmarks/peers/compare.py --train [--batch 5] [--pairs schnet equivariant nequip_s]
     python benchmarks/peers/compare.py --compile ...   # nnip's terms compiled by torch.compile
+    python benchmarks/peers/compare.py --against ../other-checkout ...  # nnip against another checkout of nnip
 
 Each package runs in its own worker process (worker.py) inside its own virtual environment;
 the driver sends the same structures to ours and to the peer in alternating rounds and
@@ -24,13 +25,18 @@ parameters frozen (requires_grad False), as nnip.Calculator runs ours. Structure
   equivariant model with 64 channels, l_max 1, correlation 1 (two-body messages, as NequIP's).
 
 The allocator setting applies to every worker of a row alike: glibc malloc; glibc-retain,
-glibc told by each worker at start to keep freed memory (nnip.allocator.retain_freed_memory,
+glibc told by each worker at start to keep freed memory (nnip.md.allocator.retain_freed_memory,
 loaded from its file, so the peers' venvs need no nnip); or jemalloc through LD_PRELOAD with
 decay off (needs libjemalloc2). Besides ms per call the table gives
 atoms x calls per second (MD throughput) and each worker's peak resident memory.
 
 ``--compile`` compiles nnip's terms with torch.compile (Potential.compile_terms; the worker's
 warm-up call pays for compiling); the peers run eagerly as their calculators do by default.
+
+``--against CHECKOUT`` puts, in place of each pair's peer, the same nnip model from another
+checkout of nnip (its own src/ and worker.py, nnip's venv): a before/after comparison of a change
+in one run, alternated, with the same structures and peak memory per worker ("peer" is then the
+other checkout, "peer/nnip" the other checkout's time over this one's).
 
 ``--train`` times full training steps instead (forward in training mode with forces through
 create_graph, energy + force MSE, backward, Adam) on batches of ``--batch`` structures of the
@@ -109,16 +115,20 @@ TRAINABLE = ("schnet", "equivariant", "nequip_s")
 class Worker:
     """A worker process of one package and model, answering timing requests."""
 
-    def __init__(self, package: str, model: dict, allocator: str):
+    def __init__(self, package: str, model: dict, allocator: str, checkout: Path | None = None):
         env = {**os.environ, "OMP_NUM_THREADS": "2", "PYTHONWARNINGS": "ignore"}
+        here, root = HERE, ROOT
+        if checkout is not None:  # nnip from another checkout: its source first on the path, its worker
+            here, root = checkout / "benchmarks" / "peers", checkout
+            env["PYTHONPATH"] = str(checkout / "src")
         if allocator == "jemalloc":
             env.update(LD_PRELOAD=JEMALLOC, MALLOC_CONF="dirty_decay_ms:-1,muzzy_decay_ms:-1")
         elif allocator == "glibc-retain":
             env.update(NNIP_PEERS_RETAIN_MEMORY="1")
         python = VENVS[package] / "bin" / "python"
-        self.process = subprocess.Popen([str(python), str(HERE / "worker.py"), package, json.dumps(model)],
+        self.process = subprocess.Popen([str(python), str(here / "worker.py"), package, json.dumps(model)],
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                        text=True, env=env, cwd=ROOT)
+                                        text=True, env=env, cwd=root)
 
     def time(self, xyz: Path, dtype: str, calls: int, threads: int, train: dict | None = None) -> dict:
         request = {"xyz": str(xyz), "dtype": dtype, "calls": calls, "threads": threads}
@@ -137,10 +147,13 @@ class Worker:
 
 
 @contextlib.contextmanager
-def pair_workers(pair: str, allocator: str, compile_nnip: bool = False):
-    """The two workers (nnip, peer) of a pair under one allocator setting, closed afterwards."""
-    workers = [Worker(package, {**model, "compile": True} if package == "nnip" and compile_nnip else model, allocator)
-               for package, model in PAIRS[pair]]
+def pair_workers(pair: str, allocator: str, compile_nnip: bool = False, against: Path | None = None):
+    """The two workers (nnip, peer) of a pair under one allocator setting, closed afterwards; with ``against``,
+    the peer is the same nnip model from that checkout."""
+    ours, peer = PAIRS[pair]
+    if compile_nnip:
+        ours = ("nnip", {**ours[1], "compile": True})
+    workers = [Worker(*ours, allocator), Worker(*ours, allocator, against) if against else Worker(*peer, allocator)]
     try:
         yield workers
     finally:
@@ -150,12 +163,12 @@ def pair_workers(pair: str, allocator: str, compile_nnip: bool = False):
 
 def compare_inference(args, cases: dict[str, Path]) -> None:
     print(f"ms per energy+forces call (median of {args.rounds} interleaved rounds), {args.threads} threads"
-          + (", nnip compiled" if args.compile else ""))
+          + (", nnip compiled" if args.compile else "") + (f"; peer: nnip at {args.against}" if args.against else ""))
     print(f"{'pair':<12}{'allocator':<10}{'dtype':<9}{'structure':<14}{'nnip':>10}{'peer':>10}{'peer/nnip':>10}"
           f"{'nnip at/s':>11}{'peer at/s':>11}{'nnip MB':>9}{'peer MB':>9}")
     for pair in args.pairs:
         for allocator in args.allocators:
-            with pair_workers(pair, allocator, args.compile) as workers:
+            with pair_workers(pair, allocator, args.compile, args.against) as workers:
                 for dtype in args.dtypes:
                     for name, xyz in cases.items():
                         n = int(name.split("(")[1].rstrip(")"))
@@ -180,7 +193,7 @@ def compare_training(args) -> None:
     print(f"{'pair':<12}{'allocator':<10}{'dtype':<9}{'nnip':>10}{'peer':>10}{'nnip/peer':>10}")
     for pair in [p for p in args.pairs if p in TRAINABLE]:
         for allocator in args.allocators:
-            with pair_workers(pair, allocator) as workers:
+            with pair_workers(pair, allocator, against=args.against) as workers:
                 for dtype in args.dtypes:
                     times = [[], []]
                     for _ in range(args.rounds):
@@ -205,10 +218,13 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="compile nnip's terms (inference only)")
     parser.add_argument("--batch", type=int, default=5, help="structures per training step (--train)")
     parser.add_argument("--steps", type=int, default=20, help="training steps per round (--train)")
+    parser.add_argument("--against", type=Path, default=None,
+                        help="another checkout of nnip to compare with, in place of the peers")
     args = parser.parse_args()
     if args.compile and args.train:
         parser.error("--compile applies to inference only (training runs eagerly)")
-    missing = [str(VENVS[p]) for pair in args.pairs for p, _ in PAIRS[pair] if not (VENVS[p] / "bin/python").exists()]
+    packages = {"nnip"} if args.against else {p for pair in args.pairs for p, _ in PAIRS[pair]}
+    missing = [str(VENVS[p]) for p in sorted(packages) if not (VENVS[p] / "bin/python").exists()]
     if missing:
         sys.exit(f"missing virtual environments {missing}: run bash benchmarks/peers/setup.sh")
     if "jemalloc" in args.allocators and not Path(JEMALLOC).exists():

@@ -45,8 +45,8 @@ def nnip_build(model: dict, dtype, elements):
 def nnip_inputs(potential, atoms, dtype):
     from nnip.data.graph import AtomicGraph
 
-    return AtomicGraph.from_arrays(atoms.positions, atoms.numbers, atoms.cell.array, atoms.pbc, potential.cutoff,
-                                   half_list=potential.half_list, dtype=dtype)
+    return AtomicGraph.from_arrays(atoms.positions, atoms.numbers, atoms.cell.array, atoms.pbc,
+                                   potential.neighbor_request(), dtype=dtype)
 
 
 def nnip_call(potential, graph):
@@ -296,12 +296,12 @@ def time_training(package: str, model, frames: list, request: dict, dtype) -> fl
 
 
 def retain_freed_memory_if_asked() -> None:
-    """glibc-retain rows: nnip.allocator.retain_freed_memory, loaded from its file (no nnip in the peers' venvs)."""
+    """glibc-retain rows: nnip.md.allocator.retain_freed_memory, loaded from its file (no nnip in the peers' venvs)."""
     if os.environ.get("NNIP_PEERS_RETAIN_MEMORY") != "1":
         return
     import importlib.util
 
-    path = Path(__file__).resolve().parents[2] / "src" / "nnip" / "allocator.py"
+    path = Path(__file__).resolve().parents[2] / "src" / "nnip" / "md" / "allocator.py"
     spec = importlib.util.spec_from_file_location("nnip_allocator", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -13,6 +13,7 @@ from ase.stress import full_3x3_to_voigt_6_stress
 from nnip import keys
 from nnip.data.graph import AtomicGraph
 from nnip.data.neighbors import VerletNeighborList
+from nnip.nn.execution import Memory
 from nnip.potentials.base import Potential
 from nnip.potentials.ensemble import Ensemble
 
@@ -39,6 +40,10 @@ class Calculator(_AseCalculator):
             than skin/2 (results are identical to rebuilding every step).
         compile: compile the model's terms with torch.compile (Potential.compile_terms):
             the first call takes seconds to minutes, later ones are faster (MD, long relaxations).
+        memory: how message-passing models run their per-edge work (nnip.nn.execution.Memory): "auto"
+            (streamed over chunks of edges on the CPU above 32 MiB per per-edge tensor), "keep",
+            "recompute" or "stream", or a Memory; None (default) keeps the potential's own setting
+            ("auto" unless changed). With ``compile`` the terms keep their activations whatever it says.
 
     Example:
         >>> atoms.calc = nnip.Calculator(nnip.load("model.pt"), dtype="float64")
@@ -55,6 +60,7 @@ class Calculator(_AseCalculator):
         device: str | torch.device = "cpu",
         skin: float = 0.5,
         compile: bool = False,
+        memory: Memory | str | dict | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -66,11 +72,14 @@ class Calculator(_AseCalculator):
         if _DTYPES[dtype] is not None:
             self.potential.to(_DTYPES[dtype])
         self.dtype = self.potential.dtype
+        if memory is not None:
+            self.potential.memory = memory
         if compile:
             if not hasattr(self.potential, "compile_terms"):
                 raise ValueError(f"compile=True needs an nnip Potential or Ensemble, not {type(potential).__name__}")
             self.potential.compile_terms()
-        self.neighbors = VerletNeighborList(self.potential.cutoff, skin, full=not self.potential.half_list)
+        request = self.potential.neighbor_request(skin)
+        self.neighbors = VerletNeighborList(request.cutoff, request.skin, full=request.full)
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
@@ -105,9 +114,8 @@ class Calculator(_AseCalculator):
             atoms.numbers,
             atoms.cell.array,
             atoms.pbc,
-            self.neighbors.list_cutoff,
+            self.neighbors.request,
             edges=edges,
-            half_list=not self.neighbors.full,
             total_charge=float(atoms.info.get("charge", 0.0)),
             dtype=self.dtype,
         )

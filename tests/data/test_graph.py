@@ -7,11 +7,12 @@ from ase import Atoms
 from ase.build import bulk, molecule
 
 from nnip.data import AtomicGraph, collate
+from nnip.data.neighbors import NeighborRequest
 
 
 def test_from_atoms_fields_and_units():
     atoms = molecule("H2O")
-    graph = AtomicGraph.from_atoms(atoms, cutoff=2.0)
+    graph = AtomicGraph.from_atoms(atoms, 2.0)
     assert graph.positions.dtype == torch.float64
     assert graph.atomic_numbers.tolist() == [8, 1, 1]
     assert graph.cell.shape == (1, 3, 3) and torch.all(graph.cell == 0)
@@ -22,7 +23,7 @@ def test_from_atoms_fields_and_units():
 
 def test_collate_offsets_edges_and_structures():
     frames = [molecule("H2O"), bulk("Si", "diamond", a=5.43), molecule("CH4")]
-    graphs = [AtomicGraph.from_atoms(a, cutoff=3.0) for a in frames]
+    graphs = [AtomicGraph.from_atoms(a, 3.0) for a in frames]
     batch = collate(graphs)
     assert batch.n_structures == 3
     assert batch.n_atoms.tolist() == [3, 2, 5]
@@ -38,7 +39,7 @@ def test_collate_offsets_edges_and_structures():
 
 
 def test_graph_rejects_inconsistent_shapes():
-    graph = AtomicGraph.from_atoms(molecule("H2O"), cutoff=2.0)
+    graph = AtomicGraph.from_atoms(molecule("H2O"), 2.0)
     with pytest.raises(ValueError, match="AtomicGraph.atomic_numbers has shape"):
         AtomicGraph(**{**graph.__dict__, "positions": torch.zeros(4, 3)})
 
@@ -53,7 +54,7 @@ def test_potential_refuses_edges_shorter_than_its_cutoff():
     from nnip.potentials import LennardJones, LennardJonesConfig, Potential
 
     potential = Potential([LennardJones(LennardJonesConfig(cutoff=6.0), ["Ar"])], ["Ar"])
-    graph = AtomicGraph.from_atoms(Atoms("Ar2", positions=np.eye(2, 3) * 3.0), cutoff=4.0)
+    graph = AtomicGraph.from_atoms(Atoms("Ar2", positions=np.eye(2, 3) * 3.0), 4.0)
     with pytest.raises(ValueError, match="cutoff"):
         potential(graph)
 
@@ -65,5 +66,18 @@ def test_half_list_graph_built_without_edges_counts_each_pair_once():
     potential = Potential([LennardJones(LennardJonesConfig(cutoff=8.0), ["Ar"])], ["Ar"])
     args = (atoms.positions, atoms.numbers, atoms.cell.array, atoms.pbc, 8.0)
     full = potential(AtomicGraph.from_arrays(*args))["energy"]
-    half = potential(AtomicGraph.from_arrays(*args, half_list=True))["energy"]
+    half_graph = AtomicGraph.from_arrays(*args[:4], NeighborRequest(8.0, full=False))
+    assert half_graph.neighbor_request.full is False
+    half = potential(half_graph)["energy"]
     torch.testing.assert_close(half, full, rtol=1e-13, atol=0)
+
+
+def test_collate_refuses_graphs_built_for_different_neighbour_requests():
+    """A batch has one neighbour request (replaces the old rule that half and full lists do not mix, and the
+    batch cutoff being the smallest of its graphs'): graphs of another cutoff, list kind or skin are refused."""
+    atoms = molecule("H2O")
+    base = NeighborRequest(3.0)
+    assert collate([AtomicGraph.from_atoms(atoms, base), AtomicGraph.from_atoms(atoms, 3.0)]).neighbor_request == base
+    for other in (NeighborRequest(3.5), NeighborRequest(3.0, full=False), NeighborRequest(3.0, skin=0.5)):
+        with pytest.raises(ValueError, match="different neighbour requests"):
+            collate([AtomicGraph.from_atoms(atoms, base), AtomicGraph.from_atoms(atoms, other)])

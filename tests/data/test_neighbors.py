@@ -105,6 +105,7 @@ def test_half_list_holds_each_unordered_pair_once(seed):
 
 def test_pair_potential_gives_the_same_results_on_half_and_full_lists():
     from nnip.data import AtomicGraph
+    from nnip.data.neighbors import NeighborRequest
     from nnip.testing import periodic_cell
 
     atoms = periodic_cell([18, 36], 3.8, seed=7)
@@ -113,8 +114,8 @@ def test_pair_potential_gives_the_same_results_on_half_and_full_lists():
     results = []
     for full in (True, False):
         edges = neighbor_list(atoms.positions, atoms.cell.array, atoms.pbc, 9.0, full=full)
-        graph = AtomicGraph.from_arrays(atoms.positions, atoms.numbers, atoms.cell.array, atoms.pbc, 9.0,
-                                        edges=edges, half_list=not full)
+        graph = AtomicGraph.from_arrays(atoms.positions, atoms.numbers, atoms.cell.array, atoms.pbc,
+                                        NeighborRequest(9.0, full=full), edges=edges)
         results.append(potential(graph, compute_stress=True))
     for key in ("energy", "atomic_energies", "forces", "stress"):
         torch.testing.assert_close(results[0][key], results[1][key], rtol=1e-12, atol=1e-14)
@@ -123,3 +124,16 @@ def test_pair_potential_gives_the_same_results_on_half_and_full_lists():
 def test_degenerate_periodic_cell_is_an_error_not_a_crash():
     with pytest.raises(ValueError, match="zero-volume cell under pbc"):
         neighbor_list(np.zeros((2, 3)) + [[0, 0, 0], [1, 1, 1]], np.diag([4.0, 4.0, 0.0]), np.ones(3, bool), 3.0)
+
+
+def test_neighbor_request_covers_requests_of_no_larger_cutoff_and_a_full_list_serves_a_half_one():
+    from nnip.data.neighbors import NeighborRequest
+
+    full, half = NeighborRequest(5.0), NeighborRequest(5.0, full=False)
+    assert NeighborRequest.of(5.0) == full and NeighborRequest.of(half) is half
+    assert full.covers(half) and full.covers(NeighborRequest(4.0)) and half.covers(NeighborRequest(4.0, full=False))
+    assert not half.covers(full) and not full.covers(NeighborRequest(5.5))
+    assert NeighborRequest(5.0, skin=0.5).list_cutoff == 5.5
+    for bad in ((-1.0, True, 0.0), (5.0, True, -0.1), (float("inf"), True, 0.0)):
+        with pytest.raises(ValueError, match="cutoff and skin"):
+            NeighborRequest(*bad)

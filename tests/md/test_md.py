@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from ase.build import bulk
 
 import nnip
@@ -108,3 +109,30 @@ def test_pair_distances_of_a_molecule_put_each_pair_in_its_bin_once():
     peaks = r[density > 0]
     assert len(peaks) == 2 and np.allclose(peaks, expected, atol=0.005)
     assert density[density > 0] == pytest.approx([50.0, 50.0])  # two equal halves of 1 over bins of 0.01 Å
+
+
+def test_memory_option_streams_with_the_same_result(tmp_path, monkeypatch):
+    """``--memory stream`` runs the model's messages streamed over chunks of edges (every step), ``keep`` never;
+    the relaxed structures agree to rounding."""
+    from nnip.nn import execution
+
+    torch.manual_seed(0)
+    model = build_potential({"elements": [29], "terms": [{"name": "schnet", "config": {"features": 8,
+                                                                                          "interactions": 2}}]})
+    nnip.save(model, tmp_path / "schnet.pt")
+    crystal = bulk("Cu", "fcc", a=3.6, cubic=True)
+    crystal.rattle(0.1, seed=1)
+    nnip.write(tmp_path / "cu.extxyz", crystal)
+    streamed = []
+    apply = execution._StreamedMessages.apply
+    monkeypatch.setattr(execution._StreamedMessages, "apply", lambda *args: streamed.append(1) or apply(*args))
+    relaxed = {}
+    for memory in ("keep", "stream"):
+        streamed.clear()
+        output = tmp_path / f"{memory}.extxyz"
+        assert main(["relax", str(tmp_path / "schnet.pt"), str(tmp_path / "cu.extxyz"), "--steps", "5",
+                     "--memory", memory, "--output", str(output)]) == 0
+        assert bool(streamed) == (memory == "stream")
+        relaxed[memory] = nnip.read(output)[0].positions
+    assert np.abs(relaxed["stream"] - crystal.positions).max() > 1e-4  # it moved
+    np.testing.assert_allclose(relaxed["stream"], relaxed["keep"], rtol=0, atol=1e-9)

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from nnip.nn import channelwise
+from nnip.nn import execution
 from nnip.nn.channelwise import Convolution, Coupling, natural_paths, sparse_couplings
 from nnip.nn.irreps import clebsch_gordan
 
@@ -50,7 +50,7 @@ def test_coupling_in_chunks_of_rows_equals_one_product_with_its_gradients(monkey
     calls = []
     product = layer._product
     monkeypatch.setattr(layer, "_product", lambda *args: calls.append(args[0].shape[0]) or product(*args))
-    monkeypatch.setattr(channelwise, "OUTER_CHUNK_BYTES", 3 * 5 * 4 * 9 * 8)  # 3 rows of (5 channels, 4 x 9) float64
+    monkeypatch.setattr(execution, "CHUNK_BYTES", 3 * 5 * 4 * 9 * 8)  # 3 rows of (5 channels, 4 x 9) float64
     got = layer(x, y, w)
     assert calls == [3, 3, 1]
     torch.testing.assert_close(got, want, rtol=0, atol=1e-13)

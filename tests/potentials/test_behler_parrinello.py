@@ -10,6 +10,7 @@ from ase.build import bulk, molecule
 from ase.neighborlist import neighbor_list
 
 from nnip.data.graph import AtomicGraph
+from nnip.data.neighbors import NeighborRequest
 from nnip.potentials import Potential
 from nnip.potentials.behler_parrinello import BehlerParrinello, BehlerParrinelloConfig
 from nnip.potentials.edges import build_edges
@@ -71,7 +72,7 @@ def test_symmetry_functions_match_a_direct_loop(name, angular):
                                         angular_cutoff=3.0 if name == "silicon_ani" else None)  # ANI style
     term = BehlerParrinello(config, elements).double()
     graph = AtomicGraph.from_atoms(atoms, config.cutoff)
-    edges = build_edges(graph, graph.positions, graph.cell, config.cutoff, half=False)
+    edges = build_edges(graph, graph.positions, graph.cell, NeighborRequest(config.cutoff))
     species = torch.tensor([elements.index(z) for z in atoms.numbers])
     ours = term.features(species, edges).numpy()
     reference = direct_loop(atoms, elements, config, term)
@@ -104,7 +105,7 @@ def test_fit_to_data_standardises_the_training_features():
     graphs = [AtomicGraph.from_atoms(a, potential.cutoff) for a in frames]
     potential.fit_terms_to_data(graphs)
     term = potential.terms[0]
-    edges = [build_edges(g, g.positions, g.cell, term.cutoff, half=False) for g in graphs]
+    edges = [build_edges(g, g.positions, g.cell, NeighborRequest(term.cutoff)) for g in graphs]
     features = torch.cat([term.features(potential.species(g.atomic_numbers), e) for g, e in zip(graphs, edges)])
     species = torch.cat([potential.species(g.atomic_numbers) for g in graphs])
     for element in range(3):  # standardised per centre element: H, C and O environments differ

@@ -10,6 +10,7 @@ import torch
 import nnip
 from nnip.data import bundled
 from nnip.data.graph import AtomicGraph
+from nnip.nn.execution import Memory
 from nnip.potentials import Ensemble, build_potential
 
 pytestmark = pytest.mark.slow  # compiling takes tens of seconds
@@ -19,9 +20,10 @@ pytestmark = pytest.mark.slow  # compiling takes tens of seconds
 def models():
     spec = {"elements": [14], "terms": [{"name": "schnet", "config": {"features": 16, "interactions": 2, "basis": 8}}]}
     eager = build_potential(spec).double().eval()
-    compiled_potential = copy.deepcopy(eager).compile_terms()
-    compiled_potential.terms[0].recompute_above_bytes = 0  # ignored when compiled (nnip.nn.recompute)
-    compiled_potential.terms[0].stream_above_bytes = 0  # likewise (nnip.nn.edge_stream)
+    streaming = copy.deepcopy(eager)
+    streaming.memory = "stream"
+    compiled_potential = streaming.compile_terms()
+    assert compiled_potential.memory == Memory(mode="keep")  # compiled terms keep: no recompute, no stream
     return eager, compiled_potential
 
 

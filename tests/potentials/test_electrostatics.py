@@ -181,9 +181,10 @@ def ion_pair(r: float):
 def test_local_model_cannot_fit_beyond_its_cutoff_but_local_plus_electrostatics_can():
     from nnip.data.dataset import AtomicDataset
     from nnip.training import Trainer, TrainingConfig
+    from nnip.training.build import build_model
     from nnip.training.config import ModelConfig
     from nnip.training.evaluate import evaluate
-    from nnip.training.setup import build_model, initialise_reference
+    from nnip.training.reference import initialise_reference
 
     rng = np.random.default_rng(0)
     train = [ion_pair(r) for r in rng.uniform(2.5, 12.0, 80)]
@@ -209,9 +210,9 @@ def test_dipole_is_a_training_target():
     """Trained on dipoles alone (no energies or forces), the charges of a separated ion pair become +-1."""
     from nnip.data.dataset import AtomicDataset
     from nnip.training import Trainer, TrainingConfig
+    from nnip.training.build import build_model
     from nnip.training.config import ModelConfig
     from nnip.training.evaluate import evaluate
-    from nnip.training.setup import build_model
 
     frames = []
     for r in np.linspace(3.0, 10.0, 24):

@@ -7,8 +7,12 @@ import numpy as np
 import pytest
 import torch
 
+from nnip.data.graph import AtomicGraph
+from nnip.data.neighbors import NeighborRequest
 from nnip.nn.irreps import rotation_matrix_of
+from nnip.nn.lone import with_lone_atoms
 from nnip.potentials import Potential
+from nnip.potentials.edges import build_edges
 from nnip.potentials.equivariant import Equivariant, EquivariantConfig
 from nnip.testing import PotentialContract, cluster, periodic_cell
 from nnip.testing.structures import random_rotation, rotated, term_inputs
@@ -74,13 +78,17 @@ def test_polynomial_cutoff_equals_its_expanded_form_and_is_c2_at_the_cutoff():
 
 
 @pytest.mark.parametrize("overrides", [{}, {"l_max": 3, "hidden_l": 2, "correlation": 2, "layers": 3}])
-def test_lone_atom_energies_equal_the_full_model_without_edges(overrides):
+def test_appended_lone_atoms_equal_the_full_model_without_edges(overrides):
+    """The lone atoms appended to a batch (nnip.nn.lone, as for every network term) get the summed readouts
+    of the model run on the lone atoms alone, without edges."""
     torch.manual_seed(2)
     term = small_model(**overrides).double()
     species, edges = term_inputs(term, cluster([1, 6, 8], 5, 1.4, seed=1))
-    expected = term._energies(torch.arange(3), edges.empty())
+    expected = term._outputs(torch.arange(3), edges.empty())
     assert expected.abs().min() > 1e-6  # not trivially zero
-    torch.testing.assert_close(term.lone_energies(torch.device("cpu")), expected, rtol=0, atol=1e-14)
+    outputs = term._outputs(with_lone_atoms(species, 3), edges)
+    torch.testing.assert_close(outputs[len(species):], expected, rtol=0, atol=1e-14)
+    assert (outputs[:len(species)] - expected[species]).abs().max() > 1e-3  # the real atoms did get messages
 
 
 @pytest.mark.parametrize("name", ["cluster", "periodic"])
@@ -91,14 +99,18 @@ def test_which_direction_of_each_pair_the_half_list_holds_does_not_matter(name):
     torch.manual_seed(4)
     term = small_model(l_max=3, hidden_l=1, correlation=2).double()
     atoms = cluster([1, 6, 8], 6, 1.4, seed=3) if name == "cluster" else periodic_cell([1, 6, 8], 1.4, seed=3)
-    species, edges = term_inputs(term, atoms)
-    pairs = edges.half()
+    species, pairs = term_inputs(term, atoms)
+    assert pairs.is_half  # what a Potential hands the term
     flipped = dataclasses.replace(pairs, center=pairs.neighbor, neighbor=pairs.center, shifts=-pairs.shifts,
                                   vectors=-pairs.vectors)
     want, got = term(species, pairs), term(species, flipped)
     assert want.abs().max() > 1e-3
     torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
-    torch.testing.assert_close(term(species, edges), want, rtol=1e-12, atol=1e-12)  # a full list: halved inside
+    # a full list: halved by the Potential (terms no longer halve one themselves)
+    full = AtomicGraph.from_atoms(atoms, NeighborRequest(term.cutoff, full=True), dtype=torch.float64)
+    potential = Potential([term], ELEMENTS)
+    torch.testing.assert_close(potential(full, compute_forces=False)["atomic_energies"], want.to(torch.float64),
+                               rtol=1e-12, atol=1e-12)
 
 
 def test_pairs_give_the_sum_over_directed_edges():
@@ -107,7 +119,11 @@ def test_pairs_give_the_sum_over_directed_edges():
     directed-edge sum with avg_neighbors halved. (Without the (-1)^l the doubled messages differ.)"""
     torch.manual_seed(5)
     term = small_model(l_max=3, hidden_l=1, correlation=2).double()
-    species, edges = term_inputs(term, periodic_cell([1, 6, 8], 1.4, seed=6))
+    atoms = periodic_cell([1, 6, 8], 1.4, seed=6)
+    species, _ = term_inputs(term, atoms)
+    graph = AtomicGraph.from_atoms(atoms, NeighborRequest(term.cutoff, full=True), dtype=torch.float64)
+    edges = build_edges(graph, graph.positions, graph.cell, NeighborRequest(term.cutoff, full=True))
+    assert not edges.is_half
     doubled = copy.deepcopy(term)
     doubled.avg_neighbors *= 2
     want = term(species, edges.half())

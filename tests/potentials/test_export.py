@@ -10,6 +10,7 @@ import nnip
 from nnip.cli import main
 from nnip.data import bundled
 from nnip.errors import DataError
+from nnip.nn.execution import Memory
 from nnip.potentials import build_potential
 from nnip.potentials.export import compare, export_potential, graph_of, load_exported, metadata_of, save_exported
 
@@ -32,11 +33,12 @@ def test_export_matches_the_model_on_crystals_and_clusters(name, tmp_path):
     potential = build_potential({"elements": [14], "terms": [{"name": name, "config": MODELS[name]}]})
     if name != "lj":
         potential.float()
-    potential.terms[0].recompute_above_bytes = 0  # ignored while exporting (nnip.nn.recompute)
+    potential.memory = "recompute"  # ignored while exporting (traced with memory "keep")
     traced = copy.deepcopy(potential)
-    traced.terms[0].stream_above_bytes = 0  # likewise (nnip.nn.edge_stream); the eager calls below do not stream
+    traced.memory = "stream"  # likewise; the eager calls below recompute but do not stream
     crystals = nnip.read(bundled("si_test.extxyz"), index=":2")
     save_exported(export_potential(traced, graph_of(crystals[0], traced)), metadata_of(traced), tmp_path / "si.pt2")
+    assert traced.memory == Memory(mode="stream")  # the setting is given back after tracing
     exported = load_exported(tmp_path / "si.pt2")
     rattled = crystals[1].copy()
     rattled.rattle(0.05, seed=3)  # another size of cell and edge list than the traced one

@@ -5,7 +5,9 @@ import pytest
 import torch
 
 from nnip.data.graph import AtomicGraph
-from nnip.nn import edge_stream
+from nnip.data.neighbors import NeighborRequest
+from nnip.nn import execution
+from nnip.nn.execution import Memory
 from nnip.nn.radial import cosine_cutoff
 from nnip.potentials import ZBL, Potential, ZBLConfig
 from nnip.potentials.edges import build_edges
@@ -53,24 +55,28 @@ def directed_edge_reference(term: SchNet, species: torch.Tensor, edges) -> torch
     return readout(species, edges.center, edges.neighbor, edges.lengths) - lone[species]
 
 
-@pytest.mark.parametrize("streamed", [False, True])
-def test_pair_filters_on_full_or_half_edges_equal_the_sum_over_directed_edges(streamed, monkeypatch):
+@pytest.mark.parametrize("memory", ["keep", "stream"])
+def test_pair_filters_on_full_or_half_edges_equal_the_sum_over_directed_edges(memory, monkeypatch):
     """Given full edges (as in a sum with a term that needs them) or half edges, in a cell smaller than
-    the cutoff (pairs of an atom with its own images), energies and forces match the textbook formula."""
-    monkeypatch.setattr(edge_stream, "returns_freed_memory", lambda: True)
+    the cutoff (pairs of an atom with its own images), energies and forces match the textbook formula,
+    with the messages kept or streamed over chunks of edges (the edges carry the potential's memory setting)."""
+    streamed = []
+    apply = execution._StreamedMessages.apply
+    monkeypatch.setattr(execution._StreamedMessages, "apply", lambda *args: streamed.append(1) or apply(*args))
     torch.manual_seed(3)
     term = small_schnet().double()
-    term.stream_above_bytes = 0 if streamed else None
     atoms = periodic_cell([1, 6, 8], 1.4, seed=5)
     graph = AtomicGraph.from_atoms(atoms, term.cutoff)
     species = torch.as_tensor([[1, 6, 8].index(z) for z in atoms.numbers])
     results = []
     for half, function in ((False, directed_edge_reference), (False, term), (True, term)):
         positions = graph.positions.clone().requires_grad_(True)
-        edges = build_edges(graph, positions, graph.cell, term.cutoff, half=half)
+        request = NeighborRequest(term.cutoff, full=not half)
+        edges = build_edges(graph, positions, graph.cell, request, Memory(mode=memory))
         assert edges.is_half == half and (half or bool((edges.center == edges.neighbor).any()))
         energy = (function(term, species, edges) if function is directed_edge_reference else function(species, edges)).sum()
         results.append((energy, torch.autograd.grad(energy, positions)[0]))
+    assert len(streamed) == (2 * term.config.interactions if memory == "stream" else 0)  # two calls of the term
     (want_e, want_f), *others = results
     assert want_f.abs().max() > 1e-3
     for energy, forces in others:

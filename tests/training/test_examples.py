@@ -7,9 +7,9 @@ import pytest
 
 import nnip
 from nnip.cli import main
+from nnip.training.build import build_model
 from nnip.training.config import load_config
 from nnip.training.evaluate import evaluate
-from nnip.training.setup import build_model
 
 ROOT = Path(__file__).resolve().parents[2]
 

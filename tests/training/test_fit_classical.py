@@ -5,7 +5,7 @@ import pytest
 
 from nnip.data.dataset import AtomicDataset
 from nnip.training import Trainer, TrainingConfig
-from nnip.training.setup import build_model
+from nnip.training.build import build_model
 from nnip.training.config import ModelConfig
 
 from nnip.testing.structures import argon_clusters
@@ -21,7 +21,7 @@ def test_lj_parameters_recovered_within_one_percent(start, optimizer):
     model = ModelConfig(terms=[{"name": "lj", "sigma": start[0] * sigma, "epsilon": start[1] * epsilon,
                                 "cutoff": CUTOFF}], e0="zero")
     potential = build_model(model, [18], seed=0)
-    dataset = AtomicDataset(frames, potential.cutoff, half_list=True)
+    dataset = AtomicDataset(frames, potential.neighbor_request())
     if optimizer == "lbfgs":
         config = TrainingConfig(max_epochs=15, optimizer="lbfgs", lr=1.0, schedule="constant", batch_size=200)
     else:

@@ -138,7 +138,7 @@ def test_mixed_periodic_and_molecular_batch_trains_on_stress_without_nan():
     from nnip.testing.structures import argon_clusters, periodic_cell
     from nnip.training import Trainer, TrainingConfig
     from nnip.training.config import ModelConfig
-    from nnip.training.setup import build_model
+    from nnip.training.build import build_model
 
     crystal = periodic_cell([18], 3.8, seed=1)
     crystal.calc = LennardJones(sigma=3.4, epsilon=0.0104, rc=6.0, smooth=False)
@@ -148,7 +148,7 @@ def test_mixed_periodic_and_molecular_batch_trains_on_stress_without_nan():
     potential = build_model(ModelConfig(terms=[{"name": "lj", "sigma": 3.0, "cutoff": 6.0}], e0="zero"), [18], 0)
     config = TrainingConfig(max_epochs=2, batch_size=2, progress=False)
     config.loss.stress_weight = 1.0
-    result = Trainer(potential, AtomicDataset(frames, 6.0, half_list=True), None, config).fit()
+    result = Trainer(potential, AtomicDataset(frames, potential.neighbor_request()), None, config).fit()
     assert all(math.isfinite(row["train_loss"]) for row in result.history)
     assert all(bool(torch.isfinite(p).all()) for p in potential.parameters())
     assert float(potential.terms[0].sigma.values.detach()) != 3.0

@@ -41,7 +41,7 @@ from ase.data import covalent_radii
 from nnip import keys
 from nnip.data.batching import collate
 from nnip.data.graph import AtomicGraph
-from nnip.data.neighbors import neighbor_list
+from nnip.data.neighbors import NeighborRequest, neighbor_list
 from nnip.errors import ConfigError
 from nnip.potentials.ensemble import Ensemble
 
@@ -210,7 +210,7 @@ class Attack:
         seeds = [a.copy() for a in seeds]
         per_atom = self.per_atom(seeds)
         log_q = self.log_q(per_atom)
-        batch = _Batch(seeds, self.ensemble.cutoff + s.skin, self.ensemble.half_list, self.ensemble.dtype)
+        batch = _Batch(seeds, self.ensemble.neighbor_request(s.skin), self.ensemble.dtype)
         delta = batch.initial_noise(s.init_noise, s.seed)
         batch.constrain(delta, s.project_rigid, s.clamp)
         delta.requires_grad_(True)
@@ -270,8 +270,8 @@ class Attack:
 class _Batch:
     """The seeds as one batch: reference positions, per-seed rows, and a Verlet-style neighbour list."""
 
-    def __init__(self, seeds: list[Atoms], list_cutoff: float, half: bool, dtype: torch.dtype):
-        self.seeds, self.list_cutoff, self.half, self.dtype = seeds, list_cutoff, half, dtype
+    def __init__(self, seeds: list[Atoms], neighbors: NeighborRequest, dtype: torch.dtype):
+        self.seeds, self.neighbors, self.dtype = seeds, neighbors, dtype
         self.origin = torch.cat([torch.as_tensor(a.positions, dtype=dtype) for a in seeds])
         self.free = [_free_components(a) for a in seeds]  # None: unconstrained
         sizes = [len(a) for a in seeds]
@@ -316,7 +316,7 @@ class _Batch:
         if force or cells is not None or moved is None or moved > 0.5 * skin:
             cells = self.cells if cells is None else cells
             graphs = [AtomicGraph.from_arrays(positions[self.rows(k)], a.numbers, cells[k], a.pbc,
-                                              self.list_cutoff, half_list=self.half, dtype=self.dtype)
+                                              self.neighbors, dtype=self.dtype)
                       for k, a in enumerate(self.seeds)]
             self._graph, self._built_at = collate(graphs), positions.detach().clone()
         return self._graph

@@ -50,7 +50,7 @@ from nnip.strict import from_dict
 from nnip.training.config import RunConfig, parse_config, read_config_data
 from nnip.training.evaluate import atom_force_std, evaluate
 from nnip.training.run import run_training
-from nnip.training.setup import read_frames
+from nnip.training.splits import read_frames
 
 __all__ = ["run_active", "load_active_config", "LOG_COLUMNS"]
 

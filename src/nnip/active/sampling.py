@@ -61,7 +61,7 @@ def hessian(atoms: Atoms, calculator: Calculator, delta: float = 0.005) -> np.nd
 def potential_hessian(atoms: Atoms, potential: Potential | Ensemble) -> np.ndarray:
     """(3N, 3N) Hessian in eV/Å^2 of an nnip potential (an ensemble: of its mean) by autograd, float64."""
     potential = copy.deepcopy(potential).double()  # the caller's model keeps its dtype
-    graph = AtomicGraph.from_atoms(atoms, potential.cutoff)
+    graph = AtomicGraph.from_atoms(atoms, potential.neighbor_request())
     positions = graph.positions.clone().requires_grad_(True)
     with torch.enable_grad():
         forces = potential(graph.with_positions(positions), compute_forces=True, create_graph=True)[keys.FORCES]

@@ -15,14 +15,15 @@ def collate(graphs: Sequence[AtomicGraph]) -> AtomicGraph:
     """Concatenate graphs of any sizes, periodic or not, into one batch.
 
     Edge indices are offset by the atoms before each graph and structure indices by the
-    structures before it. The batch cutoff is the smallest of the inputs' cutoffs.
+    structures before it. All graphs must share one neighbour request (the batch's).
     """
     if len(graphs) == 0:
         raise ValueError("collate needs at least one graph")
     if len(graphs) == 1:
         return graphs[0]
-    if len({g.half_list for g in graphs}) > 1:
-        raise ValueError("cannot collate graphs with half and full neighbour lists")
+    if len({g.neighbor_request for g in graphs}) > 1:
+        raise ValueError("cannot collate graphs built for different neighbour requests: "
+                         f"{sorted({str(g.neighbor_request) for g in graphs})}")
     atom_counts = torch.tensor([g.positions.shape[0] for g in graphs])
     structure_counts = torch.tensor([g.n_structures for g in graphs])
     atom_offsets = torch.cumsum(atom_counts, 0) - atom_counts
@@ -37,6 +38,5 @@ def collate(graphs: Sequence[AtomicGraph]) -> AtomicGraph:
         structure_index=torch.cat([g.structure_index + int(o) for g, o in zip(graphs, structure_offsets)]),
         n_atoms=torch.cat([g.n_atoms for g in graphs]),
         total_charge=torch.cat([g.total_charge for g in graphs]),
-        cutoff=min(g.cutoff for g in graphs),
-        half_list=graphs[0].half_list,
+        neighbor_request=graphs[0].neighbor_request,
     )

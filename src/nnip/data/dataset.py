@@ -21,6 +21,7 @@ from tqdm import tqdm
 from nnip import keys
 from nnip.data.batching import collate
 from nnip.data.graph import AtomicGraph
+from nnip.data.neighbors import NeighborRequest
 from nnip.errors import ConfigError, DataError
 
 __all__ = ["Sample", "AtomicDataset", "random_split", "kfold_splits", "split_sizes", "labels_of", "check_elements"]
@@ -88,12 +89,12 @@ def check_elements(frames: Sequence[Atoms], source: str, known: Sequence[int], w
 
 
 class AtomicDataset:
-    """Labelled structures with graphs built once for ``cutoff``.
+    """Labelled structures with graphs built once for a neighbour request.
 
     Args:
         frames: structures with labels on ``atoms.calc`` (see :func:`nnip.read`).
-        cutoff: neighbour-list cutoff, Å (the potential's cutoff).
-        half_list: build half neighbour lists (for potentials that take them, Potential.half_list).
+        neighbors: the potential's neighbour request (``Potential.neighbor_request()``), or a cutoff in Å
+            for full lists.
         weight_key: ``atoms.info`` key of a per-structure loss weight (a number >= 0, default 1).
         progress: show a progress bar while building neighbour lists.
         source: name of the data in error messages (a file name).
@@ -102,21 +103,19 @@ class AtomicDataset:
     def __init__(
         self,
         frames: Sequence[Atoms],
-        cutoff: float,
-        half_list: bool = False,
+        neighbors: NeighborRequest | float,
         weight_key: str = "weight",
         progress: bool = False,
         source: str = "data",
     ):
-        self.cutoff = float(cutoff)
-        self.half_list = half_list
+        self.neighbor_request = NeighborRequest.of(neighbors)
         self.frames = list(frames)
         self.samples: list[Sample] = []
         for k, atoms in enumerate(tqdm(self.frames, desc="neighbour lists", disable=not progress, leave=False)):
             labels = labels_of(atoms)
             graph = AtomicGraph.from_arrays(
-                atoms.positions, atoms.numbers, atoms.cell.array, atoms.pbc, cutoff,
-                half_list=half_list, total_charge=float(atoms.info.get("charge", 0.0)),
+                atoms.positions, atoms.numbers, atoms.cell.array, atoms.pbc, self.neighbor_request,
+                total_charge=float(atoms.info.get("charge", 0.0)),
             )
             self.samples.append(Sample(
                 graph=graph,
@@ -130,7 +129,7 @@ class AtomicDataset:
     @classmethod
     def _from_samples(cls, parent: "AtomicDataset", indices: Sequence[int]) -> "AtomicDataset":
         subset = cls.__new__(cls)
-        subset.cutoff, subset.half_list = parent.cutoff, parent.half_list
+        subset.neighbor_request = parent.neighbor_request
         subset.frames = [parent.frames[i] for i in indices]
         subset.samples = [parent.samples[i] for i in indices]
         return subset

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from ase import Atoms
 
-from nnip.data.neighbors import neighbor_list
+from nnip.data.neighbors import NeighborRequest
 
 __all__ = ["AtomicGraph"]
 
@@ -27,8 +27,8 @@ class AtomicGraph:
         structure_index: (N,) int64, the structure of each atom.
         n_atoms: (B,) int64.
         total_charge: (B,) e, net charge of each structure (0 unless the data says otherwise).
-        cutoff: Å, the neighbour-list cutoff the edges were built with.
-        half_list: each unordered pair appears once (for potentials whose terms all take one, Potential.half_list).
+        neighbor_request: what the edges satisfy (cutoff, full or half list, skin): a potential refuses a
+            graph whose edges do not cover its own request (``Potential.neighbor_request()``).
     """
 
     positions: torch.Tensor
@@ -40,8 +40,7 @@ class AtomicGraph:
     structure_index: torch.Tensor
     n_atoms: torch.Tensor
     total_charge: torch.Tensor
-    cutoff: float
-    half_list: bool = False
+    neighbor_request: NeighborRequest
 
     def __post_init__(self) -> None:
         n = self.positions.shape[0]
@@ -88,19 +87,19 @@ class AtomicGraph:
         atomic_numbers: np.ndarray | torch.Tensor,
         cell: np.ndarray | torch.Tensor,
         pbc: np.ndarray | torch.Tensor,
-        cutoff: float,
+        neighbors: NeighborRequest | float,
         *,
         edges: tuple[torch.Tensor, torch.Tensor] | None = None,
-        half_list: bool = False,
         total_charge: float = 0.0,
         dtype: torch.dtype = torch.float64,
     ) -> "AtomicGraph":
         """One structure from arrays; builds the neighbour list unless ``edges`` is given.
 
         Args:
-            positions: (N, 3) Å. cell: (3, 3) Å. pbc: (3,) bool. cutoff: Å.
-            edges: precomputed (edge_index, cell_shifts) within at least ``cutoff``.
-            half_list: each unordered pair once (the list built here, or ``edges`` as given).
+            positions: (N, 3) Å. cell: (3, 3) Å. pbc: (3,) bool.
+            neighbors: the neighbour request (``Potential.neighbor_request()``), or a cutoff in Å for a
+                full list.
+            edges: precomputed (edge_index, cell_shifts) that satisfy ``neighbors``.
             total_charge: net charge, e.
             dtype: floating-point dtype of positions and cell.
         """
@@ -111,8 +110,9 @@ class AtomicGraph:
         cell_np = np.asarray(cell, dtype=np.float64).reshape(3, 3)
         if not pbc_np.any():
             cell_np = np.zeros((3, 3))
+        request = NeighborRequest.of(neighbors)
         if edges is None:
-            edges = neighbor_list(positions_np, cell_np, pbc_np, cutoff, full=not half_list)
+            edges = request.build(positions_np, cell_np, pbc_np)
         n = positions_np.shape[0]
         return cls(
             positions=torch.as_tensor(positions_np, dtype=dtype),
@@ -124,19 +124,22 @@ class AtomicGraph:
             structure_index=torch.zeros(n, dtype=torch.int64),
             n_atoms=torch.tensor([n], dtype=torch.int64),
             total_charge=torch.tensor([float(total_charge)], dtype=dtype),
-            cutoff=float(cutoff),
-            half_list=half_list,
+            neighbor_request=request,
         )
 
     @classmethod
-    def from_atoms(cls, atoms: Atoms, cutoff: float, dtype: torch.dtype = torch.float64) -> "AtomicGraph":
-        """One structure from an ``ase.Atoms``; the net charge is read from ``atoms.info['charge']``."""
+    def from_atoms(cls, atoms: Atoms, neighbors: NeighborRequest | float,
+                   dtype: torch.dtype = torch.float64) -> "AtomicGraph":
+        """One structure from an ``ase.Atoms``; the net charge is read from ``atoms.info['charge']``.
+
+        ``neighbors``: the neighbour request (``Potential.neighbor_request()``), or a cutoff in Å for a full list.
+        """
         return cls.from_arrays(
             atoms.positions,
             atoms.numbers,
             atoms.cell.array,
             atoms.pbc,
-            cutoff,
+            neighbors,
             total_charge=float(atoms.info.get("charge", 0.0)),
             dtype=dtype,
         )

@@ -7,13 +7,54 @@ the cutoff, including its own images when the cell is smaller than the cutoff.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 import vesin
 
 from nnip.errors import DataError
 
-__all__ = ["neighbor_list", "VerletNeighborList", "degenerate_cell_message"]
+__all__ = ["NeighborRequest", "neighbor_list", "VerletNeighborList", "degenerate_cell_message"]
+
+
+@dataclass(frozen=True)
+class NeighborRequest:
+    """What a potential asks of a neighbour list (``Potential.neighbor_request()``), and what a graph's edges satisfy.
+
+    Args:
+        cutoff: Å; every pair closer than this is in the list.
+        full: both directions of every pair (default); False: each unordered pair once (a half list,
+            for potentials whose terms all take one: ``Term.half_list``).
+        skin: Å, extra shell of a Verlet list (pairs up to ``cutoff + skin`` may be present).
+    """
+
+    cutoff: float
+    full: bool = True
+    skin: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not (self.cutoff >= 0 and self.skin >= 0 and np.isfinite(self.cutoff + self.skin)):
+            raise ValueError(f"neighbour cutoff and skin must be finite and >= 0 Å, got {self.cutoff}, {self.skin}")
+
+    @classmethod
+    def of(cls, value: "NeighborRequest | float") -> "NeighborRequest":
+        """A request from itself or from a cutoff in Å (a full list)."""
+        return value if isinstance(value, NeighborRequest) else cls(float(value))
+
+    @property
+    def list_cutoff(self) -> float:
+        """Å: pairs up to this distance may be in the list (cutoff + skin)."""
+        return self.cutoff + self.skin
+
+    def covers(self, other: "NeighborRequest") -> bool:
+        """True when a list built for this request serves ``other``: every pair within its cutoff, in both
+        directions when it asks for a full list."""
+        return self.cutoff >= other.cutoff - 1e-12 and (self.full or not other.full)
+
+    def build(self, positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """(edge_index, cell_shifts) of one structure within ``list_cutoff`` (see :func:`neighbor_list`)."""
+        return neighbor_list(positions, cell, pbc, self.list_cutoff, full=self.full)
 
 
 def _vesin_box(cell: np.ndarray, pbc: np.ndarray) -> tuple[np.ndarray, bool | list[bool]]:
@@ -52,7 +93,7 @@ def neighbor_list(
         cutoff: Å; pairs with r_ij < cutoff are returned (none when cutoff <= 0, as for a
             term that needs no neighbours).
         full: both i -> j and j -> i (default); False gives each unordered pair once,
-            enough for potentials whose terms all take half lists (Potential.half_list).
+            enough for potentials whose terms all take half lists (NeighborRequest.full).
 
     Returns:
         edge_index: (2, E) int64, row 0 the centre i, row 1 the neighbour j (a transposed view).
@@ -83,7 +124,7 @@ class VerletNeighborList:
     Args:
         cutoff: interaction cutoff, Å.
         skin: extra shell, Å (0 rebuilds every call).
-        full: full list (default) or half list (each pair once, Potential.half_list).
+        full: full list (default) or half list (each pair once).
 
     Attributes:
         n_builds: how many times the list was built (for tests and logs).
@@ -103,6 +144,11 @@ class VerletNeighborList:
     def list_cutoff(self) -> float:
         """Cutoff of the stored list: cutoff + skin, Å."""
         return self.cutoff + self.skin
+
+    @property
+    def request(self) -> NeighborRequest:
+        """What the stored lists satisfy."""
+        return NeighborRequest(self.cutoff, self.full, self.skin)
 
     def needs_rebuild(self, positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray) -> bool:
         """True when the stored list may miss a pair within the cutoff."""

@@ -40,7 +40,7 @@ class BiasedCalculator(Calculator):
         energy = self.calculator.get_potential_energy(self.atoms)
         forces = self.calculator.get_forces(self.atoms)
         extra = {k: v for k, v in self.calculator.results.items() if k not in ("energy", "free_energy", "forces")}
-        graph = AtomicGraph.from_atoms(self.atoms, self.bias.cutoff)
+        graph = AtomicGraph.from_atoms(self.atoms, self.bias.neighbor_request())
         with torch.set_grad_enabled(True):
             out = self.bias(graph, compute_forces=True)
         bias_energy = float(out[keys.ENERGY].detach().sum())

@@ -25,17 +25,11 @@ import math
 import torch
 from torch import nn
 
+from nnip.nn.execution import row_chunks
 from nnip.nn.irreps import clebsch_gordan
 
-__all__ = ["components", "natural_paths", "path_scales", "sparse_couplings", "ExactConstants", "OUTER_CHUNK_BYTES",
+__all__ = ["components", "natural_paths", "path_scales", "sparse_couplings", "ExactConstants",
            "Coupling", "Convolution", "IrrepsLinear", "ElementIrrepsLinear"]
-
-#: bytes of the outer product x (x) y that :class:`Coupling` forms for one chunk of rows (4 MiB). Larger
-#: products (hundreds of atoms: N x K x D1 x D2 is 33 MB for 512 atoms, 64 channels, l <= 3, float32)
-#: would be fresh memory from the kernel in every call under glibc malloc and pass through the caches;
-#: chunks are reused. Measured on the MACE-matched model at 512 Cu atoms (2 threads, glibc, frozen,
-#: alternated in one process): float32 512-537 to 421-429 ms per E+F call, float64 949 to 797 ms.
-OUTER_CHUNK_BYTES = 4 * 2**20
 
 #: the couplings into one output component: (path p, ((m1, ((m2, c), ...)), ...)), ...
 ComponentCouplings = tuple[tuple[int, tuple[tuple[int, tuple[tuple[int, float], ...]], ...]], ...]
@@ -136,12 +130,13 @@ class Coupling(ExactConstants):
         self.register_buffer("path_of_column", path_of_column, persistent=False)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        """The product, on the CPU in chunks of rows of :data:`OUTER_CHUNK_BYTES` of outer product (one
-        chunk while compiling or exporting, where the number of chunks would depend on the size, and on
-        other devices, whose caching allocators reuse memory anyway: not measured there)."""
+        """The product, on the CPU in chunks of rows whose outer product x (x) y holds at most
+        nnip.nn.execution.CHUNK_BYTES (hundreds of atoms would otherwise need fresh pages from the kernel
+        in every call under glibc malloc); one chunk while compiling or exporting, where the number of
+        chunks would depend on the size, and on other devices, whose caching allocators reuse memory."""
         if torch.compiler.is_compiling() or x.device.type != "cpu":
             return self._product(x, y, weights)
-        rows = max(1, OUTER_CHUNK_BYTES // (x.shape[1] * x.shape[2] * y.shape[2] * x.element_size()))
+        rows = row_chunks(x.shape[0], x.shape[1] * x.shape[2] * y.shape[2] * x.element_size())
         if x.shape[0] <= rows:
             return self._product(x, y, weights)
         return torch.cat([self._product(*part) for part in zip(x.split(rows), y.split(rows), weights.split(rows))])

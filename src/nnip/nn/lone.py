@@ -1,4 +1,4 @@
-"""Lone-atom references computed in the same pass as the atoms themselves.
+"""Lone-atom references: one way for every network term (Behler-Parrinello, SchNet, PaiNN, equivariant).
 
 A network term subtracts, from each atom's output, the output of a lone atom of its element
 (no neighbours), so that an isolated atom contributes exactly zero and its energy is E0.
@@ -49,7 +49,8 @@ class LoneReference:
 
     ``network(rows, edges)`` runs the term's network on atoms of species ``rows`` (R,) and returns
     their outputs (R,); it is called with the term's edges (which index the first N rows only) or,
-    for the lone atoms alone, with ``edges.empty()``. Trainable parameters (or compiling): the lone
+    for the lone atoms alone, with ``edges.empty()``. ``parameters``: every tensor the outputs
+    depend on (parameters, and buffers such as fitted feature statistics). Trainable parameters (or compiling): the lone
     atoms are appended to the batch. Frozen parameters: the lone outputs are computed once,
     without gradients, and kept until a parameter changes.
     """

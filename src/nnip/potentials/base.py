@@ -12,7 +12,6 @@ forces, stress and virial by one autograd call (``derivatives.py``).
 from __future__ import annotations
 
 import abc
-import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
@@ -24,9 +23,9 @@ from torch import nn
 
 from nnip import keys
 from nnip.data.graph import AtomicGraph
+from nnip.data.neighbors import NeighborRequest
 from nnip.errors import DataError
-from nnip.nn.edge_stream import STREAM_ABOVE_BYTES
-from nnip.nn.recompute import RECOMPUTE_ABOVE_BYTES, keep_activations
+from nnip.nn.execution import KEEP, Memory
 from nnip.nn.scatter import scatter_sum
 from nnip.potentials.derivatives import energy_derivatives, prepare_inputs
 from nnip.potentials.edges import Edges, build_edges, exporting
@@ -66,17 +65,9 @@ class Term(nn.Module, abc.ABC):
     dimensionless: ClassVar[bool] = False
     #: True for terms that take each unordered pair once (a half list, see Edges.half) and account for
     #: both directions themselves: sums of symmetric pair functions, the pair filters of SchNet and the
-    #: equivariant model. A potential whose terms all do builds half neighbour lists; the others get
-    #: full lists.
+    #: equivariant model. The Potential hands them half lists (its neighbour request is a half list when
+    #: all its terms take one); the others get full lists.
     half_list: ClassVar[bool] = False
-    #: message-passing terms recompute a layer in the backward pass when its largest per-edge tensor
-    #: exceeds this many bytes (nnip.nn.recompute; None: never; SchNet, not streaming, recomputes its
-    #: convolutions there and whole blocks above 1.5 times it). A run-time setting, not saved.
-    recompute_above_bytes: int | None = RECOMPUTE_ABOVE_BYTES
-    #: SchNet, PaiNN and the equivariant model on the CPU stream their messages over chunks of edges
-    #: when their widest per-edge tensor would exceed this many bytes (nnip.nn.edge_stream; None: never), which keeps
-    #: less than recomputing and spares the allocator; other terms ignore it. A run-time setting, not saved.
-    stream_above_bytes: int | None = STREAM_ABOVE_BYTES
 
     def __init__(self, config: Any, elements: Sequence[int]):
         super().__init__()
@@ -169,6 +160,8 @@ class Potential(nn.Module):
         self.register_buffer("e0", reference)
         self.register_buffer("scale", torch.tensor(float(scale), dtype=torch.float64))
         self.register_buffer("shift", torch.tensor(float(shift), dtype=torch.float64))
+        self._compiled = False
+        self.memory = Memory()
 
     def _apply(self, fn, recurse=True):
         # .to(dtype)/.float() convert the model arithmetic; reference sums stay float64.
@@ -183,10 +176,23 @@ class Potential(nn.Module):
         """Largest term cutoff, Å: neighbour lists must cover it."""
         return max(term.cutoff for term in self.terms)
 
+    def neighbor_request(self, skin: float = 0.0) -> NeighborRequest:
+        """The neighbour list this potential needs: its largest cutoff, a half list when every term takes one
+        (Term.half_list), and ``skin`` Å for a Verlet list. Build graphs with it (``AtomicGraph.from_atoms``)."""
+        return NeighborRequest(self.cutoff, not all(term.half_list for term in self.terms), skin)
+
     @property
-    def half_list(self) -> bool:
-        """True when every term takes a half list (Term.half_list): graphs then hold each pair once."""
-        return all(term.half_list for term in self.terms)
+    def memory(self) -> Memory:
+        """How message-passing terms run their per-edge work (nnip.nn.execution.Memory; default "auto").
+        A run-time setting, not saved; set it from a Memory, a mode name or a dict of its fields."""
+        return self._memory
+
+    @memory.setter
+    def memory(self, value: Memory | str | dict | None) -> None:
+        memory = Memory.of(value)
+        if self._compiled and memory.mode != "keep":
+            raise ValueError("compiled terms keep their activations: set memory before compile_terms()")
+        self._memory = memory
 
     @property
     def element_symbols(self) -> list[str]:
@@ -232,7 +238,7 @@ class Potential(nn.Module):
         prepared = []
         for graph in graphs:
             graph = graph.to(device=self.elements.device, dtype=self.dtype)
-            edges = build_edges(graph, graph.positions, graph.cell, self.cutoff, half=self.half_list)
+            edges = build_edges(graph, graph.positions, graph.cell, self._request_of(graph))
             prepared.append((self.species(graph.atomic_numbers), edges))
         for term in self.terms:
             term.fit_to_data([(s, e if term.cutoff >= self.cutoff else e.within(term.cutoff)) for s, e in prepared])
@@ -251,17 +257,29 @@ class Potential(nn.Module):
         the code. Set the number of threads before the first call: the generated code keeps it.
         With ``create_graph`` (attacks, Hessians) the terms run eagerly, since compiled graphs
         cannot be differentiated twice. Global terms (Ewald sums, whose sizes follow the cell)
-        stay eager. Compiled terms keep all their activations (no ``recompute_above_bytes``, no
-        streaming), so large systems need more memory compiled than eager. Compilation is not copied: a
+        stay eager. Compiled terms keep all their activations (``memory`` becomes "keep"), so
+        large systems need more memory compiled than eager. Compilation is not copied: a
         deep copy of the potential runs eagerly until compiled again
         (``nnip.Calculator(..., compile=True)`` compiles its own copy). Energies, forces and
         stress equal the eager ones to rounding.
         """
         self.requires_grad_(False)
+        self.memory = KEEP
+        self._compiled = True
         for term in self.terms:
             if not isinstance(term, GlobalTerm):
                 term.compile(dynamic=True)
         return self
+
+    def _request_of(self, graph: AtomicGraph) -> NeighborRequest:
+        """This potential's neighbour request, after checking that the graph's edges cover it."""
+        request, built = self.neighbor_request(), graph.neighbor_request
+        if not built.covers(request):
+            need = "a full neighbour list" if built.cutoff >= request.cutoff - 1e-12 else \
+                f"edges within its cutoff {request.cutoff} Å, the graph's cutoff is {built.cutoff} Å"
+            raise ValueError(f"this potential needs {need} (graph built for {built}; build graphs with "
+                             "Potential.neighbor_request())")
+        return request
 
     def species(self, atomic_numbers: torch.Tensor) -> torch.Tensor:
         """Atomic numbers (N,) -> species indices (N,); an element the potential lacks raises DataError."""
@@ -282,35 +300,31 @@ class Potential(nn.Module):
         """Energy (B,), atomic energies (N,) in float64; forces (N, 3); stress and virial (B, 3, 3).
 
         Args:
-            graph: structures with edges built for at least ``self.cutoff``.
+            graph: structures with edges that cover ``self.neighbor_request()``.
             compute_forces: return forces = -dE/dr.
             compute_stress: return stress (ASE sign, NaN for non-periodic) and virial.
             create_graph: keep the autograd graph of the derivatives (training, attacks).
         """
-        if graph.cutoff < self.cutoff - 1e-12:
-            raise ValueError(
-                f"graph edges were built with cutoff {graph.cutoff} Å < potential cutoff {self.cutoff} Å"
-            )
         species = self.species(graph.atomic_numbers)
         inputs = prepare_inputs(graph, compute_forces, compute_stress)
-        edges = build_edges(graph, inputs.positions, inputs.cell, self.cutoff, half=self.half_list)
+        memory = KEEP if create_graph else self.memory  # second derivatives: every activation kept
+        edges = build_edges(graph, inputs.positions, inputs.cell, self._request_of(graph), memory)
         system = System(inputs.positions, inputs.cell, graph.pbc, graph.structure_index, graph.n_atoms,
                         graph.total_charge)
         atomic = self.e0[species] + self.shift
-        halves: dict[float, Edges] = {}  # half lists for terms that take one (Term.half_list), made once per cutoff
-        with keep_activations() if create_graph else contextlib.nullcontext():  # see nnip.nn.recompute
-            for term in self.terms:
-                term_edges = edges if term.cutoff >= self.cutoff else edges.within(term.cutoff)
-                if term.half_list and not term_edges.is_half:  # outside the term: no data-dependent size in a compiled term
-                    if term.cutoff not in halves:
-                        halves[term.cutoff] = term_edges.half()
-                    term_edges = halves[term.cutoff]
-                run = term.forward if create_graph else term  # forward: eager even when compiled (compile_terms)
-                if isinstance(term, GlobalTerm):
-                    energies = run(species, term_edges, system).to(torch.float64)
-                else:
-                    energies = run(species, term_edges).to(torch.float64)
-                atomic = atomic + (self.scale * energies if term.dimensionless else energies)
+        halves: dict[float, Edges] = {}  # half lists for half-list terms beside full-list ones, once per cutoff
+        for term in self.terms:
+            term_edges = edges if term.cutoff >= self.cutoff else edges.within(term.cutoff)
+            if term.half_list and not term_edges.is_half:  # outside the term: no data-dependent size in a compiled term
+                if term.cutoff not in halves:
+                    halves[term.cutoff] = term_edges.half()
+                term_edges = halves[term.cutoff]
+            run = term.forward if create_graph else term  # forward: eager even when compiled (compile_terms)
+            if isinstance(term, GlobalTerm):
+                energies = run(species, term_edges, system).to(torch.float64)
+            else:
+                energies = run(species, term_edges).to(torch.float64)
+            atomic = atomic + (self.scale * energies if term.dimensionless else energies)
         energy = scatter_sum(atomic, graph.structure_index, graph.n_structures)
         out = {keys.ENERGY: energy, keys.ATOMIC_ENERGIES: atomic, **system.outputs}
         out.update(energy_derivatives(energy, inputs, graph, compute_forces, compute_stress, create_graph))

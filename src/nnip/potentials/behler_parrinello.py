@@ -5,8 +5,8 @@
 G_i are the element-resolved radial G2 and angular G4 (or G5) functions of
 :mod:`nnip.nn.symmetry_functions`, standardised with the mean and standard deviation of
 the training set per centre element (stored in the model). Subtracting the network's value for an atom
-without neighbours makes a lone atom return exactly E0. e_i is dimensionless (times the
-potential's scale).
+without neighbours (nnip.nn.lone, as for every network term) makes a lone atom return E0. e_i is
+dimensionless (times the potential's scale).
 
 Default parameters: ``radial`` shifted Gaussians with centres evenly spaced on
 [radial_start, cutoff) and widths equal to their spacing; angular sets for every
@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from nnip.errors import ConfigError
+from nnip.nn.lone import LoneReference
 from nnip.nn.mlp import ACTIVATIONS, mlp
 from nnip.nn.symmetry_functions import angular_g4, angular_g5, element_pair_index, radial_g2
 from nnip.potentials.base import Edges, Term
@@ -98,6 +99,7 @@ class BehlerParrinello(Term):
         self.register_buffer("feature_mean", torch.zeros(n, self.n_features))
         self.register_buffer("feature_std", torch.ones(n, self.n_features))
         self.networks = nn.ModuleList(mlp([self.n_features, *config.hidden, 1], config.activation) for _ in range(n))
+        self.lone = LoneReference(n)
 
     def features(self, species: torch.Tensor, edges: Edges) -> torch.Tensor:
         """Raw symmetry functions (N, D): radial G2 then angular G4/G5, element-resolved."""
@@ -130,12 +132,16 @@ class BehlerParrinello(Term):
             self.feature_std[element] = torch.where(std > 1e-8, std, torch.ones_like(std)).to(self.feature_std.dtype)
 
     def forward(self, species: torch.Tensor, edges: Edges) -> torch.Tensor:
-        """Atomic energies (N,), dimensionless. Shapes: species (N,), edges within the cutoff."""
+        """Atomic energies (N,), dimensionless, relative to lone atoms (nnip.nn.lone). Shapes: species (N,),
+        edges within the cutoff."""
+        return self.lone(self._outputs, species, edges, (*self.parameters(), *self.buffers()))
+
+    def _outputs(self, species: torch.Tensor, edges: Edges) -> torch.Tensor:
+        """Network outputs (R,) of atoms of species (R,) on their standardised features; the edges index atoms
+        among them (an atom without edges has zero raw features)."""
         x = (self.features(species, edges) - self.feature_mean[species]) / self.feature_std[species]
         energies = torch.zeros(species.shape[0], dtype=x.dtype, device=x.device)
         for s, network in enumerate(self.networks):
             mask = species == s
-            lone = -self.feature_mean[s] / self.feature_std[s]  # the features of an atom without neighbours
-            energies = energies.index_put((mask,), (network(x[mask]) - network(lone[None])).squeeze(-1))
+            energies = energies.index_put((mask,), network(x[mask]).squeeze(-1))
         return energies
-

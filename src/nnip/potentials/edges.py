@@ -2,17 +2,23 @@
 
 ``build_edges`` turns a graph's neighbour list (possibly built with a Verlet skin) into
 the pairs within the potential's cutoff, computing r_ij = r_j - r_i + S @ cell only for
-those, so autograd never sees the skin. Potentials whose terms all take one (pair terms,
-SchNet, equivariant: Term.half_list) use a half list: each unordered pair once, which halves the work.
+those, so autograd never sees the skin. Terms that take one (pair terms, SchNet, the
+equivariant model: ``Term.half_list``) get a half list, each unordered pair once, which halves
+their work; :class:`nnip.potentials.base.Potential` decides that, once per call. The edges also
+carry the potential's memory setting, from which message-passing terms run their per-edge work
+(:meth:`Edges.work`, nnip.nn.execution).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 import torch
 
 from nnip.data.graph import AtomicGraph
+from nnip.data.neighbors import NeighborRequest
+from nnip.nn.execution import EdgeWork, Geometry, Memory
 
 __all__ = ["Edges", "build_edges", "half_edge_mask", "exporting"]
 
@@ -23,6 +29,7 @@ class Edges:
 
     Shapes: center, neighbor (E,) int64; shifts (E, 3) int; vectors (E, 3) Å; lengths (E,) Å.
     ``is_half``: each unordered pair appears once (i -> j but not j -> i).
+    ``memory``: how message-passing terms run their per-edge work on these edges (:meth:`work`).
     """
 
     center: torch.Tensor
@@ -31,10 +38,18 @@ class Edges:
     vectors: torch.Tensor
     lengths: torch.Tensor
     is_half: bool = False
+    memory: Memory = field(default_factory=Memory)
 
     def _select(self, keep: torch.Tensor, is_half: bool) -> "Edges":
         return Edges(self.center[keep], self.neighbor[keep], self.shifts[keep], self.vectors[keep],
-                     self.lengths[keep], is_half)
+                     self.lengths[keep], is_half, self.memory)
+
+    def work(self, geometry: Geometry, geometry_parameters: Iterable[torch.Tensor], bytes_per_edge: int) -> EdgeWork:
+        """The per-edge work of one model call on these edges (nnip.nn.execution.EdgeWork): ``geometry`` maps
+        vectors and lengths to per-edge tensors; ``bytes_per_edge``: of the model's widest per-edge tensor, per
+        edge (per pair, both directions, on a half list)."""
+        return EdgeWork(self.memory, self.center, self.neighbor, self.vectors, self.lengths, geometry,
+                        geometry_parameters, bytes_per_edge, pairs=self.is_half)
 
     def within(self, cutoff: float) -> "Edges":
         """The edges shorter than ``cutoff`` (no copy when all are)."""
@@ -93,24 +108,24 @@ def _keep(mask: torch.Tensor, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...
     return tuple(t.index_select(0, index) for t in tensors)
 
 
-def build_edges(graph: AtomicGraph, positions: torch.Tensor, cell: torch.Tensor, cutoff: float,
-                half: bool) -> Edges:
-    """Edges of ``graph`` within ``cutoff`` (Å), as a half list when ``half``.
+def build_edges(graph: AtomicGraph, positions: torch.Tensor, cell: torch.Tensor, request: NeighborRequest,
+                memory: Memory | None = None) -> Edges:
+    """Edges of ``graph`` for ``request``: within its cutoff, a half list unless it asks for a full one.
 
-    A graph that already holds a half list (``graph.half_list``) is used as it is.
-
-    Pairs beyond the cutoff (a Verlet skin) and, for a half list, the reverse direction of
-    each pair are dropped without gradients before the differentiable vectors are formed.
+    The graph's edges must cover the request (``graph.neighbor_request.covers(request)``): a half list
+    serves only half-list requests. Pairs beyond the cutoff (a Verlet skin) and, for a half list from a
+    full one, the reverse direction of each pair are dropped without gradients before the differentiable
+    vectors are formed.
     """
-    if graph.half_list and not half:
-        raise ValueError("this potential needs a full neighbour list, the graph holds a half list")
     center, neighbor = graph.edge_index
     shifts = graph.cell_shifts
-    if half and not graph.half_list:
+    built = graph.neighbor_request
+    if not request.full and built.full:
         center, neighbor, shifts = _keep(half_edge_mask(center, neighbor, shifts), center, neighbor, shifts)
-    if graph.cutoff > cutoff:
+    if built.list_cutoff > request.cutoff:
         with torch.no_grad():
             lengths = torch.linalg.vector_norm(_vectors(graph, positions, cell, center, neighbor, shifts), dim=1)
-        center, neighbor, shifts = _keep(lengths < cutoff, center, neighbor, shifts)
+        center, neighbor, shifts = _keep(lengths < request.cutoff, center, neighbor, shifts)
     vectors = _vectors(graph, positions, cell, center, neighbor, shifts)
-    return Edges(center, neighbor, shifts, vectors, torch.linalg.vector_norm(vectors, dim=1), is_half=half)
+    return Edges(center, neighbor, shifts, vectors, torch.linalg.vector_norm(vectors, dim=1),
+                 is_half=not request.full, memory=memory or Memory())

@@ -4,8 +4,8 @@ For each quantity X in energy, atomic energies, forces, stress, virial (and char
 dipole when the members predict them) the output holds
 X = mean_m X_m, ``X_var`` = s^2 sum_m (X_m - X)^2 / (M - 1) (unbiased; zeros for one
 member; s^2 = ``variance_scale``, a calibration factor fitted on validation data, default 1)
-and ``X_members`` (M, ...). Members may differ in architecture and cutoff; the graph must
-be built for the largest cutoff (``Ensemble.cutoff``).
+and ``X_members`` (M, ...). Members may differ in architecture and cutoff; graphs are built
+for the request that covers them all (:meth:`Ensemble.neighbor_request`).
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from torch import nn
 
 from nnip import keys
 from nnip.data.graph import AtomicGraph
+from nnip.data.neighbors import NeighborRequest
+from nnip.nn.execution import Memory
 from nnip.potentials.base import Potential
 
 __all__ = ["Ensemble"]
@@ -49,9 +51,19 @@ class Ensemble(nn.Module):
     def cutoff(self) -> float:
         return max(m.cutoff for m in self.members)
 
+    def neighbor_request(self, skin: float = 0.0) -> NeighborRequest:
+        """The largest cutoff of the members, a full list unless every member takes a half list."""
+        return NeighborRequest(self.cutoff, any(m.neighbor_request().full for m in self.members), skin)
+
     @property
-    def half_list(self) -> bool:
-        return all(m.half_list for m in self.members)
+    def memory(self) -> Memory:
+        """The members' memory setting (nnip.nn.execution.Memory); set it on all of them at once."""
+        return self.members[0].memory
+
+    @memory.setter
+    def memory(self, value: Memory | str | dict | None) -> None:
+        for member in self.members:
+            member.memory = value
 
     @property
     def dtype(self) -> torch.dtype:

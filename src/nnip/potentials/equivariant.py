@@ -21,11 +21,10 @@ contraction, keeping natural-parity intermediates of degree <= l_max only: scala
 lose nothing by this (only an intermediate of the same degree and parity as the last factor
 couples to 0e), l >= 1 outputs lose the couplings through pseudo-tensors. Readouts are
 linear except the last (an MLP); e_i is dimensionless (the Potential scales it) and zero
-for a lone atom (its per-element value is subtracted), as for SchNet. R depends on the distance
-only and Y(-r) = (-1)^l Y(r), so both are evaluated once per pair of a half list and used for
-the messages both ways (nnip.nn.half_list): half the work of the radial MLP and harmonics.
-On large systems (CPU, per-edge tensors above ``stream_above_bytes``) each layer's messages are
-streamed over chunks of pairs (nnip.nn.edge_stream), R and Y formed per chunk.
+for a lone atom (its per-element value is subtracted, nnip.nn.lone), as for SchNet. R depends on
+the distance only and Y(-r) = (-1)^l Y(r), so both are evaluated once per pair of a half list and
+used for the messages both ways: half the work of the radial MLP and harmonics. The message
+sums run under the potential's memory setting (nnip.nn.execution).
 
 References: S. Batzner et al., Nat. Commun. 13, 2453 (2022) (NequIP); I. Batatia et al.,
 NeurIPS 35 (2022) (MACE).
@@ -33,7 +32,7 @@ NeurIPS 35 (2022) (MACE).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -41,13 +40,11 @@ from torch import nn
 
 from nnip.errors import ConfigError
 from nnip.nn.channelwise import Convolution, Coupling, ElementIrrepsLinear, IrrepsLinear, components
-from nnip.nn.edge_stream import should_stream, stream_over_edges
-from nnip.nn.half_list import both_directions
+from nnip.nn.execution import EdgeWork
 from nnip.nn.irreps import spherical_harmonics
+from nnip.nn.lone import LoneReference
 from nnip.nn.mlp import mlp
 from nnip.nn.radial import BesselBasis, polynomial_cutoff
-from nnip.nn.recompute import recompute_if_large
-from nnip.nn.scatter import scatter_sum
 from nnip.potentials.base import Edges, Term
 from nnip.potentials.hyperparameters import check_network_config
 
@@ -110,35 +107,16 @@ class Interaction(nn.Module):
             self.product_weights.append(nn.Parameter(torch.randn(n_elements, len(self.products[-1].paths), k)))
         self.message = IrrepsLinear(k * config.correlation, k, hidden_l, hidden_l)
         self.skip = ElementIrrepsLinear(k, k, l_in, hidden_l, n_elements)
-        # numbers per edge of the largest per-edge tensor (for nnip.nn.recompute and edge_stream): the messages,
+        # numbers per edge of the largest per-edge tensor (for nnip.nn.execution): the messages,
         # the radial weights, the convolution's table product or products z, or the radial network's hidden layer
         conv = self.convolution
         self.edge_width = max(conv.d_out * k, len(conv.paths) * k, conv.d_out * conv.columns,
                               max(conv.columns_per_degree) * k, config.radial_hidden)
 
-    def forward(self, h: torch.Tensor, species: torch.Tensor, harmonics: torch.Tensor, radial: torch.Tensor,
-                sources: torch.Tensor, targets: torch.Tensor, avg_neighbors: torch.Tensor) -> torch.Tensor:
-        """h (N, K, (l_in+1)^2) -> (N, K, (hidden_l+1)^2). For P pairs: harmonics (2P, (l_max+1)^2) of both
-        directions, with the cutoff envelope; radial basis (P, B); message ends (2P,) from
-        nnip.nn.half_list.both_directions."""
-        neighbors = self.rows(h).index_select(0, sources)  # (2P, components, K)
-        summed = scatter_sum(self.messages(neighbors, harmonics, radial), targets, h.shape[0])
-        return self.update(h, species, summed, avg_neighbors)
-
-    def streamed(self, h: torch.Tensor, species: torch.Tensor, pairs: Edges,
-                 geometry: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
-                 geometry_parameters: tuple[torch.Tensor, ...], avg_neighbors: torch.Tensor) -> torch.Tensor:
-        """:meth:`forward` with the messages streamed over chunks of the half list ``pairs``
-        (nnip.nn.edge_stream): ``geometry`` maps vectors (Pc, 3) and lengths (Pc,) to the harmonics
-        (2Pc, (l_max+1)^2) and the radial basis (Pc, B), and uses ``geometry_parameters`` (none unless
-        the basis is trainable)."""
-
-        def message(gathered: list[torch.Tensor], edge_parts: list[torch.Tensor]) -> tuple[torch.Tensor]:
-            return (self.messages(gathered[0], *geometry(*edge_parts)),)
-
-        (summed,) = stream_over_edges(message, [self.rows(h)], [pairs.vectors, pairs.lengths],
-                                      pairs.center, pairs.neighbor, (*self.radial.parameters(), *geometry_parameters),
-                                      bytes_per_edge=2 * self.edge_width * h.element_size(), pairs=True)
+    def forward(self, h: torch.Tensor, species: torch.Tensor, work: EdgeWork,
+                avg_neighbors: torch.Tensor) -> torch.Tensor:
+        """h (N, K, (l_in+1)^2) -> (N, K, (hidden_l+1)^2), messages over the pairs of ``work`` (a half list)."""
+        (summed,) = work.sums(self.messages, [self.rows(h)], self.radial.parameters())
         return self.update(h, species, summed, avg_neighbors)
 
     def rows(self, h: torch.Tensor) -> torch.Tensor:
@@ -146,13 +124,15 @@ class Interaction(nn.Module):
         (a transposed view would be copied whole at every gather)."""
         return self.up(h).transpose(1, 2).contiguous()
 
-    def messages(self, neighbors: torch.Tensor, harmonics: torch.Tensor, radial: torch.Tensor) -> torch.Tensor:
+    def messages(self, gathered: Sequence[torch.Tensor], geometry: Sequence[torch.Tensor]) -> tuple[torch.Tensor]:
         """R(r) . (neighbour features (x) Y) along both directions of P pairs, the same R both ways.
-        Shapes: (2P, (l_in+1)^2, K), (2P, (l_max+1)^2), (P, B) -> (2P, (l_max+1)^2, K)."""
+        Shapes: gathered [(2P, (l_in+1)^2, K)], geometry [harmonics (2P, (l_max+1)^2), radial basis (P, B)]
+        -> [(2P, (l_max+1)^2, K)]."""
+        (neighbors,), (harmonics, radial) = gathered, geometry
         weights = self.radial(radial).view(radial.shape[0], len(self.convolution.paths), neighbors.shape[2])
         # copied, not broadcast over the two directions: the backward of a broadcast product sums over
         # non-adjacent dimensions, measured 4-14 % slower per call than this copy
-        return self.convolution(neighbors, harmonics, torch.cat([weights, weights]))
+        return (self.convolution(neighbors, harmonics, torch.cat([weights, weights])),)
 
     def update(self, h: torch.Tensor, species: torch.Tensor, summed: torch.Tensor,
                avg_neighbors: torch.Tensor) -> torch.Tensor:
@@ -187,29 +167,19 @@ class Equivariant(Term):
         self.interactions = nn.ModuleList(Interaction(degrees[t], config, n) for t in range(config.layers))
         self.readouts = nn.ModuleList(mlp([config.channels, 1]) for _ in range(config.layers - 1))
         self.readouts.append(mlp([config.channels, config.readout_hidden, 1], config.activation))
+        self.lone = LoneReference(n)
 
     def layer_features(self, species: torch.Tensor, edges: Edges) -> list[torch.Tensor]:
-        """Features h after each layer, (N, channels, (hidden_l+1)^2) in the layout of :mod:`nnip.nn.irreps`."""
+        """Features h after each layer, (N, channels, (hidden_l+1)^2) in the layout of :mod:`nnip.nn.irreps`.
+
+        ``edges``: a half list (R and Y once per pair)."""
         h = self.embedding(species).unsqueeze(-1)
-        pairs = edges.half()  # R and Y once per pair (nnip.nn.half_list); a no-op on a half list
-        directed = 2 * pairs.lengths.shape[0]
-        edge_bytes = directed * max(i.edge_width for i in self.interactions) * h.element_size()
-        if should_stream(self.stream_above_bytes, self.recompute_above_bytes, edge_bytes, h.device):
-            geometry_parameters = (*self.basis.parameters(), *self.harmonics.parameters())
-
-            def update(interaction: Interaction, h: torch.Tensor) -> torch.Tensor:
-                return interaction.streamed(h, species, pairs, self._geometry, geometry_parameters, self.avg_neighbors)
-        else:
-            harmonics, radial = self._geometry(pairs.vectors, pairs.lengths)
-            sources, targets = both_directions(pairs.center, pairs.neighbor)
-
-            def update(interaction: Interaction, h: torch.Tensor) -> torch.Tensor:
-                return recompute_if_large(interaction, h, species, harmonics, radial, sources, targets,
-                                          self.avg_neighbors, edge_tensor_bytes=edge_bytes,
-                                          limit=self.recompute_above_bytes)
+        widest = max(i.edge_width for i in self.interactions)
+        work = edges.work(self._geometry, (*self.basis.parameters(), *self.harmonics.parameters()),
+                          2 * widest * h.element_size())  # both directions of a pair
         out = []
         for interaction in self.interactions:
-            h = update(interaction, h)
+            h = interaction(h, species, work, self.avg_neighbors)
             out.append(h)
         return out
 
@@ -221,23 +191,14 @@ class Equivariant(Term):
         harmonics = torch.cat([harmonics, harmonics * self._parity.to(harmonics.dtype)])  # Y(r_ji) = (-1)^l Y(r_ij)
         return harmonics, self.basis(lengths)
 
-    def _energies(self, species: torch.Tensor, edges: Edges) -> torch.Tensor:
+    def _outputs(self, species: torch.Tensor, edges: Edges) -> torch.Tensor:
+        """Summed readouts (R,) of atoms of species (R,); the edges index atoms among them."""
         features = self.layer_features(species, edges)
         return sum(readout(h[:, :, 0]) for readout, h in zip(self.readouts, features)).squeeze(-1)
 
-    def lone_energies(self, device: torch.device) -> torch.Tensor:
-        """Energies (S,) of a lone atom of each element, i.e. of :meth:`_energies` without edges: the
-        atomic basis A, its products and so the messages vanish, leaving the skip connections."""
-        species = torch.arange(len(self.elements), device=device)
-        h = self.embedding(species).unsqueeze(-1)
-        energies = torch.zeros(len(self.elements), 1, dtype=h.dtype, device=device)
-        for interaction, readout in zip(self.interactions, self.readouts):
-            h = interaction.skip(h, species)
-            energies = energies + readout(h[:, :, 0])
-        return energies.squeeze(-1)
-
     def forward(self, species: torch.Tensor, edges: Edges) -> torch.Tensor:
-        return self._energies(species, edges) - self.lone_energies(species.device).index_select(0, species)
+        """Atomic energies (N,) relative to lone atoms (nnip.nn.lone); ``edges``: a half list."""
+        return self.lone(self._outputs, species, edges, self.parameters())
 
     def fit_to_data(self, batches: Sequence[tuple[torch.Tensor, Edges]]) -> None:
         """Set avg_neighbors to the mean number of neighbours per atom (unless the config fixes it)."""

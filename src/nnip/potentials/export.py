@@ -8,7 +8,7 @@ size to its energy, with the weights inside::
     n_atoms (1,) int64, total_charge (1,) e  ->  energy (1,) eV, atomic energies (N,) eV
 
 where the edges are the neighbour pairs within the potential's ``cutoff`` (a half list when
-the metadata says ``half_list``). It runs with ``torch.export.load(path).module()`` and no
+the metadata's ``half_list`` holds). It runs with ``torch.export.load(path).module()`` and no
 nnip code; forces are minus the gradient of the energy with respect to the positions, the
 stress that with respect to a strain of positions and cell. :class:`ExportedPotential` does
 exactly that under nnip's contract, so ``nnip.Calculator(load_exported(path))`` runs MD.
@@ -27,7 +27,9 @@ from torch import nn
 
 from nnip import keys
 from nnip.data.graph import AtomicGraph
+from nnip.data.neighbors import NeighborRequest
 from nnip.errors import CheckpointError, DataError
+from nnip.nn.execution import KEEP
 from nnip.potentials.base import Potential
 from nnip.potentials.derivatives import energy_derivatives, prepare_inputs
 from nnip.potentials.edges import build_edges
@@ -50,7 +52,7 @@ class _Energy(nn.Module):
     def forward(self, positions, atomic_numbers, cell, pbc, edge_index, cell_shifts, structure_index, n_atoms,
                 total_charge):
         graph = AtomicGraph(positions, atomic_numbers, cell, pbc, edge_index, cell_shifts, structure_index, n_atoms,
-                            total_charge, cutoff=self.potential.cutoff, half_list=self.potential.half_list)
+                            total_charge, self.potential.neighbor_request())
         out = self.potential(graph, compute_forces=False)
         return out[keys.ENERGY], out[keys.ATOMIC_ENERGIES]
 
@@ -61,7 +63,8 @@ def _inputs(graph: AtomicGraph) -> tuple[torch.Tensor, ...]:
 
 def export_potential(potential: Potential, example: AtomicGraph) -> torch.export.ExportedProgram:
     """Export ``potential`` (in its current dtype) traced on ``example``: one structure with at
-    least 3 atoms and 2 edges, built with the potential's cutoff (a half list when Potential.half_list)."""
+    least 3 atoms and 2 edges, built for the potential's neighbour request. The traced code keeps its
+    activations (memory "keep": no strategy that depends on the number of edges)."""
     if example.n_structures != 1 or example.positions.shape[0] < 3 or example.edge_index.shape[1] < 2:
         raise ValueError("the example must be one structure with at least 3 atoms and 2 edges")
     atoms, edges = torch.export.Dim("atoms", min=2), torch.export.Dim("edges", min=2)
@@ -69,13 +72,17 @@ def export_potential(potential: Potential, example: AtomicGraph) -> torch.export
               "edge_index": {1: edges}, "cell_shifts": {0: edges}, "structure_index": {0: atoms}, "n_atoms": None,
               "total_charge": None}
     module = _Energy(potential).eval()
-    return torch.export.export(module, _inputs(example), dynamic_shapes=tuple(shapes[n] for n in INPUTS),
-                               strict=False)
+    memory, potential.memory = potential.memory, KEEP
+    try:
+        return torch.export.export(module, _inputs(example), dynamic_shapes=tuple(shapes[n] for n in INPUTS),
+                                   strict=False)
+    finally:
+        potential.memory = memory
 
 
 def metadata_of(potential: Potential) -> dict[str, Any]:
     return {"format": "nnip-export", "format_version": 1, "nnip_version": __version__, "cutoff": potential.cutoff,
-            "half_list": potential.half_list, "elements": [int(z) for z in potential.elements],
+            "half_list": not potential.neighbor_request().full, "elements": [int(z) for z in potential.elements],
             "dtype": str(potential.dtype).removeprefix("torch."), "inputs": list(INPUTS)}
 
 
@@ -98,12 +105,15 @@ class ExportedPotential(nn.Module):
         self.module = module
         self.metadata = metadata
         self.cutoff = float(metadata["cutoff"])
-        self.half_list = bool(metadata["half_list"])
         self.register_buffer("elements", torch.tensor(metadata["elements"], dtype=torch.int64))
 
     @property
     def dtype(self) -> torch.dtype:
         return getattr(torch, self.metadata["dtype"])
+
+    def neighbor_request(self, skin: float = 0.0) -> NeighborRequest:
+        """The exported potential's cutoff, a half list when it was exported for one, and ``skin`` Å."""
+        return NeighborRequest(self.cutoff, not self.metadata["half_list"], skin)
 
     def train(self, mode: bool = True) -> "ExportedPotential":
         """An exported program has no training mode (no dropout or batch statistics): only the flag changes."""
@@ -122,10 +132,10 @@ class ExportedPotential(nn.Module):
         graph = graph.to(dtype=self.dtype)
         inputs = prepare_inputs(graph, compute_forces, compute_stress)
         with torch.no_grad():  # only which pairs: within the cutoff, each once for a half list
-            kept = build_edges(graph, graph.positions, graph.cell, self.cutoff, half=self.half_list)
+            kept = build_edges(graph, graph.positions, graph.cell, self.neighbor_request())
         within = AtomicGraph(inputs.positions, graph.atomic_numbers, inputs.cell, graph.pbc,
                              torch.stack([kept.center, kept.neighbor]), kept.shifts, graph.structure_index,
-                             graph.n_atoms, graph.total_charge, cutoff=self.cutoff, half_list=self.half_list)
+                             graph.n_atoms, graph.total_charge, self.neighbor_request())
         energy, atomic = self.module(*_inputs(within))
         out = {keys.ENERGY: energy, keys.ATOMIC_ENERGIES: atomic}
         out.update(energy_derivatives(energy, inputs, graph, compute_forces, compute_stress, create_graph))
@@ -146,9 +156,9 @@ def load_exported(path: str | os.PathLike) -> ExportedPotential:
 
 
 def graph_of(atoms, potential) -> AtomicGraph:
-    """One structure's graph with the potential's cutoff (a half list when Potential.half_list), in its dtype."""
-    return AtomicGraph.from_arrays(atoms.positions, atoms.numbers, atoms.cell.array, atoms.pbc, potential.cutoff,
-                                   half_list=potential.half_list, total_charge=float(atoms.info.get("charge", 0.0)),
+    """One structure's graph for the potential's neighbour request, in its dtype."""
+    return AtomicGraph.from_arrays(atoms.positions, atoms.numbers, atoms.cell.array, atoms.pbc,
+                                   potential.neighbor_request(), total_charge=float(atoms.info.get("charge", 0.0)),
                                    dtype=potential.dtype)
 
 

@@ -12,28 +12,27 @@ W(r) = Dense(Bessel(r)) f_c(r):
     e_i = readout(s_i) - readout(s_lone(Z_i))
 
 U and V mix channels only (no bias), so v_i stays a vector: rotating (or reflecting) the
-structure by R maps v_i to R v_i and leaves s_i unchanged. s_lone(Z) are the scalars of an
-atom without neighbours (in the same pass, or kept when frozen: nnip.nn.lone), so a lone atom
-contributes zero (its energy is E0), as in :mod:`nnip.potentials.schnet`. e_i is
-dimensionless (the Potential scales it).
+structure by R maps v_i to R v_i and leaves s_i unchanged. The message sums run under the
+potential's memory setting (nnip.nn.execution). s_lone(Z) are the scalars of an atom without
+neighbours (nnip.nn.lone), so a lone atom contributes zero (its energy is E0), as in
+:mod:`nnip.potentials.schnet`. e_i is dimensionless (the Potential scales it).
 
 Reference: K. T. Schutt, O. T. Unke, M. Gastegger, ICML 2021, PMLR 139, 9377.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from nnip.nn.edge_stream import should_stream, stream_over_edges
+from nnip.nn.execution import EdgeWork
 from nnip.nn.lone import LoneReference
 from nnip.nn.mlp import mlp
 from nnip.nn.radial import BesselBasis, cosine_cutoff
-from nnip.nn.recompute import recompute_if_large
-from nnip.nn.scatter import scatter_sum
 from nnip.potentials.base import Edges, Term
 from nnip.potentials.hyperparameters import check_network_config
 
@@ -71,11 +70,16 @@ class Message(nn.Module):
         super().__init__()
         self.context = mlp([features, features, 3 * features], activation)
 
-    def forward(self, s: torch.Tensor, v: torch.Tensor, filters: torch.Tensor, unit: torch.Tensor,
-                edges: Edges) -> tuple[torch.Tensor, torch.Tensor]:
-        ds, dv = self.per_edge(self.context(s).index_select(0, edges.neighbor), v.index_select(0, edges.neighbor),
-                               filters, unit)
-        return scatter_sum(ds, edges.center, s.shape[0]), scatter_sum(dv, edges.center, s.shape[0])
+    def forward(self, s: torch.Tensor, v: torch.Tensor, work: EdgeWork, filters: Callable[..., torch.Tensor],
+                filter_parameters: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sums over the edges of ``work`` of ds_ij and dv_ij; ``filters`` maps the basis (E, K) and envelope (E, 1)
+        to this block's filters W(r) f_c(r) (E, 3F), with ``filter_parameters``."""
+
+        def message(gathered: Sequence[torch.Tensor], geometry: Sequence[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+            basis, envelope, unit = geometry
+            return self.per_edge(*gathered, filters(basis, envelope), unit)
+
+        return work.sums(message, [self.context(s), v], filter_parameters)
 
     @staticmethod
     def per_edge(context_j: torch.Tensor, v_j: torch.Tensor, filters: torch.Tensor,
@@ -128,31 +132,18 @@ class PaiNN(Term):
         """
         s = self.embedding(species)
         v = s.new_zeros((s.shape[0], 3, s.shape[1]))
-        unit = edges.vectors / edges.lengths[:, None]
-        edge_bytes = edges.lengths.shape[0] * 3 * s.shape[1] * s.element_size()  # one (E, 3F) tensor
-        if should_stream(self.stream_above_bytes, self.recompute_above_bytes, edge_bytes, s.device):
-
-            def message(k: int, s: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-                return self._streamed_message(k, s, v, unit, edges)
-        else:
-            basis = self.basis(edges.lengths)
-            envelope = cosine_cutoff(edges.lengths, self.cutoff)[:, None]
-
-            def message(k: int, s: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-                return recompute_if_large(self._message, k, s, v, basis, envelope, unit, edges,
-                                          edge_tensor_bytes=edge_bytes, limit=self.recompute_above_bytes)
-        for k, update in enumerate(self.updates):
-            ds, dv = message(k, s, v)
+        work = edges.work(self._geometry, self.basis.parameters(), 3 * s.shape[1] * s.element_size())  # (E, 3F)
+        filter_parameters = tuple(self.filters.parameters())
+        for k, (message, update) in enumerate(zip(self.messages, self.updates)):
+            ds, dv = message(s, v, work, functools.partial(self._filters, k), filter_parameters)
             s, v = s + ds, v + dv
             ds, dv = update(s, v)
             s, v = s + ds, v + dv
         return s, v
 
-    def _message(self, k: int, s: torch.Tensor, v: torch.Tensor, basis: torch.Tensor, envelope: torch.Tensor,
-                 unit: torch.Tensor, edges: Edges) -> tuple[torch.Tensor, torch.Tensor]:
-        """Block k's message with its filters W_k(r) f_c(r) (E, 3F), formed here so that a recomputed
-        block (nnip.nn.recompute) does not keep them either."""
-        return self.messages[k](s, v, self._filters(k, basis, envelope), unit, edges)
+    def _geometry(self, vectors: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Bessel basis (E, K), cosine envelope (E, 1) and unit vectors u_ij (E, 3) of edges (E, 3), (E,) Å."""
+        return self.basis(lengths), cosine_cutoff(lengths, self.cutoff)[:, None], vectors / lengths[:, None]
 
     def _filters(self, k: int, basis: torch.Tensor, envelope: torch.Tensor) -> torch.Tensor:
         """Block k's filters W_k(r) f_c(r) (E, 3F) from the basis (E, K) and the envelope (E, 1)."""
@@ -160,22 +151,9 @@ class PaiNN(Term):
         rows = slice(0, width) if self.config.shared_filters else slice(k * width, (k + 1) * width)
         return nn.functional.linear(basis, self.filters.weight[rows], self.filters.bias[rows]) * envelope
 
-    def _streamed_message(self, k: int, s: torch.Tensor, v: torch.Tensor, unit: torch.Tensor,
-                          edges: Edges) -> tuple[torch.Tensor, torch.Tensor]:
-        """Block k's message streamed over chunks of edges (nnip.nn.edge_stream), filters formed per chunk."""
-
-        def message(gathered: list[torch.Tensor], edge_parts: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-            lengths, unit_part = edge_parts
-            envelope = cosine_cutoff(lengths, self.cutoff)[:, None]
-            return Message.per_edge(*gathered, self._filters(k, self.basis(lengths), envelope), unit_part)
-
-        context = self.messages[k].context(s)
-        return stream_over_edges(message, [context, v], [edges.lengths, unit], edges.center, edges.neighbor,
-                                 (*self.filters.parameters(), *self.basis.parameters()),
-                                 bytes_per_edge=3 * v.shape[2] * v.element_size())  # dv_ij, filters: 3F per edge
-
     def forward(self, species: torch.Tensor, edges: Edges) -> torch.Tensor:
-        return self.lone(self._outputs, species, edges, self.parameters())  # relative to lone atoms: nnip.nn.lone
+        """Atomic energies (N,) relative to lone atoms (nnip.nn.lone); ``edges``: a full list."""
+        return self.lone(self._outputs, species, edges, self.parameters())
 
     def _outputs(self, species: torch.Tensor, edges: Edges) -> torch.Tensor:
         """Readout (R,) of atoms of species (R,); the edges index atoms among them."""

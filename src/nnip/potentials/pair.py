@@ -189,7 +189,7 @@ class PairTerm(Term):
     half_list = True
 
     def forward(self, species: torch.Tensor, edges: Edges) -> torch.Tensor:
-        edges = edges.half()
+        """Atomic energies (N,) eV; ``edges``: a half list (each pair once, from the Potential)."""
         pair_id = self.edge_pair_ids(species, edges)
         r = edges.lengths
         v = self.pair_energy(r, pair_id)

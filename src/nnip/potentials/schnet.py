@@ -7,31 +7,28 @@
 
 with rbf a Gaussian basis, ssp the shifted softplus and f_c the cosine cutoff, so the
 energy is smooth where neighbours cross the cutoff. W depends on the distance only, so it is
-evaluated once per pair of a half list and its messages go both ways (nnip.nn.half_list):
-half the work of the filter networks, which are most of the cost. x_lone^T(Z) are the features of an
-atom of element Z without neighbours (in the same pass as the atoms when the model is
-trainable, kept from one separate pass when it is frozen: nnip.nn.lone), so a lone atom
-contributes zero (to rounding when frozen) and its energy is the reference E0.
-e_i is dimensionless: the Potential multiplies it by ``scale`` (the force RMS of the
-training data) and adds E0 and ``shift``.
+evaluated once per pair of a half list and its messages go both ways: half the work of the
+filter networks, which are most of the cost. The sums over neighbours run under the
+potential's memory setting (nnip.nn.execution). x_lone^T(Z) are the features of an atom of
+element Z without neighbours (nnip.nn.lone), so a lone atom contributes zero and its energy is
+the reference E0. e_i is dimensionless: the Potential multiplies it by ``scale`` (the force RMS
+of the training data) and adds E0 and ``shift``.
 
 References: K. T. Schutt et al., NeurIPS 30 (2017); J. Chem. Phys. 148, 241722 (2018).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from nnip.nn.edge_stream import should_stream, stream_over_edges
-from nnip.nn.half_list import both_directions, pair_convolution, pair_messages
+from nnip.nn.execution import EdgeWork, per_pair
 from nnip.nn.lone import LoneReference
 from nnip.nn.mlp import mlp
 from nnip.nn.radial import GaussianBasis, cosine_cutoff
-from nnip.nn.recompute import recompute_if_large
 from nnip.potentials.base import Edges, Term
 from nnip.potentials.hyperparameters import check_network_config
 
@@ -58,11 +55,7 @@ class SchNetConfig:
 
 
 class Interaction(nn.Module):
-    """One continuous-filter convolution block; returns the update of the atom features (N, F).
-
-    Its edges are the P pairs of a half list: ``sources`` and ``targets`` (2P,) are their messages'
-    ends (nnip.nn.half_list.both_directions), ``rbf`` (P, K) and ``envelope`` (P,) their radial inputs.
-    """
+    """One continuous-filter convolution block; returns the update of the atom features (N, F)."""
 
     def __init__(self, features: int, basis: int, activation: str):
         super().__init__()
@@ -70,35 +63,16 @@ class Interaction(nn.Module):
         self.in2f = nn.Linear(features, features, bias=False)
         self.f2out = mlp([features, features, features], activation)
 
-    def forward(self, x: torch.Tensor, rbf: torch.Tensor, envelope: torch.Tensor, sources: torch.Tensor,
-                targets: torch.Tensor, edge_bytes: int = 0, convolution_limit: int | None = None) -> torch.Tensor:
-        """``edge_bytes``: bytes of one (2P, F) tensor of messages; :meth:`convolve` is recomputed in the
-        backward pass when they exceed ``convolution_limit`` (nnip.nn.recompute; None: never)."""
-        weights = self.filter(rbf)
-        messages = recompute_if_large(self.convolve, x, weights, envelope, sources, targets,
-                                      edge_tensor_bytes=edge_bytes, limit=convolution_limit)
+    def forward(self, x: torch.Tensor, work: EdgeWork) -> torch.Tensor:
+        """x (N, F) -> f2out(sum_j W(r_ij) f_c(r_ij) in2f(x_j)) (N, F), over the pairs of ``work``."""
+        (messages,) = work.sums(self.message, [self.in2f(x)], self.filter.parameters())
         return self.f2out(messages)
 
-    def streamed(self, x: torch.Tensor, pairs: Edges,
-                 radial: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
-        """The same update with the convolution streamed over chunks of the half list ``pairs``
-        (nnip.nn.edge_stream): ``radial`` maps lengths (Pc,) to the basis (Pc, K) and the envelope (Pc,)."""
-
-        def message(gathered: list[torch.Tensor], edge_parts: list[torch.Tensor]) -> tuple[torch.Tensor]:
-            rbf, envelope = radial(edge_parts[0])
-            return (pair_messages(gathered[0], self.filter(rbf) * envelope[:, None]),)
-
-        h = self.in2f(x)
-        widest = max(2 * h.shape[1], self.filter[0].in_features)  # messages 2F or Gaussians K per pair
-        (messages,) = stream_over_edges(message, [h], [pairs.lengths], pairs.center, pairs.neighbor,
-                                        (*self.filter.parameters(),), bytes_per_edge=widest * h.element_size(),
-                                        pairs=True)
-        return self.f2out(messages)
-
-    def convolve(self, x: torch.Tensor, weights: torch.Tensor, envelope: torch.Tensor, sources: torch.Tensor,
-                 targets: torch.Tensor) -> torch.Tensor:
-        """sum_j W(r_ij) f_c(r_ij) in2f(x_j). Shapes: (N, F), (P, F), (P,), (2P,), (2P,) -> (N, F)."""
-        return pair_convolution(self.in2f(x), weights * envelope[:, None], sources, targets)
+    def message(self, gathered: Sequence[torch.Tensor], geometry: Sequence[torch.Tensor]) -> tuple[torch.Tensor]:
+        """W_p f_c(r_p) h_source of P edges, or along both directions of P pairs. Shapes: gathered [(P or 2P, F)],
+        geometry [rbf (P, K), envelope (P,)] -> [(P or 2P, F)]."""
+        rbf, envelope = geometry
+        return (per_pair(gathered[0], self.filter(rbf) * envelope[:, None]),)
 
 
 class SchNet(Term):
@@ -120,33 +94,19 @@ class SchNet(Term):
         self.lone = LoneReference(len(self.elements))
 
     def forward(self, species: torch.Tensor, edges: Edges) -> torch.Tensor:
-        return self.lone(self._outputs, species, edges, self.parameters())  # relative to lone atoms: nnip.nn.lone
+        """Atomic energies (N,) relative to lone atoms (nnip.nn.lone); ``edges``: a half list from the Potential
+        (a full list when SchNet serves inside another term, as the charge model of electrostatics)."""
+        return self.lone(self._outputs, species, edges, self.parameters())
 
     def _outputs(self, species: torch.Tensor, edges: Edges) -> torch.Tensor:
         """Readout (R,) of atoms of species (R,); the edges index atoms among them."""
         x = self.embedding(species)
-        pairs = edges.half()  # one filter per pair (nnip.nn.half_list); a no-op on a half list
-        edge_bytes = 2 * pairs.lengths.shape[0] * x.shape[1] * x.element_size()  # one (2P, F) tensor of messages
-        if should_stream(self.stream_above_bytes, self.recompute_above_bytes, edge_bytes, x.device):
-
-            def update(interaction: Interaction, x: torch.Tensor) -> torch.Tensor:
-                return interaction.streamed(x, pairs, self._radial)
-        else:
-            rbf, envelope = self._radial(pairs.lengths)
-            sources, targets = both_directions(pairs.center, pairs.neighbor)
-            # Not streaming: above recompute_above_bytes per (2P, F) tensor the backward pass recomputes each
-            # block's convolution (no product of the filter network; about 1.1x the time), and above 1.5
-            # times that the whole block, filter network included (about 1.5x), which keeps only its inputs.
-            convolution_limit = self.recompute_above_bytes
-            whole_limit = None if convolution_limit is None else convolution_limit * 3 // 2
-
-            def update(interaction: Interaction, x: torch.Tensor) -> torch.Tensor:
-                return recompute_if_large(interaction, x, rbf, envelope, sources, targets, edge_bytes,
-                                          convolution_limit, edge_tensor_bytes=edge_bytes, limit=whole_limit)
+        widest = max(2 * x.shape[1], self.basis.centers.shape[0])  # messages 2F or Gaussians K per pair (or less)
+        work = edges.work(self._radial, self.basis.parameters(), widest * x.element_size())
         for interaction in self.interactions:
-            x = x + update(interaction, x)
+            x = x + interaction(x, work)
         return self.readout(x).squeeze(-1)
 
-    def _radial(self, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Gaussian basis (P, K) and cosine envelope (P,) of lengths (P,) Å."""
+    def _radial(self, vectors: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Gaussian basis (P, K) and cosine envelope (P,) of P pairs, from their lengths (P,) Å."""
         return self.basis(lengths), cosine_cutoff(lengths, self.cutoff)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import abc
 import copy
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -196,15 +197,16 @@ class PotentialContract(abc.ABC):
         np.testing.assert_allclose(after["stress"], before["stress"], atol=1e-9 * np.abs(before["stress"]).max())
 
     @pytest.mark.parametrize("name", ["cluster", "periodic"])
-    def test_half_list_equals_full_list(self, potential, structures, name):
-        """A potential built for half lists (Potential.half_list) gives the same on a full list, which
-        its terms halve themselves; the others refuse a half list rather than miscount pairs."""
+    def test_half_and_full_neighbour_lists_agree(self, potential, structures, name):
+        """A potential that asks for half lists (Potential.neighbor_request) gives the same on a full list,
+        which it halves itself; the others refuse a half list rather than miscount pairs."""
         atoms = structures[name]
-        cutoff = potential.cutoff + 0.5
-        full = AtomicGraph.from_arrays(atoms.positions, atoms.numbers, atoms.cell.array, atoms.pbc, cutoff)
-        half = AtomicGraph.from_arrays(atoms.positions, atoms.numbers, atoms.cell.array, atoms.pbc, cutoff,
-                                       half_list=True)
-        if not potential.half_list:
+        request = potential.neighbor_request(skin=0.5)
+        full = AtomicGraph.from_arrays(atoms.positions, atoms.numbers, atoms.cell.array, atoms.pbc,
+                                       replace(request, full=True))
+        half = AtomicGraph.from_arrays(atoms.positions, atoms.numbers, atoms.cell.array, atoms.pbc,
+                                       replace(request, full=False))
+        if request.full:
             with pytest.raises(ValueError, match="full neighbour list"):
                 potential(half)
             return
@@ -319,7 +321,7 @@ class PotentialContract(abc.ABC):
             result = evaluate(reference, labelled)
             labelled.calc = SinglePointCalculator(labelled, energy=float(result["energy"]), forces=result["forces"])
             frames.append(labelled)
-        dataset = AtomicDataset(frames, potential.cutoff, half_list=potential.half_list)
+        dataset = AtomicDataset(frames, potential.neighbor_request())
         config = TrainingConfig(max_epochs=5, batch_size=len(frames), lr=1e-3, schedule="constant", progress=False)
         before = prediction_loss(predict(potential, dataset), config.loss)
         trained = Trainer(copy.deepcopy(potential), dataset, None, config).fit()

@@ -63,12 +63,15 @@ def rotated(atoms: Atoms, rotation: np.ndarray) -> Atoms:
 
 
 def term_inputs(term, atoms: Atoms, dtype: torch.dtype = torch.float64):
-    """(species (N,), edges within the term's cutoff) of ``atoms``: what a local term's forward takes."""
+    """(species (N,), edges within the term's cutoff) of ``atoms``: what a local term's forward takes (a half
+    list for terms that take one, as a Potential of the term alone hands it)."""
+    from nnip.potentials.base import Potential
     from nnip.potentials.edges import build_edges
 
-    graph = AtomicGraph.from_atoms(atoms, term.cutoff, dtype=dtype)
+    request = Potential([term], term.elements).neighbor_request()
+    graph = AtomicGraph.from_atoms(atoms, request, dtype=dtype)
     species = torch.as_tensor([term.elements.index(int(z)) for z in atoms.numbers])
-    return species, build_edges(graph, graph.positions, graph.cell, term.cutoff, half=False)
+    return species, build_edges(graph, graph.positions, graph.cell, request)
 
 
 def evaluate(potential, atoms: Atoms, stress: bool = False, margin: float = 0.5) -> dict[str, np.ndarray]:

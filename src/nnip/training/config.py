@@ -24,6 +24,7 @@ import yaml
 from ase.data import chemical_symbols
 
 from nnip.errors import ConfigError
+from nnip.nn.execution import MODES
 from nnip.potentials.registry import REGISTRY
 from nnip.strict import closest, from_dict
 from nnip.training.loss import LossConfig
@@ -141,6 +142,10 @@ class TrainingConfig:
             small or outlier-dominated validation sets, as in warm-started active learning).
         dtype: "float32" or "float64"; None keeps the model's own (float64 for classical terms).
         device: "cpu", "cuda", "cuda:1" ...
+        memory: how message-passing models run their per-edge work outside force training (energy-only
+            fits, validation): "auto" (default; streamed over chunks of edges on the CPU above 32 MiB per
+            per-edge tensor), "keep", "recompute" or "stream" (nnip.nn.execution.Memory). Steps that
+            train on forces always keep their activations (second derivatives).
         tensorboard: also write TensorBoard logs (needs the tensorboard package).
         progress: show a progress bar and one log line per epoch (False: silent).
         plots: write learning curves and parity plots (PNG) into the run folder.
@@ -173,6 +178,7 @@ class TrainingConfig:
     keep: str = "best"
     dtype: str | None = None
     device: str = "cpu"
+    memory: str = "auto"
     tensorboard: bool = False
     progress: bool = True
     plots: bool = True
@@ -183,7 +189,7 @@ class TrainingConfig:
 
     def __post_init__(self) -> None:
         choices = {"optimizer": ("adam", "adamw", "lbfgs"), "schedule": ("constant", "plateau", "cosine"),
-                   "dtype": (None, "float32", "float64"), "keep": ("best", "last")}
+                   "dtype": (None, "float32", "float64"), "keep": ("best", "last"), "memory": MODES}
         for key, options in choices.items():
             if getattr(self, key) not in options:
                 valid = ", ".join(str(o) for o in options if o is not None)

@@ -74,7 +74,7 @@ def evaluate(model, frames: Sequence[Atoms], batch_size: int = 64, device="cpu",
         DataError: ``SOURCE: frame K: element(s) X not in the model (...)``.
     """
     check_elements(frames, source, model.elements.tolist(), "the model")
-    dataset = AtomicDataset(frames, model.cutoff, half_list=model.half_list)
+    dataset = AtomicDataset(frames, model.neighbor_request())
     predictions = predict(model, dataset, batch_size, device)
     metrics = error_metrics(predictions)
     metrics.update(ensemble_metrics(predictions))

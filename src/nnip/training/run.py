@@ -26,10 +26,13 @@ from nnip.plots import learning_curves
 from nnip.potentials.ensemble import Ensemble
 from nnip.potentials.serialization import load, save
 from nnip.training import distributed
+from nnip.training.build import build_model
 from nnip.training.config import RunConfig
 from nnip.training.evaluate import evaluate, to_json, write_parity_plots
-from nnip.training.setup import Splits, build_model, initialise_reference, read_splits, start_from
+from nnip.training.reference import initialise_reference
+from nnip.training.splits import Splits, read_splits
 from nnip.training.trainer import Trainer, tensorboard_writer
+from nnip.training.warm_start import start_from
 from nnip.uncertainty.calibration import fit_variance_scale
 from nnip.version import __version__
 
@@ -144,9 +147,9 @@ def train_model(config: RunConfig, splits: Splits, directory: Path, seed: int, r
     potential = build_model(config.model, splits.elements, seed)
     show = config.training.progress and context.main
     weights = config.data.weight_key
-    train = AtomicDataset(train_frames, potential.cutoff, potential.half_list, weights, show, splits.sources["train"])
-    val = AtomicDataset(splits.val, potential.cutoff, potential.half_list, weights,
-                        source=splits.sources["val"]) if splits.val else None
+    neighbors = potential.neighbor_request()
+    train = AtomicDataset(train_frames, neighbors, weights, show, splits.sources["train"])
+    val = AtomicDataset(splits.val, neighbors, weights, source=splits.sources["val"]) if splits.val else None
     stats = initialise_reference(potential, config.model, train, splits.isolated, config.data.isolated_atoms or "")
     if config.model.init:
         start_from(potential, config.model.init, seed - config.seed)

@@ -72,6 +72,7 @@ class Trainer:
         self.device = torch.device(config.device)
         self.dtype = resolve_dtype(config.dtype, potential)
         self.potential = potential.to(device=self.device, dtype=self.dtype)
+        self.potential.memory = config.memory
         self.train_set, self.val_set = train, val
         self.parameters = self._trainable(tuple(config.freeze))
         self.model = self._wrap(self.potential)

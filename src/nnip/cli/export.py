@@ -6,13 +6,13 @@ import argparse
 import os
 from pathlib import Path
 
+from nnip.cli.options import add_dtype, set_dtype
+
 #: largest accepted |difference| between a model and its export: energy eV, forces eV/Å, stress eV/Å^3
 TOLERANCE = {"energy": 1e-4, "forces": 1e-4, "stress": 1e-6}
 
 
 def _export(args: argparse.Namespace) -> int:
-    import torch
-
     from nnip.data.io import read
     from nnip.errors import ConfigError
     from nnip.potentials import Ensemble, load
@@ -25,8 +25,7 @@ def _export(args: argparse.Namespace) -> int:
         if not 0 <= args.member < len(model.members):
             raise ConfigError(f"--member: expected 0..{len(model.members) - 1}, got {args.member}")
         model = model.members[args.member]
-    if args.dtype:
-        model.to(getattr(torch, args.dtype))
+    set_dtype(model, args.dtype)
     frames = read(args.structures, index=":10")
     example = next((a for a in frames if len(a) >= 3), None)
     if example is None:
@@ -66,6 +65,6 @@ def add_export(commands) -> None:
     export.add_argument("--structures", required=True, help="structures to trace on and check with (any ASE format)")
     export.add_argument("--output", default=None, help="output file (default MODEL with suffix .pt2)")
     export.add_argument("--member", type=int, default=None, help="member of an ensemble to export")
-    export.add_argument("--dtype", choices=("float32", "float64"), default=None, help="arithmetic (default the model's)")
+    add_dtype(export, help="arithmetic (default the model's)")
     export.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     export.set_defaults(run=_export)

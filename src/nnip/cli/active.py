@@ -4,24 +4,25 @@ from __future__ import annotations
 
 import argparse
 
-from nnip.cli_md import load_model, model_files, positive_int
+from nnip.cli.options import (
+    add_dtype, add_run_control, calculator_of, last_frame, load_model, model_files, positive_int, set_dtype,
+)
 
 __all__ = ["add_sample", "add_attack", "add_active"]
 
 
 def _sample(args: argparse.Namespace) -> int:
     from nnip.active.sampling import hessian, normal_mode_samples, potential_hessian, rattled
-    from nnip.cli_md import _calculator, _structure
     from nnip.data.io import write
     from nnip.errors import ConfigError
 
-    atoms = _structure(args.structure)
+    atoms = last_frame(args.structure)
     if args.method == "rattle":
         samples = rattled(atoms, args.count, args.amplitude, args.seed)
     else:
         if args.calculator is None:
             raise ConfigError("normal-mode sampling needs --calculator MODEL_OR_ORACLE for the Hessian")
-        calculator = _calculator(args.calculator, "float64")
+        calculator = calculator_of(args.calculator, "float64")
         if args.relax is not None:
             from ase.optimize import BFGS
 
@@ -88,7 +89,6 @@ def _training_energies(args: argparse.Namespace, seeds, ensemble) -> tuple[list[
 
 
 def _attack(args: argparse.Namespace) -> int:
-    import torch
     from ase import units
 
     from nnip.active.adversarial import KT_PAPER, Attack, AttackSettings
@@ -99,8 +99,7 @@ def _attack(args: argparse.Namespace) -> int:
     ensemble = load_model(args.ensemble)
     if not isinstance(ensemble, Ensemble) or len(ensemble) < 2:
         raise ConfigError(f"{args.ensemble}: an attack needs an ensemble (train with ensemble: M, or give A.pt,B.pt)")
-    if args.dtype:
-        ensemble.to(getattr(torch, args.dtype))
+    set_dtype(ensemble, args.dtype)
     seeds = read(args.seeds)
     kT = KT_PAPER if args.kT is None else args.kT
     if args.kT_kcal_mol is not None:
@@ -170,7 +169,7 @@ def add_attack(commands) -> None:
     attack.add_argument("--max-strain", type=float, default=0.05, help="largest strain component")
     attack.add_argument("--seed", type=int, default=0)
     attack.add_argument("--trajectory", default=None, help="also write every step of every seed here")
-    attack.add_argument("--dtype", choices=("float32", "float64"), default=None)
+    add_dtype(attack)
     attack.set_defaults(run=_attack)
 
 
@@ -191,8 +190,5 @@ def add_active(commands) -> None:
         "returns; --resume continues a killed run without repeating an oracle call.",
         epilog="example: nnip active configs/active/ethanol_gfn2.yaml --set active.generations=2 "
         "(then, after a crash: nnip active configs/active/ethanol_gfn2.yaml --resume)")
-    active.add_argument("config")
-    active.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
-    active.add_argument("--resume", action="store_true", help="continue an interrupted run")
-    active.add_argument("--overwrite", action="store_true", help="replace an earlier run in the output folder")
+    add_run_control(active, None, "override a config value", "continue an interrupted run")
     active.set_defaults(run=_active)

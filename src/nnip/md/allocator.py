@@ -6,7 +6,8 @@ Lennard-Jones step this costs two thirds of the time. :func:`retain_freed_memory
 glibc to serve all blocks from its heap and never trim it, which keeps the process at its
 peak memory but removes the page faults. jemalloc (LD_PRELOAD with decay off) has the
 same effect. Nothing calls this implicitly: long MD runs and benchmarks opt in.
-:func:`returns_freed_memory` tells models which case they run in (nnip.nn.edge_stream).
+:func:`returns_freed_memory` tells which case a process runs in (models do not look: their
+streaming follows the potential's memory setting, nnip.nn.execution.Memory).
 """
 
 from __future__ import annotations

@@ -1,66 +1,14 @@
-"""Command-line interface, dynamics part: ``nnip md``, ``nnip relax``, ``nnip analyze``.
-
-Thin wrappers over :mod:`nnip.md`; the parser and the other commands live in :mod:`nnip.cli`.
-"""
+"""``nnip md``, ``nnip relax`` and ``nnip analyze``: thin wrappers over :mod:`nnip.md`."""
 
 from __future__ import annotations
 
 import argparse
 
-__all__ = ["add_md", "add_relax", "add_analyze", "positive_int"]
+from nnip.cli.options import (
+    add_device, add_dtype, add_execution, add_model_or_oracle, calculator_of, last_frame, positive_int,
+)
 
-
-COMPILE_HELP = ("compile the model with torch.compile: the first step takes up to a few minutes, later ones run "
-                "faster (worth it for long runs; not for oracles)")
-
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text}")
-    return value
-
-
-def model_files(text: str) -> list[str] | None:
-    """The model file, or comma-separated files (an ensemble), named by a MODEL argument; None if none exists."""
-    from pathlib import Path
-
-    if Path(text).is_file():
-        return [text]
-    paths = [p for p in text.split(",") if p]
-    return paths if len(paths) > 1 and all(Path(p).is_file() for p in paths) else None
-
-
-def load_model(text: str, device: str = "cpu"):
-    """The potential of a MODEL argument: one file, or an ensemble of comma-separated files."""
-    from nnip.potentials.serialization import load
-
-    paths = model_files(text) or [text]  # a missing file: load() names it
-    return load(paths[0] if len(paths) == 1 else paths, device=device)
-
-
-def _calculator(model_or_oracle: str, dtype: str | None, device: str = "cpu", compile_terms: bool = False):
-    """nnip.Calculator of a model file (or comma-separated files), or the ASE calculator of an oracle name."""
-    if model_files(model_or_oracle):
-        from nnip.calculator import Calculator
-
-        if compile_terms:
-            print("compiling the model with torch.compile: the first step takes up to a few minutes", flush=True)
-        return Calculator(load_model(model_or_oracle), dtype=dtype, device=device, compile=compile_terms)
-    if compile_terms:
-        from nnip.errors import ConfigError
-
-        raise ConfigError(f"--compile: {model_or_oracle} is an oracle, not a model file; only models compile")
-    from nnip.oracles import get_oracle
-
-    return get_oracle(model_or_oracle).factory()
-
-
-def _structure(path: str):
-    from nnip.data.io import read
-
-    return read(path, index=-1)[0]
+__all__ = ["add_md", "add_relax", "add_analyze"]
 
 
 def _md(args: argparse.Namespace) -> int:
@@ -69,8 +17,8 @@ def _md(args: argparse.Namespace) -> int:
     settings = MDSettings(steps=args.steps, timestep=args.timestep, temperature=args.temperature,
                           thermostat=args.thermostat, friction=args.friction, tau=args.tau, pressure=args.pressure,
                           interval=args.interval, seed=args.seed, stop_uncertainty=args.stop_uncertainty)
-    calculator = _calculator(args.model, args.dtype, args.device, args.compile)
-    atoms = _structure(args.structure)
+    calculator = calculator_of(args.model, args.dtype, args.device, args.compile, args.memory)
+    atoms = last_frame(args.structure)
     bias, observers = _metadynamics(args, atoms) if args.metadynamics else (None, ())
     if bias is not None:
         from nnip.md.biased import BiasedCalculator
@@ -125,7 +73,8 @@ def _write_free_energy(bias, output: str) -> None:
 def _relax(args: argparse.Namespace) -> int:
     from nnip.md.run import relax
 
-    atoms = relax(_structure(args.structure), _calculator(args.model, args.dtype, compile_terms=args.compile),
+    calculator = calculator_of(args.model, args.dtype, compile_terms=args.compile, memory=args.memory)
+    atoms = relax(last_frame(args.structure), calculator,
                   args.fmax, args.steps, args.optimizer, args.cell, args.output)
     print(f"relaxed: energy {atoms.get_potential_energy():.6f} eV, max force "
           f"{abs(atoms.get_forces()).max():.4f} eV/Å -> {args.output}")
@@ -170,8 +119,7 @@ def add_md(commands) -> None:
         epilog="example: nnip md runs/ens/model.pt start.extxyz --steps 20000 --timestep 0.5 --temperature 300 "
         "--thermostat langevin --output md.extxyz --log md.csv --stop-uncertainty 0.5",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    md.add_argument("model", metavar="MODEL_OR_ORACLE",
-                    help="model file (A.pt,B.pt,... for an ensemble of files), or an oracle name (gfn2, emt, ...)")
+    add_model_or_oracle(md, "model file (A.pt,B.pt,... for an ensemble of files), or an oracle name (gfn2, emt, ...)")
     md.add_argument("structure", help="starting structure (its last frame)")
     md.add_argument("--steps", type=int, default=1000)
     md.add_argument("--timestep", type=float, default=0.5, help="fs")
@@ -192,9 +140,9 @@ def add_md(commands) -> None:
     md.add_argument("--bias-factor", type=float, default=15.0, help="well-tempered bias factor (> 1)")
     md.add_argument("--output", default="md.extxyz", help="trajectory (extxyz)")
     md.add_argument("--log", default=None, help="CSV log")
-    md.add_argument("--dtype", choices=("float32", "float64"), default=None)
-    md.add_argument("--device", default="cpu")
-    md.add_argument("--compile", action="store_true", help=COMPILE_HELP)
+    add_dtype(md)
+    add_device(md)
+    add_execution(md)
     md.set_defaults(run=_md)
 
 
@@ -203,15 +151,15 @@ def add_relax(commands) -> None:
         "relax", help="geometry optimisation (BFGS or FIRE, optionally with the cell)",
         description="Relax STRUCTURE to --fmax; --cell also relaxes a periodic cell (Frechet cell filter).",
         epilog="example: nnip relax model.pt crystal.extxyz --cell --fmax 0.01 --output relaxed.extxyz")
-    relax.add_argument("model", metavar="MODEL_OR_ORACLE")
+    add_model_or_oracle(relax)
     relax.add_argument("structure")
     relax.add_argument("--fmax", type=float, default=0.01, help="eV/Å")
     relax.add_argument("--steps", type=int, default=1000)
     relax.add_argument("--optimizer", choices=("BFGS", "FIRE"), default="BFGS")
     relax.add_argument("--cell", action="store_true", help="relax the cell too (periodic structures)")
     relax.add_argument("--output", default="relaxed.extxyz")
-    relax.add_argument("--dtype", choices=("float32", "float64"), default="float64")
-    relax.add_argument("--compile", action="store_true", help=COMPILE_HELP)
+    add_dtype(relax, default="float64")
+    add_execution(relax)
     relax.set_defaults(run=_relax)
 
 

@@ -1,4 +1,4 @@
-"""nnip.allocator: which malloc a process runs, as models see it (nnip.nn.edge_stream.should_stream)."""
+"""nnip.md.allocator: which malloc a process runs (glibc returns freed memory until told to retain it)."""
 
 import os
 import subprocess
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 JEMALLOC = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
-PROBE = ("from nnip.allocator import retain_freed_memory, returns_freed_memory; "
+PROBE = ("from nnip.md.allocator import retain_freed_memory, returns_freed_memory; "
          "before = returns_freed_memory(); retain_freed_memory(); print(before, returns_freed_memory())")
 
 
