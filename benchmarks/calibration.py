@@ -22,7 +22,7 @@ import torch
 import rmd17
 from nnip.data import bundled
 from nnip.data.io import read
-from nnip.potentials.serialization import load
+from nnip.potentials.files.serialization import load
 from nnip.training.config import parse_config
 from nnip.training.evaluate import evaluate
 from nnip.training.run import run_training

@@ -46,7 +46,7 @@ from _allocator import CHOICES, current_allocator, rerun_under_each_allocator
 import nnip
 from nnip.data.dataset import AtomicDataset
 from nnip.potentials import build_potential
-from nnip.potentials.base import Potential
+from nnip.potentials.contract.base import Potential
 from nnip.training.config import TrainingConfig
 from nnip.training.trainer import Trainer
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from nnip.active.adversarial import AttackSettings
 from nnip.active.samplers import ActiveSettings, SelectionConfig
-from nnip.potentials.registry import REGISTRY
+from nnip.potentials.contract.registry import REGISTRY
 from nnip.training.config import DataConfig, ModelConfig, RunConfig, SplitConfig, TrainingConfig
 from nnip.training.loss import LossConfig
 

@@ -14,8 +14,8 @@ from nnip import keys
 from nnip.data.graph import AtomicGraph
 from nnip.data.neighbors import VerletNeighborList
 from nnip.nn.execution import Memory
-from nnip.potentials.base import Potential
-from nnip.potentials.ensemble import Ensemble
+from nnip.potentials.contract.base import Potential
+from nnip.potentials.contract.ensemble import Ensemble
 
 __all__ = ["Calculator"]
 

@@ -26,7 +26,7 @@ from nnip.nn.mlp import mlp
 from nnip.nn.radial import BesselBasis
 from nnip.nn.scatter import scatter_sum
 from nnip.potentials import Ensemble, build_potential
-from nnip.potentials.edges import half_edge_mask
+from nnip.potentials.contract.edges import half_edge_mask
 
 CONFIG = {"features": 16, "interactions": 2, "basis": 8}
 LAYERS = 2  # message-passing layers of every model below: one streamed pass each

@@ -12,8 +12,8 @@ from ase.neighborlist import neighbor_list
 from nnip.data.graph import AtomicGraph
 from nnip.data.neighbors import NeighborRequest
 from nnip.potentials import Potential
-from nnip.potentials.behler_parrinello import BehlerParrinello, BehlerParrinelloConfig
-from nnip.potentials.edges import build_edges
+from nnip.potentials.learned.behler_parrinello import BehlerParrinello, BehlerParrinelloConfig
+from nnip.potentials.contract.edges import build_edges
 from nnip.testing import PotentialContract
 
 

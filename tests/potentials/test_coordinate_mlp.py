@@ -5,7 +5,7 @@ from ase import Atoms
 
 from nnip.errors import DataError
 from nnip.potentials import Potential
-from nnip.potentials.coordinate_mlp import CoordinateMLP, CoordinateMLPConfig
+from nnip.potentials.learned.coordinate_mlp import CoordinateMLP, CoordinateMLPConfig
 from nnip.testing import PotentialContract
 from nnip.testing.structures import cluster, evaluate, periodic_cell
 

@@ -12,8 +12,8 @@ from nnip import keys
 from nnip.data.graph import AtomicGraph
 from nnip.nn.coulomb_sums import batch_pairs, direct_coulomb_energies, ewald_energies
 from nnip.potentials import ZBL, Potential, ZBLConfig
-from nnip.potentials.electrostatics import Electrostatics, ElectrostaticsConfig
-from nnip.potentials.schnet import SchNet, SchNetConfig
+from nnip.potentials.learned.electrostatics import Electrostatics, ElectrostaticsConfig
+from nnip.potentials.learned.schnet import SchNet, SchNetConfig
 from nnip.testing import PotentialContract
 from nnip.units import COULOMB_CONSTANT
 

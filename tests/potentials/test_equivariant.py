@@ -12,8 +12,8 @@ from nnip.data.neighbors import NeighborRequest
 from nnip.nn.irreps import rotation_matrix_of
 from nnip.nn.lone import with_lone_atoms
 from nnip.potentials import Potential
-from nnip.potentials.edges import build_edges
-from nnip.potentials.equivariant import Equivariant, EquivariantConfig
+from nnip.potentials.contract.edges import build_edges
+from nnip.potentials.learned.equivariant import Equivariant, EquivariantConfig
 from nnip.testing import PotentialContract, cluster, periodic_cell
 from nnip.testing.structures import random_rotation, rotated, term_inputs
 

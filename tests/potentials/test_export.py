@@ -12,7 +12,7 @@ from nnip.data import bundled
 from nnip.errors import DataError
 from nnip.nn.execution import Memory
 from nnip.potentials import build_potential
-from nnip.potentials.export import compare, export_potential, graph_of, load_exported, metadata_of, save_exported
+from nnip.potentials.files.export import compare, export_potential, graph_of, load_exported, metadata_of, save_exported
 
 MODELS = {"schnet": {"features": 16, "interactions": 2}, "painn": {"features": 16, "interactions": 2},
           "equivariant": {"channels": 8, "l_max": 2}, "lj": {"sigma": 2.1, "epsilon": 0.02, "cutoff": 5.0}}

@@ -6,7 +6,7 @@ import torch
 
 from nnip.nn.lone import with_lone_atoms
 from nnip.potentials import Potential
-from nnip.potentials.painn import PaiNN, PaiNNConfig
+from nnip.potentials.learned.painn import PaiNN, PaiNNConfig
 from nnip.testing import PotentialContract, cluster, periodic_cell
 from nnip.testing.structures import random_rotation, rotated, term_inputs
 

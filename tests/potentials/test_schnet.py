@@ -10,8 +10,8 @@ from nnip.nn import execution
 from nnip.nn.execution import Memory
 from nnip.nn.radial import cosine_cutoff
 from nnip.potentials import ZBL, Potential, ZBLConfig
-from nnip.potentials.edges import build_edges
-from nnip.potentials.schnet import SchNet, SchNetConfig
+from nnip.potentials.contract.edges import build_edges
+from nnip.potentials.learned.schnet import SchNet, SchNetConfig
 from nnip.testing import PotentialContract
 from nnip.testing.structures import periodic_cell
 

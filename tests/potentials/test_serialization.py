@@ -9,7 +9,7 @@ from ase.build import molecule
 import nnip
 from nnip.errors import CheckpointError
 from nnip.potentials import LennardJones, LennardJonesConfig, Morse, MorseConfig, Potential
-from nnip.potentials.serialization import FORMAT_VERSION
+from nnip.potentials.files.serialization import FORMAT_VERSION
 from nnip.testing.structures import evaluate
 
 

@@ -43,7 +43,7 @@ from nnip.data.batching import collate
 from nnip.data.graph import AtomicGraph
 from nnip.data.neighbors import NeighborRequest, neighbor_list
 from nnip.errors import ConfigError
-from nnip.potentials.ensemble import Ensemble
+from nnip.potentials.contract.ensemble import Ensemble
 
 __all__ = ["AttackSettings", "AttackResult", "Attack", "KT_PAPER", "log_partition", "rigid_basis", "closest_contact"]
 
@@ -157,7 +157,7 @@ class Attack:
     """Adversarial attack with an ensemble against the Boltzmann weight of its training energies.
 
     Args:
-        ensemble: an :class:`~nnip.potentials.ensemble.Ensemble` (at least two members).
+        ensemble: an :class:`~nnip.potentials.contract.ensemble.Ensemble` (at least two members).
         train_energies: total energies (eV) of the training structures; train_sizes their
             atom counts (for per-atom normalisation).
         settings: :class:`AttackSettings`.

@@ -45,7 +45,7 @@ from nnip.errors import ConfigError, OracleError
 from nnip.oracles import get_oracle
 from nnip.oracles.base import CalculatorOracle
 from nnip.plots import active_learning_plot
-from nnip.potentials.serialization import load
+from nnip.potentials.files.serialization import load
 from nnip.strict import from_dict
 from nnip.training.config import RunConfig, parse_config, read_config_data
 from nnip.training.evaluate import atom_force_std, evaluate

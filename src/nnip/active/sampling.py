@@ -24,8 +24,8 @@ from ase.calculators.calculator import Calculator
 
 from nnip import keys
 from nnip.data.graph import AtomicGraph
-from nnip.potentials.base import Potential
-from nnip.potentials.ensemble import Ensemble
+from nnip.potentials.contract.base import Potential
+from nnip.potentials.contract.ensemble import Ensemble
 
 __all__ = ["rattled", "hessian", "potential_hessian", "normal_mode_samples"]
 

@@ -94,7 +94,7 @@ def _attack(args: argparse.Namespace) -> int:
     from nnip.active.adversarial import KT_PAPER, Attack, AttackSettings
     from nnip.data.io import read, write
     from nnip.errors import ConfigError
-    from nnip.potentials.ensemble import Ensemble
+    from nnip.potentials.contract.ensemble import Ensemble
 
     ensemble = load_model(args.ensemble)
     if not isinstance(ensemble, Ensemble) or len(ensemble) < 2:

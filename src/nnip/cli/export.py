@@ -16,7 +16,7 @@ def _export(args: argparse.Namespace) -> int:
     from nnip.data.io import read
     from nnip.errors import ConfigError
     from nnip.potentials import Ensemble, load
-    from nnip.potentials.export import compare, export_potential, graph_of, load_exported, metadata_of, save_exported
+    from nnip.potentials.files.export import compare, export_potential, graph_of, load_exported, metadata_of, save_exported
 
     model = load(args.model)
     if isinstance(model, Ensemble):
@@ -56,7 +56,7 @@ def add_export(commands) -> None:
         "export",
         help="a model as a torch.export program (.pt2) for deployment, checked against the original",
         description="Export a model's energy as a torch.export program (runs with torch.export.load and no nnip "
-                    "code; forces and stress by autograd, see nnip.potentials.export). The program is traced on the "
+                    "code; forces and stress by autograd, see nnip.potentials.files.export). The program is traced on the "
                     "first structure of --structures and checked on up to 10 of them: energies, forces and stress "
                     "must match the original model, or nothing is written.",
         epilog="example: nnip export runs/ethanol/model.pt --structures test.extxyz --output ethanol.pt2",

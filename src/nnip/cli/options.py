@@ -33,7 +33,7 @@ def model_files(text: str) -> list[str] | None:
 
 def load_model(text: str, device: str = "cpu"):
     """The potential of a MODEL argument: one file, or an ensemble of comma-separated files."""
-    from nnip.potentials.serialization import load
+    from nnip.potentials.files.serialization import load
 
     paths = model_files(text) or [text]  # a missing file: load() names it
     return load(paths[0] if len(paths) == 1 else paths, device=device)

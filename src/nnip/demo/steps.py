@@ -26,7 +26,7 @@ from nnip.demo.figures import attack_plot, distance_plot, md_monitor_plot
 from nnip.md.analysis import pair_distances, read_md_log, temperature_statistics
 from nnip.md.run import MDSettings, run_md
 from nnip.plots import learning_curves
-from nnip.potentials.serialization import load
+from nnip.potentials.files.serialization import load
 from nnip.strict import from_dict
 from nnip.training.checkpoint import read_metrics_csv
 from nnip.training.config import parse_config

@@ -16,7 +16,7 @@ from ase.calculators.calculator import Calculator, all_changes
 
 from nnip import keys
 from nnip.data.graph import AtomicGraph
-from nnip.potentials.base import Potential, Term
+from nnip.potentials.contract.base import Potential, Term
 
 __all__ = ["BiasedCalculator"]
 

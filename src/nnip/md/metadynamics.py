@@ -8,9 +8,9 @@ of the collective variable (Å for a distance, radians for angles):
 
 and the free-energy profile is F(s) = -gamma / (gamma - 1) V(s) (up to a constant).
 
-:class:`MetadynamicsBias` is a :class:`~nnip.potentials.base.GlobalTerm` under the same
+:class:`MetadynamicsBias` is a :class:`~nnip.potentials.contract.base.GlobalTerm` under the same
 contract as every potential (species, edges, positions -> per-atom energies; forces by
-autograd), so it sums with a model's terms in a :class:`~nnip.potentials.base.Potential`
+autograd), so it sums with a model's terms in a :class:`~nnip.potentials.contract.base.Potential`
 or, through :class:`~nnip.md.biased.BiasedCalculator`, with any ASE calculator (an oracle).
 The deposited hills can be saved to plot the profile later.
 
@@ -29,7 +29,7 @@ import torch
 from ase import units
 
 from nnip.errors import ConfigError
-from nnip.potentials.base import Edges, GlobalTerm, System
+from nnip.potentials.contract.base import Edges, GlobalTerm, System
 
 __all__ = ["distance", "angle", "dihedral", "VARIABLES", "MetadynamicsConfig", "MetadynamicsBias"]
 

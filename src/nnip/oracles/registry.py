@@ -38,7 +38,7 @@ def _tblite(method: str):
 
 def _model(path: str):
     from nnip.calculator import Calculator
-    from nnip.potentials.serialization import load
+    from nnip.potentials.files.serialization import load
 
     if path.endswith((".yaml", ".yml", ".json")):
         return Calculator(_classical(path), dtype="float64")
@@ -52,7 +52,7 @@ def _classical(path: str):
     import yaml
 
     from nnip.errors import ConfigError
-    from nnip.potentials.registry import build_potential
+    from nnip.potentials.contract.registry import build_potential
 
     try:
         spec = yaml.safe_load(Path(path).read_text())

@@ -29,7 +29,7 @@ from nnip.calculator import Calculator
 from nnip.data.batching import collate
 from nnip.data.graph import AtomicGraph
 from nnip.md.velocities import maxwell_boltzmann
-from nnip.potentials.serialization import load, save
+from nnip.potentials.files.serialization import load, save
 from nnip.testing.structures import cluster, energy_of, evaluate, periodic_cell, random_rotation, rotated
 
 __all__ = ["PotentialContract"]

@@ -65,8 +65,8 @@ def rotated(atoms: Atoms, rotation: np.ndarray) -> Atoms:
 def term_inputs(term, atoms: Atoms, dtype: torch.dtype = torch.float64):
     """(species (N,), edges within the term's cutoff) of ``atoms``: what a local term's forward takes (a half
     list for terms that take one, as a Potential of the term alone hands it)."""
-    from nnip.potentials.base import Potential
-    from nnip.potentials.edges import build_edges
+    from nnip.potentials.contract.base import Potential
+    from nnip.potentials.contract.edges import build_edges
 
     request = Potential([term], term.elements).neighbor_request()
     graph = AtomicGraph.from_atoms(atoms, request, dtype=dtype)

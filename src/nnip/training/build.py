@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 import torch
 
-from nnip.potentials.base import Potential
-from nnip.potentials.registry import build_term
+from nnip.potentials.contract.base import Potential
+from nnip.potentials.contract.registry import build_term
 from nnip.training.config import ModelConfig
 
 __all__ = ["build_model"]

@@ -18,7 +18,7 @@ from typing import Any
 
 
 from nnip.errors import CheckpointError
-from nnip.potentials.serialization import atomic_torch_save, load_plain
+from nnip.potentials.files.serialization import atomic_torch_save, load_plain
 from nnip.version import __version__
 
 __all__ = ["save_checkpoint", "load_checkpoint", "write_metrics_csv", "read_metrics_csv"]

@@ -25,7 +25,7 @@ from ase.data import chemical_symbols
 
 from nnip.errors import ConfigError
 from nnip.nn.execution import MODES
-from nnip.potentials.registry import REGISTRY
+from nnip.potentials.contract.registry import REGISTRY
 from nnip.strict import closest, from_dict
 from nnip.training.loss import LossConfig
 

@@ -17,7 +17,7 @@ from nnip import keys
 from nnip.data.dataset import AtomicDataset, labels_of
 from nnip.data.statistics import DatasetStatistics, dataset_statistics, isolated_atom_e0, least_squares_e0
 from nnip.errors import ConfigError
-from nnip.potentials.base import Potential, to_atomic_numbers
+from nnip.potentials.contract.base import Potential, to_atomic_numbers
 from nnip.training.config import ModelConfig
 
 __all__ = ["initialise_reference"]

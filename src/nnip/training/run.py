@@ -23,8 +23,8 @@ from nnip.data.dataset import AtomicDataset, kfold_splits, labels_of, random_spl
 from nnip.keys import ENERGY
 from nnip.errors import ConfigError
 from nnip.plots import learning_curves
-from nnip.potentials.ensemble import Ensemble
-from nnip.potentials.serialization import load, save
+from nnip.potentials.contract.ensemble import Ensemble
+from nnip.potentials.files.serialization import load, save
 from nnip.training import distributed
 from nnip.training.build import build_model
 from nnip.training.config import RunConfig

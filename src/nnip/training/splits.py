@@ -18,7 +18,7 @@ from nnip.data.dataset import check_elements, labels_of, random_split
 from nnip.data.io import read
 from nnip.data.validation import unit_problem
 from nnip.errors import ConfigError, DataError
-from nnip.potentials.base import to_atomic_numbers
+from nnip.potentials.contract.base import to_atomic_numbers
 from nnip.training.config import DataConfig
 from nnip.training.loss import LossConfig
 

@@ -23,7 +23,7 @@ from tqdm import tqdm
 from nnip import keys
 from nnip.data.dataset import AtomicDataset
 from nnip.errors import ConfigError
-from nnip.potentials.base import Potential
+from nnip.potentials.contract.base import Potential
 from nnip.training.checkpoint import load_checkpoint, save_checkpoint, write_metrics_csv
 from nnip.training.config import TrainingConfig
 from nnip.training.distributed import Context

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from nnip.errors import ConfigError
-from nnip.potentials.base import Potential
+from nnip.potentials.contract.base import Potential
 
 __all__ = ["start_from"]
 
 
 def start_from(potential: Potential, path: str, member: int) -> None:
     """Copy weights and reference energies from the model file ``path`` (member ``member`` of an ensemble)."""
-    from nnip.potentials.ensemble import Ensemble
-    from nnip.potentials.serialization import load
+    from nnip.potentials.contract.ensemble import Ensemble
+    from nnip.potentials.files.serialization import load
 
     source = load(path)
     if isinstance(source, Ensemble):

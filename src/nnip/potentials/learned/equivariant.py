@@ -45,8 +45,8 @@ from nnip.nn.irreps import spherical_harmonics
 from nnip.nn.lone import LoneReference
 from nnip.nn.mlp import mlp
 from nnip.nn.radial import BesselBasis, polynomial_cutoff
-from nnip.potentials.base import Edges, Term
-from nnip.potentials.hyperparameters import check_network_config
+from nnip.potentials.contract.base import Edges, Term
+from nnip.potentials.learned.hyperparameters import check_network_config
 
 __all__ = ["Equivariant", "EquivariantConfig"]
 

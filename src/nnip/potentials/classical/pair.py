@@ -21,7 +21,7 @@ from torch import nn
 from nnip.errors import ConfigError
 from nnip.nn.cutoffs import quintic_switch
 from nnip.nn.scatter import scatter_sum
-from nnip.potentials.base import Edges, Term
+from nnip.potentials.contract.base import Edges, Term
 
 __all__ = ["PairConfig", "PairTable", "PairTerm", "per_edge", "unordered_pairs", "arithmetic_mean", "geometric_mean",
            "harmonic_mean"]

@@ -19,7 +19,7 @@ import torch
 
 from nnip.errors import ConfigError, DataError
 from nnip.nn.mlp import ACTIVATIONS, mlp
-from nnip.potentials.base import Edges, GlobalTerm, System
+from nnip.potentials.contract.base import Edges, GlobalTerm, System
 
 __all__ = ["CoordinateMLP", "CoordinateMLPConfig"]
 

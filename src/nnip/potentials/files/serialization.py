@@ -19,9 +19,9 @@ from typing import Any
 import torch
 
 from nnip.errors import CheckpointError
-from nnip.potentials.base import Potential
-from nnip.potentials.ensemble import Ensemble
-from nnip.potentials.registry import build_potential
+from nnip.potentials.contract.base import Potential
+from nnip.potentials.contract.ensemble import Ensemble
+from nnip.potentials.contract.registry import build_potential
 from nnip.version import __version__
 
 __all__ = ["save", "load", "read_metadata", "load_plain", "FORMAT", "FORMAT_VERSION"]

@@ -6,7 +6,7 @@ it never sees absolute positions or the cell, so translation invariance and loca
 hold by construction. Potential owns everything else, in this order: prepare positions
 and strain for differentiation, build edge vectors, run the terms, add the per-element
 reference energies E0 and the scale/shift (float64), sum per structure, and take
-forces, stress and virial by one autograd call (``derivatives.py``).
+forces, stress and virial by one autograd call (``contract/derivatives.py``).
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from nnip.data.neighbors import NeighborRequest
 from nnip.errors import DataError
 from nnip.nn.execution import KEEP, Memory
 from nnip.nn.scatter import scatter_sum
-from nnip.potentials.derivatives import energy_derivatives, prepare_inputs
-from nnip.potentials.edges import Edges, build_edges, exporting
+from nnip.potentials.contract.derivatives import energy_derivatives, prepare_inputs
+from nnip.potentials.contract.edges import Edges, build_edges, exporting
 
 __all__ = ["Edges", "Term", "GlobalTerm", "System", "Potential", "to_atomic_numbers"]
 

@@ -29,8 +29,8 @@ from nnip.nn.execution import EdgeWork, per_pair
 from nnip.nn.lone import LoneReference
 from nnip.nn.mlp import mlp
 from nnip.nn.radial import GaussianBasis, cosine_cutoff
-from nnip.potentials.base import Edges, Term
-from nnip.potentials.hyperparameters import check_network_config
+from nnip.potentials.contract.base import Edges, Term
+from nnip.potentials.learned.hyperparameters import check_network_config
 
 __all__ = ["SchNet", "SchNetConfig"]
 

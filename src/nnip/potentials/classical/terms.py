@@ -1,6 +1,6 @@
 """Classical pair potentials with trainable per-element-pair parameters.
 
-All follow the pair-term conventions of :mod:`nnip.potentials.pair` (energy shift and/or
+All follow the pair-term conventions of :mod:`nnip.potentials.classical.pair` (energy shift and/or
 C2 switch at the cutoff) and combine per-element values into pair values by the rule
 named in each class; any pair can be given explicitly in ``pairs``.
 """
@@ -14,7 +14,7 @@ from typing import ClassVar
 import torch
 
 from nnip.errors import ConfigError
-from nnip.potentials.pair import (
+from nnip.potentials.classical.pair import (
     PairConfig,
     PairTable,
     PairTerm,

@@ -15,7 +15,7 @@ U and V mix channels only (no bias), so v_i stays a vector: rotating (or reflect
 structure by R maps v_i to R v_i and leaves s_i unchanged. The message sums run under the
 potential's memory setting (nnip.nn.execution). s_lone(Z) are the scalars of an atom without
 neighbours (nnip.nn.lone), so a lone atom contributes zero (its energy is E0), as in
-:mod:`nnip.potentials.schnet`. e_i is dimensionless (the Potential scales it).
+:mod:`nnip.potentials.learned.schnet`. e_i is dimensionless (the Potential scales it).
 
 Reference: K. T. Schutt, O. T. Unke, M. Gastegger, ICML 2021, PMLR 139, 9377.
 """
@@ -33,8 +33,8 @@ from nnip.nn.execution import EdgeWork
 from nnip.nn.lone import LoneReference
 from nnip.nn.mlp import mlp
 from nnip.nn.radial import BesselBasis, cosine_cutoff
-from nnip.potentials.base import Edges, Term
-from nnip.potentials.hyperparameters import check_network_config
+from nnip.potentials.contract.base import Edges, Term
+from nnip.potentials.learned.hyperparameters import check_network_config
 
 __all__ = ["PaiNN", "PaiNNConfig"]
 

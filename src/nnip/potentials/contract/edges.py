@@ -4,7 +4,7 @@
 the pairs within the potential's cutoff, computing r_ij = r_j - r_i + S @ cell only for
 those, so autograd never sees the skin. Terms that take one (pair terms, SchNet, the
 equivariant model: ``Term.half_list``) get a half list, each unordered pair once, which halves
-their work; :class:`nnip.potentials.base.Potential` decides that, once per call. The edges also
+their work; :class:`nnip.potentials.contract.base.Potential` decides that, once per call. The edges also
 carry the potential's memory setting, from which message-passing terms run their per-edge work
 (:meth:`Edges.work`, nnip.nn.execution).
 """

@@ -6,18 +6,18 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from nnip.errors import ConfigError
-from nnip.potentials.base import Potential, Term
-from nnip.potentials.classical import (
+from nnip.potentials.contract.base import Potential, Term
+from nnip.potentials.classical.terms import (
     ZBL, Buckingham, BuckinghamConfig, Harmonic, HarmonicConfig, LennardJones,
     LennardJonesConfig, Morse, MorseConfig, ZBLConfig,
 )
-from nnip.potentials.coulomb import Coulomb, CoulombConfig, CoulombDSF, CoulombDSFConfig
-from nnip.potentials.behler_parrinello import BehlerParrinello, BehlerParrinelloConfig
-from nnip.potentials.coordinate_mlp import CoordinateMLP, CoordinateMLPConfig
-from nnip.potentials.electrostatics import Electrostatics, ElectrostaticsConfig
-from nnip.potentials.equivariant import Equivariant, EquivariantConfig
-from nnip.potentials.painn import PaiNN, PaiNNConfig
-from nnip.potentials.schnet import SchNet, SchNetConfig
+from nnip.potentials.classical.coulomb import Coulomb, CoulombConfig, CoulombDSF, CoulombDSFConfig
+from nnip.potentials.learned.behler_parrinello import BehlerParrinello, BehlerParrinelloConfig
+from nnip.potentials.learned.coordinate_mlp import CoordinateMLP, CoordinateMLPConfig
+from nnip.potentials.learned.electrostatics import Electrostatics, ElectrostaticsConfig
+from nnip.potentials.learned.equivariant import Equivariant, EquivariantConfig
+from nnip.potentials.learned.painn import PaiNN, PaiNNConfig
+from nnip.potentials.learned.schnet import SchNet, SchNetConfig
 from nnip.strict import closest, from_dict
 
 __all__ = ["REGISTRY", "build_term", "build_potential"]

@@ -30,9 +30,9 @@ from nnip.data.graph import AtomicGraph
 from nnip.data.neighbors import NeighborRequest
 from nnip.errors import CheckpointError, DataError
 from nnip.nn.execution import KEEP
-from nnip.potentials.base import Potential
-from nnip.potentials.derivatives import energy_derivatives, prepare_inputs
-from nnip.potentials.edges import build_edges
+from nnip.potentials.contract.base import Potential
+from nnip.potentials.contract.derivatives import energy_derivatives, prepare_inputs
+from nnip.potentials.contract.edges import build_edges
 from nnip.version import __version__
 
 __all__ = ["export_potential", "save_exported", "load_exported", "ExportedPotential", "INPUTS"]

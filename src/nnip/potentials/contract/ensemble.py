@@ -19,7 +19,7 @@ from nnip import keys
 from nnip.data.graph import AtomicGraph
 from nnip.data.neighbors import NeighborRequest
 from nnip.nn.execution import Memory
-from nnip.potentials.base import Potential
+from nnip.potentials.contract.base import Potential
 
 __all__ = ["Ensemble"]
 

@@ -17,7 +17,7 @@ from ase.data import chemical_symbols
 from torch import nn
 
 from nnip.errors import ConfigError
-from nnip.potentials.pair import PairConfig, PairTerm, per_edge
+from nnip.potentials.classical.pair import PairConfig, PairTerm, per_edge
 from nnip.units import COULOMB_CONSTANT
 
 __all__ = ["Coulomb", "CoulombConfig", "CoulombDSF", "CoulombDSFConfig"]

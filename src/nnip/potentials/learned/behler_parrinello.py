@@ -29,7 +29,7 @@ from nnip.errors import ConfigError
 from nnip.nn.lone import LoneReference
 from nnip.nn.mlp import ACTIVATIONS, mlp
 from nnip.nn.symmetry_functions import angular_g4, angular_g5, element_pair_index, radial_g2
-from nnip.potentials.base import Edges, Term
+from nnip.potentials.contract.base import Edges, Term
 
 __all__ = ["BehlerParrinello", "BehlerParrinelloConfig"]
 

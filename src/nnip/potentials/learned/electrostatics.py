@@ -36,8 +36,8 @@ from nnip import keys
 from nnip.errors import ConfigError
 from nnip.nn.coulomb_sums import batch_pairs, direct_coulomb_energies, ewald_energies
 from nnip.nn.scatter import scatter_sum
-from nnip.potentials.base import Edges, GlobalTerm, System
-from nnip.potentials.schnet import SchNet, SchNetConfig
+from nnip.potentials.contract.base import Edges, GlobalTerm, System
+from nnip.potentials.learned.schnet import SchNet, SchNetConfig
 from nnip.units import COULOMB_CONSTANT
 
 __all__ = ["Electrostatics", "ElectrostaticsConfig"]
