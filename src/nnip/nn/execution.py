@@ -149,13 +149,13 @@ class EdgeWork:
         self.center, self.neighbor, self.pairs = center, neighbor, pairs
         self.vectors, self.lengths, self.geometry = vectors, lengths, geometry
         self.geometry_parameters = tuple(geometry_parameters)
-        self.chunk = row_chunks(n_edges, bytes_per_edge, int(memory.chunk_mib * 2**20))
+        self.bytes_per_edge, self.chunk_bytes = bytes_per_edge, int(memory.chunk_mib * 2**20)
         if self.strategy != "stream":  # made once, shared by the layers
             self.edge_geometry = tuple(geometry(vectors, lengths))
             self.sources, self.targets = both_directions(center, neighbor) if pairs else (neighbor, center)
 
-    def sums(self, message: Message, atom_inputs: Sequence[torch.Tensor],
-             parameters: Iterable[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+    def sums(self, message: Message, atom_inputs: Sequence[torch.Tensor], parameters: Iterable[torch.Tensor],
+             bytes_per_edge: int | None = None) -> tuple[torch.Tensor, ...]:
         """Sums over each atom's incoming messages, (N, ...) per output of ``message``.
 
         Args:
@@ -164,9 +164,12 @@ class EdgeWork:
                 Deterministic (it may run twice). Gradients reach only its inputs and ``parameters``.
             atom_inputs: (N, ...) tensors.
             parameters: every parameter ``message`` uses that may need a gradient.
+            bytes_per_edge: of this layer's widest per-edge tensor, when it is narrower than the model's (the
+                chunks are then longer); None: the model's.
         """
         if self.strategy == "stream":
-            return _StreamedMessages.apply(self, message, len(atom_inputs), *atom_inputs, self.vectors,
+            chunk = row_chunks(self.center.shape[0], bytes_per_edge or self.bytes_per_edge, self.chunk_bytes)
+            return _StreamedMessages.apply(self, message, chunk, len(atom_inputs), *atom_inputs, self.vectors,
                                            self.lengths, *self.geometry_parameters, *parameters)
         n_atoms = atom_inputs[0].shape[0]
         if self.strategy == "recompute" and torch.is_grad_enabled():
@@ -181,10 +184,9 @@ class EdgeWork:
         gathered = [a.index_select(0, self.sources) for a in atom_inputs]
         return tuple(scatter_sum(m, self.targets, n_atoms) for m in message(gathered, geometry))
 
-    def chunks(self) -> list[slice]:
+    def chunks(self, chunk: int) -> list[slice]:
         """Slices of at most ``chunk`` edges; one empty slice when there are no edges (to learn the output shapes)."""
-        return [slice(start, start + self.chunk) for start in range(0, self.center.shape[0], self.chunk)] \
-            or [slice(0, 0)]
+        return [slice(start, start + chunk) for start in range(0, self.center.shape[0], chunk)] or [slice(0, 0)]
 
     def ends(self, part: slice) -> tuple[torch.Tensor, torch.Tensor]:
         """Sources and targets of a chunk's messages: its neighbours and centres, both ways for pairs."""
@@ -199,13 +201,13 @@ class _StreamedMessages(torch.autograd.Function):
     and lengths and the parameters, accumulated in place."""
 
     @staticmethod
-    def forward(ctx, work, message, n_atom, *inputs):
-        ctx.work, ctx.message, ctx.n_atom = work, message, n_atom
+    def forward(ctx, work, message, chunk, n_atom, *inputs):
+        ctx.work, ctx.message, ctx.chunk, ctx.n_atom = work, message, chunk, n_atom
         ctx.set_materialize_grads(False)  # an output nothing depends on gets None: its messages are not differentiated
         ctx.save_for_backward(*inputs)  # saved: checked for in-place changes
         atom_inputs, (vectors, lengths) = inputs[:n_atom], inputs[n_atom:n_atom + 2]
         sums = None
-        for part in work.chunks():
+        for part in work.chunks(chunk):
             sources, targets = work.ends(part)
             gathered = [a.index_select(0, sources) for a in atom_inputs]
             messages = message(gathered, work.geometry(vectors[part], lengths[part]))
@@ -221,15 +223,15 @@ class _StreamedMessages(torch.autograd.Function):
             raise RuntimeError("streamed messages (nnip.nn.execution) have no second derivatives: run the potential "
                                "with memory='keep' (Potential.forward does so for create_graph=True)")
         inputs, work, n_atom = ctx.saved_tensors, ctx.work, ctx.n_atom
-        needs = ctx.needs_input_grad[3:]
+        needs = ctx.needs_input_grad[4:]
         wanted = [k for k, need in enumerate(needs) if need]
         if not wanted or all(g is None for g in grad_sums):
-            return (None,) * (3 + len(inputs))
+            return (None,) * (4 + len(inputs))
         grads = [torch.zeros_like(x) if need else None for x, need in zip(inputs, needs)]
         # gathered once per chunk below: a strided gradient would be gathered element by element (2x slower)
         grad_sums = tuple(None if g is None else g.contiguous() for g in grad_sums)
         atom_inputs, (vectors, lengths), parameters = inputs[:n_atom], inputs[n_atom:n_atom + 2], inputs[n_atom + 2:]
-        for part in work.chunks():
+        for part in work.chunks(ctx.chunk):
             sources, targets = work.ends(part)
             gathered = [a.index_select(0, sources).requires_grad_(needs[k]) for k, a in enumerate(atom_inputs)]
             edge_parts = [e[part].detach().requires_grad_(needs[n_atom + k]) for k, e in enumerate((vectors, lengths))]
@@ -251,4 +253,4 @@ class _StreamedMessages(torch.autograd.Function):
                     grads[k][part] = grad
                 else:
                     grads[k] += grad
-        return (None,) * 3 + tuple(grads)
+        return (None,) * 4 + tuple(grads)

@@ -116,7 +116,8 @@ class Interaction(nn.Module):
     def forward(self, h: torch.Tensor, species: torch.Tensor, work: EdgeWork,
                 avg_neighbors: torch.Tensor) -> torch.Tensor:
         """h (N, K, (l_in+1)^2) -> (N, K, (hidden_l+1)^2), messages over the pairs of ``work`` (a half list)."""
-        (summed,) = work.sums(self.messages, [self.rows(h)], self.radial.parameters())
+        (summed,) = work.sums(self.messages, [self.rows(h)], self.radial.parameters(),
+                              bytes_per_edge=2 * self.edge_width * h.element_size())  # this layer's, both ways
         return self.update(h, species, summed, avg_neighbors)
 
     def rows(self, h: torch.Tensor) -> torch.Tensor:
