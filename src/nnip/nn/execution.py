@@ -227,7 +227,7 @@ class _StreamedMessages(torch.autograd.Function):
         wanted = [k for k, need in enumerate(needs) if need]
         if not wanted or all(g is None for g in grad_sums):
             return (None,) * (4 + len(inputs))
-        grads = [torch.zeros_like(x) if need else None for x, need in zip(inputs, needs)]
+        grads: list[torch.Tensor | None] = [None] * len(inputs)  # made at the first gradient: an unused input gets none
         # gathered once per chunk below: a strided gradient would be gathered element by element (2x slower)
         grad_sums = tuple(None if g is None else g.contiguous() for g in grad_sums)
         atom_inputs, (vectors, lengths), parameters = inputs[:n_atom], inputs[n_atom:n_atom + 2], inputs[n_atom + 2:]
@@ -247,6 +247,8 @@ class _StreamedMessages(torch.autograd.Function):
             for k, grad in zip(wanted, found):
                 if grad is None:
                     continue
+                if grads[k] is None:
+                    grads[k] = torch.zeros_like(inputs[k])
                 if k < n_atom:
                     grads[k].index_add_(0, sources, grad)
                 elif k < n_atom + 2:

@@ -87,7 +87,7 @@ class Electrostatics(GlobalTerm):
 
     def charges(self, species: torch.Tensor, edges: Edges, system: System) -> torch.Tensor:
         """Charges (N,) e, corrected to each structure's total charge."""
-        raw = self.chi[species] + self.charge_model(species, edges)
+        raw = self.chi[species] + self.charge_model(species, edges.half())  # SchNet takes a half list
         excess = scatter_sum(raw, system.structure_index, system.n_atoms.shape[0]) - system.total_charge.to(raw.dtype)
         return raw - (excess / system.n_atoms.to(raw.dtype))[system.structure_index]
 

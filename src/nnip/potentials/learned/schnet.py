@@ -94,8 +94,8 @@ class SchNet(Term):
         self.lone = LoneReference(len(self.elements))
 
     def forward(self, species: torch.Tensor, edges: Edges) -> torch.Tensor:
-        """Atomic energies (N,) relative to lone atoms (nnip.nn.lone); ``edges``: a half list from the Potential
-        (a full list when SchNet serves inside another term, as the charge model of electrostatics)."""
+        """Atomic energies (N,) relative to lone atoms (nnip.nn.lone); ``edges``: a half list (the Potential, or
+        the term that holds SchNet as its charge model, halves them); a full list gives the same, at twice the cost."""
         return self.lone(self._outputs, species, edges, self.parameters())
 
     def _outputs(self, species: torch.Tensor, edges: Edges) -> torch.Tensor:
