@@ -1,6 +1,7 @@
 """nnip against another checkout of nnip, in one run: ms per energy+forces call and peak memory of each row.
 
     python benchmarks/before_after.py --before ../nnip-before [--rounds 9] [--seconds 0.5] [--rows inference scaling] [--models schnet ...]
+    python benchmarks/before_after.py --before ../nnip-before --ops
 
 Two worker processes, one per checkout (its own src/ first on the path), answer the same requests
 in alternating rounds, so that the machine's drift (its timings vary by up to 40 % from run to run)
@@ -11,7 +12,10 @@ every model frozen as nnip.Calculator runs it, the neighbour list built once per
 the table gives the median and range of the per-round times, the ratio before/after (> 1: this
 checkout is faster) and each worker's peak resident memory (VmHWM: building the model and graph,
 the warm-up and the timed calls; Linux). Threads: 2; allocator: as started (glibc
-unless LD_PRELOAD says otherwise). The workers build their graphs through whichever neighbour-list
+unless LD_PRELOAD says otherwise). ``--ops`` compares instead, per row, the operations of one call
+(torch.profiler, with their input shapes): those on tensors of 100 rows or more must match in
+kind, shape and count (the arithmetic is the same); the table gives how many operations each
+checkout runs in all. The workers build their graphs through whichever neighbour-list
 API their checkout has, so checkouts from before ``Potential.neighbor_request`` work too.
 """
 
@@ -118,11 +122,27 @@ def worker() -> None:
             potential(graph, compute_forces=True)  # warm-up
             built[key] = (potential, graph, len(atoms))
         potential, graph, n_atoms = built[key]
+        if request.get("ops"):
+            print(json.dumps(_operations(potential, graph)), flush=True)
+            continue
         started = time.perf_counter()
         for _ in range(request["calls"]):
             potential(graph, compute_forces=True)
         ms = 1000 * (time.perf_counter() - started) / request["calls"]
         print(json.dumps({"ms": ms, "peak_mb": _peak_mb(), "atoms": n_atoms}), flush=True)
+
+
+def _operations(potential, graph) -> dict:
+    """The operations of one energy+forces call: all of them counted, and those on tensors of 100 rows or more
+    as sorted (name, count, input shapes)."""
+    from torch.profiler import profile
+
+    with profile(record_shapes=True) as prof:
+        potential(graph, compute_forces=True)
+    events = [e for e in prof.key_averages(group_by_input_shape=True) if e.key.startswith(("aten::", "autograd"))]
+    large = sorted([e.key, e.count, str(e.input_shapes)] for e in events
+                   if any(isinstance(s, list) and s and s[0] >= 100 for s in e.input_shapes))
+    return {"total": sum(e.count for e in events), "large": large}
 
 
 # -- driver -----------------------------------------------------------------------------------------
@@ -153,6 +173,7 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=None, help="only these models (default: all)")
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--seconds", type=float, default=0.5, help="about this long per measurement (at least a call)")
+    parser.add_argument("--ops", action="store_true", help="compare the operations of a call instead of timing it")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -161,6 +182,9 @@ def main() -> None:
     if args.before is None:
         parser.error("--before is required")
     checkouts = {"before": args.before.resolve(), "after": args.after.resolve()}
+    if args.ops:
+        compare_operations(checkouts, args)
+        return
     print(f"ms per energy+forces call, float32 (LJ float64), frozen, 2 threads, allocator: "
           f"{os.environ.get('LD_PRELOAD') or 'glibc malloc'}; medians (min-max) of {args.rounds} alternated rounds; "
           f"before: {args.before}, after: {args.after}")
@@ -174,6 +198,25 @@ def main() -> None:
         ratio = statistics.median(times["before"]) / statistics.median(times["after"])
         print(f"{model:<23}{name:<13}{cells['before']:>22}{cells['after']:>22}{ratio:>13.2f}"
               f"{peaks['before']:>10.0f}{peaks['after']:>10.0f}", flush=True)
+
+
+def compare_operations(checkouts: dict[str, Path], args) -> None:
+    """Per row: do the large operations match, and how many operations does each checkout run in a call."""
+    print(f"operations of one energy+forces call, before: {args.before}, after: {args.after}")
+    print(f"{'model':<23}{'structure':<13}{'large ops equal':>16}{'large ops':>10}{'before ops':>11}{'after ops':>10}")
+    for model, terms, name, structure in rows(args.rows):
+        if args.models and model not in args.models:
+            continue
+        found = {}
+        for which, checkout in checkouts.items():
+            worker_ = Worker(checkout)
+            try:
+                found[which] = worker_.ask({"terms": terms, "structure": structure, "ops": True})
+            finally:
+                worker_.close()
+        same = found["before"]["large"] == found["after"]["large"]
+        print(f"{model:<23}{name:<13}{'yes' if same else 'NO':>16}{sum(c for _, c, _ in found['after']['large']):>10}"
+              f"{found['before']['total']:>11}{found['after']['total']:>10}", flush=True)
 
 
 def measure_row(checkouts: dict[str, Path], row: dict, rounds: int,

@@ -7,6 +7,7 @@ the cutoff, including its own images when the cell is smaller than the cutoff.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,7 +35,7 @@ class NeighborRequest:
     skin: float = 0.0
 
     def __post_init__(self) -> None:
-        if not (self.cutoff >= 0 and self.skin >= 0 and np.isfinite(self.cutoff + self.skin)):
+        if not (self.cutoff >= 0 and self.skin >= 0 and math.isfinite(self.cutoff + self.skin)):
             raise ValueError(f"neighbour cutoff and skin must be finite and >= 0 Å, got {self.cutoff}, {self.skin}")
 
     @classmethod
