@@ -24,6 +24,11 @@ def models():
     streaming.memory = "stream"
     compiled_potential = streaming.compile_terms()
     assert compiled_potential.memory == Memory(mode="keep")  # compiled terms keep: no recompute, no stream
+    with pytest.raises(ValueError, match="compiled terms keep"):
+        compiled_potential.memory = "stream"
+    eager_copy = copy.deepcopy(compiled_potential)  # compilation is not copied: the copy may stream again
+    eager_copy.memory = "stream"
+    assert not compiled(eager_copy) and eager_copy.memory == Memory(mode="stream")
     return eager, compiled_potential
 
 

@@ -160,7 +160,6 @@ class Potential(nn.Module):
         self.register_buffer("e0", reference)
         self.register_buffer("scale", torch.tensor(float(scale), dtype=torch.float64))
         self.register_buffer("shift", torch.tensor(float(shift), dtype=torch.float64))
-        self._compiled = False
         self.memory = Memory()
 
     def _apply(self, fn, recurse=True):
@@ -190,7 +189,7 @@ class Potential(nn.Module):
     @memory.setter
     def memory(self, value: Memory | str | dict | None) -> None:
         memory = Memory.of(value)
-        if self._compiled and memory.mode != "keep":
+        if memory.mode != "keep" and self._has_compiled_terms():
             raise ValueError("compiled terms keep their activations: set memory before compile_terms()")
         self._memory = memory
 
@@ -265,11 +264,14 @@ class Potential(nn.Module):
         """
         self.requires_grad_(False)
         self.memory = KEEP
-        self._compiled = True
         for term in self.terms:
             if not isinstance(term, GlobalTerm):
                 term.compile(dynamic=True)
         return self
+
+    def _has_compiled_terms(self) -> bool:
+        """True when a term carries compiled code (``Module.compile``; a deep copy carries none)."""
+        return any(getattr(term, "_compiled_call_impl", None) is not None for term in self.terms)
 
     def _request_of(self, graph: AtomicGraph) -> NeighborRequest:
         """This potential's neighbour request, after checking that the graph's edges cover it."""
