@@ -5,15 +5,31 @@ One contract for every potential, E = f(Z_i, r_i) with forces and stress by auto
     >>> import nnip
     >>> frames = nnip.read("data.extxyz", require=("energy", "forces"))
     >>> atoms.calc = nnip.Calculator(nnip.load("model.pt"))
+
+The names below are imported on first use, so ``import nnip`` (and the ``lmp`` launcher, which
+imports :mod:`nnip.lammps.plugin`) does not pay for torch until a name needs it.
 """
 
-from nnip.calculator import Calculator
-from nnip.data import AtomicGraph, collate, inspect, read, write
-from nnip.errors import CheckpointError, ConfigError, DataError, NnipError, OracleError
-from nnip.potentials import Potential, load, save
+from importlib import import_module
+
 from nnip.version import __version__
 
-__all__ = [
-    "__version__", "read", "write", "inspect", "load", "save", "Calculator", "Potential",
-    "AtomicGraph", "collate", "NnipError", "DataError", "ConfigError", "CheckpointError", "OracleError",
-]
+#: public name -> module that defines it
+_EXPORTS = {
+    "read": "nnip.data", "write": "nnip.data", "inspect": "nnip.data", "AtomicGraph": "nnip.data",
+    "collate": "nnip.data", "load": "nnip.potentials", "save": "nnip.potentials", "Potential": "nnip.potentials",
+    "Calculator": "nnip.calculator", "NnipError": "nnip.errors", "DataError": "nnip.errors",
+    "ConfigError": "nnip.errors", "CheckpointError": "nnip.errors", "OracleError": "nnip.errors",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'nnip' has no attribute {name!r}")
+    return getattr(import_module(_EXPORTS[name]), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -33,12 +33,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
+from torch.fx.experimental.symbolic_shapes import guard_or_false
 from torch.utils.checkpoint import checkpoint
 
 from nnip.errors import ConfigError
 from nnip.nn.scatter import scatter_sum
 
-__all__ = ["CHUNK_BYTES", "MODES", "Memory", "EdgeWork", "both_directions", "per_pair", "row_chunks"]
+__all__ = ["CHUNK_BYTES", "MODES", "Memory", "EdgeWork", "both_directions", "per_pair", "row_chunks", "exporting"]
 
 #: bytes of the widest per-edge tensor of one streamed chunk, and of the widest per-row tensor of a chunk
 #: of rows (:func:`row_chunks`): 4 MiB, below glibc's largest mmap threshold (32 MiB), so that chunk
@@ -104,6 +105,19 @@ class Memory:
 KEEP = Memory(mode="keep")
 
 
+def exporting() -> bool:
+    """True while ``torch.export`` or ``make_fx`` (LAMMPS deployment) traces a model: data-dependent
+    branches and checks are skipped then, and operations whose sizes depend on data take forms that
+    compile."""
+    check = getattr(torch.compiler, "is_exporting", None)  # absent from older torch releases
+    if check is not None and check():
+        return True
+    if torch.compiler.is_compiling():  # torch.compile (compile_terms) keeps the eager forms
+        return False
+    from torch.fx.experimental.proxy_tensor import get_proxy_mode
+    return get_proxy_mode() is not None
+
+
 def both_directions(center: torch.Tensor, neighbor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Sources and targets (2P,) of the messages of P pairs (i = center, j = neighbor): j -> i, then i -> j."""
     return torch.cat([neighbor, center]), torch.cat([center, neighbor])
@@ -115,8 +129,9 @@ def per_pair(at_sources: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     Shapes: (P, F) or (2P, F) messages' source features, (P, F) weights -> the shape of ``at_sources``.
     """
     pairs, features = weights.shape
-    directions = at_sources.shape[0] // pairs if pairs else 1
-    return (at_sources.view(directions, pairs, features) * weights).view(at_sources.shape)
+    if guard_or_false(pairs == 0):  # no edges (in a traced program, where sizes are symbols, assumed not)
+        return at_sources
+    return (at_sources.view(-1, pairs, features) * weights).view(at_sources.shape)
 
 
 def row_chunks(rows: int, row_bytes: int, chunk_bytes: int | None = None) -> int:

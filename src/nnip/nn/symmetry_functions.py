@@ -16,6 +16,8 @@ Phys. 13, 17930 (2011).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
 from nnip.nn.radial import cosine_cutoff
@@ -58,19 +60,19 @@ def _angular(vectors, center, neighbor_species, n_atoms, pair_index, etas, zetas
     # the sets factorise: (1 + lambda cos)^zeta 2^(1 - zeta) for lambda = +-1 and each zeta, times
     # exp(-eta squares) f_c f_c (f_c) for each eta, so pow and exp run on (T, 2 Z) and (T, H), not (T, H Z 2)
     base = torch.stack([1.0 + cos, 1.0 - cos], dim=1).clamp(min=0.0)  # (T, 2)
-    angular = torch.stack([base.pow(int(z)) * 2.0 ** (1.0 - float(z)) for z in zetas.tolist()], dim=1)  # (T, Z, 2)
+    angular = torch.stack([base.pow(int(z)) * 2.0 ** (1.0 - float(z)) for z in zetas], dim=1)  # (T, Z, 2)
     radial = torch.exp(-etas * squares[:, None]) * envelope[:, None]  # (T, H)
     values = (radial[:, :, None, None] * angular[:, None, :, :]).reshape(radial.shape[0], etas.shape[0] * 2 * len(zetas))
     pairs = pair_index[neighbor_species[first], neighbor_species[second]]
-    n_pairs = int(pair_index.max()) + 1
+    n_pairs = pair_index.shape[0] * (pair_index.shape[0] + 1) // 2
     summed = scatter_sum(values, center[first] * n_pairs + pairs, n_atoms * n_pairs)
     return summed.reshape(n_atoms, n_pairs * values.shape[1])
 
 
 def angular_g4(vectors: torch.Tensor, center: torch.Tensor, neighbor_species: torch.Tensor, n_atoms: int,
-               pair_index: torch.Tensor, etas: torch.Tensor, zetas: torch.Tensor, cutoff: float) -> torch.Tensor:
+               pair_index: torch.Tensor, etas: torch.Tensor, zetas: Sequence[float], cutoff: float) -> torch.Tensor:
     """G4 features (N, P * A), P = S(S+1)/2 element pairs, A = H Z 2 parameter sets in the order of
-    ``itertools.product(etas, zetas, (1, -1))`` (etas (H,) 1/Å^2, integer zetas (Z,), lambda = +-1).
+    ``itertools.product(etas, zetas, (1, -1))`` (etas (H,) 1/Å^2, Z integer zetas, lambda = +-1).
 
     ``pair_index`` is the (S, S) table of :func:`element_pair_index`.
     """
@@ -78,6 +80,6 @@ def angular_g4(vectors: torch.Tensor, center: torch.Tensor, neighbor_species: to
 
 
 def angular_g5(vectors: torch.Tensor, center: torch.Tensor, neighbor_species: torch.Tensor, n_atoms: int,
-               pair_index: torch.Tensor, etas: torch.Tensor, zetas: torch.Tensor, cutoff: float) -> torch.Tensor:
+               pair_index: torch.Tensor, etas: torch.Tensor, zetas: Sequence[float], cutoff: float) -> torch.Tensor:
     """G5 features (N, P * A): as G4 without the j-k distance and its cutoff (suits larger cutoffs)."""
     return _angular(vectors, center, neighbor_species, n_atoms, pair_index, etas, zetas, cutoff, False)

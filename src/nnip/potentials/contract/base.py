@@ -292,6 +292,34 @@ class Potential(nn.Module):
             raise DataError(f"element(s) {names} not known to this potential (it has {', '.join(self.element_symbols)})")
         return species
 
+    def atomic_energies(self, species: torch.Tensor, edges: Edges, system: System | None = None,
+                        half: Edges | None = None, create_graph: bool = False) -> torch.Tensor:
+        """Per-atom energies (N,) eV in float64: E0 + shift plus every term (scaled when dimensionless).
+
+        ``edges``: within the potential's cutoff; terms with a shorter cutoff take those within theirs,
+        half-list terms a half list (``half``: the same pairs once each, when the caller has one;
+        otherwise made from ``edges``). ``system``: for global terms only. ``create_graph``: run
+        compiled terms eagerly (their graphs cannot be differentiated twice).
+        """
+        atomic = self.e0[species] + self.shift
+        halves: dict[float, Edges] = {}  # half lists for half-list terms beside full-list ones, once per cutoff
+        for term in self.terms:
+            term_edges = edges if term.cutoff >= self.cutoff else edges.within(term.cutoff)
+            if term.half_list and not term_edges.is_half:  # outside the term: no data-dependent size in a compiled term
+                if term.cutoff not in halves:
+                    given = None if half is None else half if term.cutoff >= self.cutoff else half.within(term.cutoff)
+                    halves[term.cutoff] = term_edges.half() if given is None else given
+                term_edges = halves[term.cutoff]
+            run = term.forward if create_graph else term  # forward: eager even when compiled (compile_terms)
+            if isinstance(term, GlobalTerm):
+                if system is None:
+                    raise ValueError(f"term {term.name!r} is global: it needs the system's positions and cell")
+                energies = run(species, term_edges, system).to(torch.float64)
+            else:
+                energies = run(species, term_edges).to(torch.float64)
+            atomic = atomic + (self.scale * energies if term.dimensionless else energies)
+        return atomic
+
     def forward(
         self,
         graph: AtomicGraph,
@@ -313,20 +341,7 @@ class Potential(nn.Module):
         edges = build_edges(graph, inputs.positions, inputs.cell, self._request_of(graph), memory)
         system = System(inputs.positions, inputs.cell, graph.pbc, graph.structure_index, graph.n_atoms,
                         graph.total_charge)
-        atomic = self.e0[species] + self.shift
-        halves: dict[float, Edges] = {}  # half lists for half-list terms beside full-list ones, once per cutoff
-        for term in self.terms:
-            term_edges = edges if term.cutoff >= self.cutoff else edges.within(term.cutoff)
-            if term.half_list and not term_edges.is_half:  # outside the term: no data-dependent size in a compiled term
-                if term.cutoff not in halves:
-                    halves[term.cutoff] = term_edges.half()
-                term_edges = halves[term.cutoff]
-            run = term.forward if create_graph else term  # forward: eager even when compiled (compile_terms)
-            if isinstance(term, GlobalTerm):
-                energies = run(species, term_edges, system).to(torch.float64)
-            else:
-                energies = run(species, term_edges).to(torch.float64)
-            atomic = atomic + (self.scale * energies if term.dimensionless else energies)
+        atomic = self.atomic_energies(species, edges, system, create_graph=create_graph)
         energy = scatter_sum(atomic, graph.structure_index, graph.n_structures)
         out = {keys.ENERGY: energy, keys.ATOMIC_ENERGIES: atomic, **system.outputs}
         out.update(energy_derivatives(energy, inputs, graph, compute_forces, compute_stress, create_graph))

@@ -18,7 +18,8 @@ import torch
 
 from nnip.data.graph import AtomicGraph
 from nnip.data.neighbors import NeighborRequest
-from nnip.nn.execution import EdgeWork, Geometry, Memory
+from nnip.nn.execution import EdgeWork, Geometry, Memory, exporting
+from nnip.nn.halo import exchange
 
 __all__ = ["Edges", "build_edges", "half_edge_mask", "exporting"]
 
@@ -30,6 +31,7 @@ class Edges:
     Shapes: center, neighbor (E,) int64; shifts (E, 3) int; vectors (E, 3) Å; lengths (E,) Å.
     ``is_half``: each unordered pair appears once (i -> j but not j -> i).
     ``memory``: how message-passing terms run their per-edge work on these edges (:meth:`work`).
+    ``halo``: the atoms include ghosts whose features come from elsewhere between layers (:meth:`exchange`).
     """
 
     center: torch.Tensor
@@ -39,10 +41,16 @@ class Edges:
     lengths: torch.Tensor
     is_half: bool = False
     memory: Memory = field(default_factory=Memory)
+    halo: bool = False
 
     def _select(self, keep: torch.Tensor, is_half: bool) -> "Edges":
         return Edges(self.center[keep], self.neighbor[keep], self.shifts[keep], self.vectors[keep],
-                     self.lengths[keep], is_half, self.memory)
+                     self.lengths[keep], is_half, self.memory, self.halo)
+
+    def exchange(self, features: torch.Tensor) -> torch.Tensor:
+        """Node features (N, ...) with ghost atoms' rows from their owners, between message-passing layers
+        (nnip.nn.halo); unchanged unless these edges are one LAMMPS rank's (``halo``)."""
+        return exchange(features) if self.halo else features
 
     def work(self, geometry: Geometry, geometry_parameters: Iterable[torch.Tensor], bytes_per_edge: int) -> EdgeWork:
         """The per-edge work of one model call on these edges (nnip.nn.execution.EdgeWork): ``geometry`` maps
@@ -54,25 +62,20 @@ class Edges:
     def within(self, cutoff: float) -> "Edges":
         """The edges shorter than ``cutoff`` (no copy when all are)."""
         keep = self.lengths < cutoff
-        if bool(keep.all()):
+        if not exporting() and bool(keep.all()):
             return self
         return self._select(keep, self.is_half)
 
     def empty(self) -> "Edges":
-        """No edges, with this set's dtypes and device (e.g. to evaluate atoms without neighbours)."""
-        return self._select(torch.zeros_like(self.lengths, dtype=torch.bool), self.is_half)
+        """No edges (and no ghosts), with this set's dtypes and device (e.g. to evaluate atoms without neighbours)."""
+        return Edges(self.center[:0], self.neighbor[:0], self.shifts[:0], self.vectors[:0], self.lengths[:0],
+                     self.is_half, self.memory)
 
     def half(self) -> "Edges":
         """Each unordered pair once: the edges kept by :func:`half_edge_mask`."""
         if self.is_half:
             return self
         return self._select(half_edge_mask(self.center, self.neighbor, self.shifts), True)
-
-
-def exporting() -> bool:
-    """True while ``torch.export`` traces a model: data-dependent branches and checks are skipped then."""
-    check = getattr(torch.compiler, "is_exporting", None)  # absent from older torch releases
-    return bool(check is not None and check())
 
 
 def half_edge_mask(center: torch.Tensor, neighbor: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:

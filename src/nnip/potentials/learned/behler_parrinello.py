@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from nnip.errors import ConfigError
+from nnip.nn.execution import exporting
 from nnip.nn.lone import LoneReference
 from nnip.nn.mlp import ACTIVATIONS, mlp
 from nnip.nn.symmetry_functions import angular_g4, angular_g5, element_pair_index, radial_g2
@@ -116,7 +117,7 @@ class BehlerParrinello(Term):
         reach = self.config.angular_cutoff or self.cutoff
         near = edges if reach >= self.cutoff else edges.within(reach)
         angular = angular_fn(near.vectors, near.center, species[near.neighbor], n_atoms, self.pair_index,
-                             constants(self.config.angular_etas), constants(self.config.angular_zetas), reach)
+                             constants(self.config.angular_etas), self.config.angular_zetas, reach)
         return torch.cat([radial, angular], dim=1)
 
     def fit_to_data(self, batches: Sequence[tuple[torch.Tensor, Edges]]) -> None:
@@ -140,6 +141,9 @@ class BehlerParrinello(Term):
         """Network outputs (R,) of atoms of species (R,) on their standardised features; the edges index atoms
         among them (an atom without edges has zero raw features)."""
         x = (self.features(species, edges) - self.feature_mean[species]) / self.feature_std[species]
+        if exporting():  # every network on every atom, then each atom's own: no sizes that depend on the data
+            outputs = torch.stack([network(x).squeeze(-1) for network in self.networks], dim=1)
+            return outputs.gather(1, species[:, None]).squeeze(1)
         energies = torch.zeros(species.shape[0], dtype=x.dtype, device=x.device)
         for s, network in enumerate(self.networks):
             mask = species == s

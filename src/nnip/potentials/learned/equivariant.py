@@ -179,7 +179,9 @@ class Equivariant(Term):
         work = edges.work(self._geometry, (*self.basis.parameters(), *self.harmonics.parameters()),
                           2 * widest * h.element_size())  # both directions of a pair
         out = []
-        for interaction in self.interactions:
+        for k, interaction in enumerate(self.interactions):
+            if k:
+                h = edges.exchange(h)  # ghost atoms' features from their owners (LAMMPS's domains)
             h = interaction(h, species, work, self.avg_neighbors)
             out.append(h)
         return out

@@ -135,6 +135,8 @@ class PaiNN(Term):
         work = edges.work(self._geometry, self.basis.parameters(), 3 * s.shape[1] * s.element_size())  # (E, 3F)
         filter_parameters = tuple(self.filters.parameters())
         for k, (message, update) in enumerate(zip(self.messages, self.updates)):
+            if k:
+                s, v = edges.exchange(s), edges.exchange(v)  # ghost atoms' features from their owners (LAMMPS)
             ds, dv = message(s, v, work, functools.partial(self._filters, k), filter_parameters)
             s, v = s + ds, v + dv
             ds, dv = update(s, v)

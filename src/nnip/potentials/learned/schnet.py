@@ -103,7 +103,9 @@ class SchNet(Term):
         x = self.embedding(species)
         widest = max(2 * x.shape[1], self.basis.centers.shape[0])  # messages 2F or Gaussians K per pair (or less)
         work = edges.work(self._radial, self.basis.parameters(), widest * x.element_size())
-        for interaction in self.interactions:
+        for k, interaction in enumerate(self.interactions):
+            if k:
+                x = edges.exchange(x)  # ghost atoms' features from their owners (LAMMPS's domains)
             x = x + interaction(x, work)
         return self.readout(x).squeeze(-1)
 
