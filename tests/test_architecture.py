@@ -7,7 +7,7 @@ import nnip
 
 PACKAGE = Path(nnip.__file__).parent
 # Layers from the bottom, as DESIGN.md states the dependency direction:
-#   units, keys, errors -> data -> nn -> potentials -> uncertainty -> training | calculator -> md -> oracles
+#   units, keys, errors -> data -> nn -> potentials -> uncertainty -> training | calculator -> md | lammps -> oracles
 #   -> active learning -> demo -> cli
 # plus the two helpers DESIGN.md's layout places at the root: strict (the config parser, beside errors) and
 # plots (drawn from predictions and calibration, beside uncertainty). A module may import its own layer and
@@ -19,7 +19,7 @@ LAYERS = [
     {"potentials"},
     {"uncertainty", "plots"},
     {"training", "calculator"},
-    {"md"},
+    {"md", "lammps"},
     {"oracles"},
     {"active"},
     {"demo"},

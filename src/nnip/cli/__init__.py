@@ -2,7 +2,7 @@
 
 Every command exits 0 on success and 2 with one clear line on a user error. One module per
 group of commands (:mod:`~nnip.cli.data`, :mod:`~nnip.cli.train`, :mod:`~nnip.cli.md`,
-:mod:`~nnip.cli.active`, :mod:`~nnip.cli.export`, :mod:`~nnip.cli.demo`); what several of
+:mod:`~nnip.cli.active`, :mod:`~nnip.cli.export`, :mod:`~nnip.cli.deploy`, :mod:`~nnip.cli.demo`); what several of
 them share is in :mod:`nnip.cli.options`.
 """
 
@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from nnip.cli.active import add_active, add_attack, add_sample
 from nnip.cli.data import add_info, add_label
 from nnip.cli.demo import add_demo
+from nnip.cli.deploy import add_deploy
 from nnip.cli.export import add_export
 from nnip.cli.md import add_analyze, add_md, add_relax
 from nnip.cli.train import add_evaluate, add_train
@@ -33,7 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"nnip {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for add in (add_info, add_train, add_evaluate, add_label, add_md, add_relax, add_analyze,
-                add_sample, add_attack, add_active, add_export, add_demo):
+                add_sample, add_attack, add_active, add_export, add_deploy, add_demo):
         add(commands)
     return parser
 

@@ -1,0 +1,47 @@
+"""Message passing across MPI ranks is exact: 1, 2 and 4 ranks give the same NVE trajectory of a 2-layer model."""
+
+import numpy as np
+from ase.build import bulk
+
+from nnip.lammps.deploy import deploy
+from nnip.testing.lammps import read_dump, run, setup, write_data
+
+from lammps_cases import ELEMENTS, make_model
+
+SCRIPT = """neighbor 1.0 bin
+velocity all create 600 4928459 loop geom
+fix nve all nve
+timestep 0.001
+dump d all custom 200 trajectory.dump id xu yu zu fx fy fz
+dump_modify d sort id format float %.17g
+thermo 50
+run 200
+"""
+
+
+def test_one_two_and_four_ranks_give_the_same_trajectory(lammps_plugin, tmp_path):
+    package = tmp_path / "schnet.pt2"
+    deploy(make_model("schnet"), package)  # 2 interaction layers: an atom's energy reaches 10 Å
+    # 28.9 Å along x: the ranks' slabs are thinner than the 10 Å an energy reaches, so owned atoms near a
+    # slab's face depend on atoms that another rank owns and that a one-cutoff ghost shell would miss
+    crystal = bulk("Cu", "fcc", a=3.61, cubic=True).repeat((8, 4, 4))
+    crystal.rattle(0.05, seed=7)
+    frames = {}
+    for ranks in (1, 2, 4):
+        folder = tmp_path / f"ranks{ranks}"
+        folder.mkdir()
+        write_data(crystal, folder / "data.cu", ELEMENTS)
+        output = run(setup(package, "data.cu", "H C O Cu") + SCRIPT, folder, ranks=ranks).stdout
+        assert f"on {ranks} procs" in output
+        frames[ranks] = read_dump(folder / "trajectory.dump")
+    first, last = frames[1]
+    assert [first["timestep"], last["timestep"]] == [0, 200]
+    forces = np.stack([first["fx"], first["fy"], first["fz"]], axis=1)
+    moved = np.linalg.norm(np.stack([last[c] - first[c] for c in ("xu", "yu", "zu")], axis=1), axis=1)
+    assert moved.mean() > 0.05  # the atoms did move over 200 fs
+    for ranks in (2, 4):
+        start, end = frames[ranks]
+        other = np.stack([start["fx"], start["fy"], start["fz"]], axis=1)
+        assert np.abs(other - forces).max() <= 1e-10 * np.abs(forces).max()
+        for c in ("xu", "yu", "zu"):
+            assert np.abs(end[c] - last[c]).max() < 1e-6
