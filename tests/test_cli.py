@@ -10,7 +10,8 @@ from nnip.cli import main
 from nnip.data import bundled
 
 
-COMMANDS = ("info", "train", "evaluate", "label", "md", "relax", "analyze", "sample", "attack", "active", "export", "demo")
+COMMANDS = ("info", "train", "evaluate", "label", "md", "relax", "analyze", "sample", "attack", "active", "export",
+            "deploy", "demo")
 
 
 def test_help_lists_commands_and_each_has_an_example(capsys):

@@ -42,8 +42,10 @@ def _lammps(args: argparse.Namespace) -> int:
 
 
 def add_deploy(commands) -> None:
-    deploy = commands.add_parser("deploy", help="a model for another MD engine (LAMMPS)",
-                                 description="Compile a model for another molecular-dynamics engine.")
+    deploy = commands.add_parser("deploy", help="a model compiled for LAMMPS (pair_style nnip, any MPI ranks)",
+                                 description="Compile a model for another molecular-dynamics engine: "
+                                             "`nnip deploy lammps --help`.",
+                                 epilog="example: nnip deploy lammps runs/ethanol/model.pt --output deployed/")
     targets = deploy.add_subparsers(dest="target", metavar="TARGET", required=True)
     lammps = targets.add_parser(
         "lammps", help="a package for LAMMPS's pair_style nnip (any MPI ranks), and the plugin",
