@@ -37,6 +37,7 @@ from torch import nn
 
 from nnip import keys
 from nnip.data.graph import AtomicGraph
+from nnip.data.neighbors import NeighborRequest
 from nnip.errors import ConfigError
 from nnip.nn.execution import KEEP
 from nnip.potentials.contract.base import GlobalTerm, Potential
@@ -145,29 +146,28 @@ def _halo_width(program: torch.export.ExportedProgram) -> int:
     return int(max(widths, default=0))
 
 
-def _check_inputs(elements: Sequence[int], cutoff: float, count: int = 12) -> tuple[torch.Tensor, ...]:
-    """A jittered grid of ``count`` atoms of every element, 0.4 cutoff apart, with all pairs within the cutoff."""
-    generator = torch.Generator().manual_seed(1)
-    grid = torch.stack(torch.meshgrid(*[torch.arange(3)] * 3, indexing="ij"), dim=-1).reshape(-1, 3)[:count]
-    positions = (grid + 0.15 * torch.rand(count, 3, generator=generator)).double() * (0.4 * cutoff)
-    numbers = torch.tensor([elements[k % len(elements)] for k in range(count)], dtype=torch.int64)
-    distances = torch.cdist(positions, positions)
-    center, neighbor = torch.nonzero((distances < cutoff) & ~torch.eye(count, dtype=torch.bool), as_tuple=True)
-    half = torch.nonzero(center < neighbor).squeeze(1)
-    return (positions, numbers, torch.stack([center, neighbor]), torch.zeros(center.shape[0], 3, dtype=torch.float64),
-            half, torch.tensor(count, dtype=torch.int64))
+def _check_cluster(elements: Sequence[int], cutoff: float, count: int = 12) -> tuple[np.ndarray, np.ndarray]:
+    """Positions (count, 3) Å of a jittered grid 0.4 cutoff apart, and atomic numbers cycling through ``elements``."""
+    rng = np.random.default_rng(1)
+    grid = np.stack(np.meshgrid(*[np.arange(3)] * 3, indexing="ij"), axis=-1).reshape(-1, 3)[:count]
+    return (grid + 0.15 * rng.random((count, 3))) * (0.4 * cutoff), np.resize(np.asarray(elements), count)
 
 
 def check(model: Potential | Ensemble, path: str | os.PathLike, device: str = "cpu") -> float:
     """Largest difference, relative to the largest value, between the package at ``path`` and ``model`` itself
-    (nnip's own edges and derivatives): energy, forces and virial of a cluster of all its elements."""
+    (nnip's own derivatives): energy, forces and virial of a cluster of all its elements, on one full
+    neighbour list that serves both."""
     members = members_of(model)
-    inputs = _check_inputs(members[0].elements.tolist(), max(m.cutoff for m in members))
-    energy, _, forces, virial = (t.mean(dim=0) for t in torch._inductor.aoti_load_package(str(path))(
-        *(t.to(device) for t in inputs)))
-    positions, numbers = inputs[0], inputs[1]
-    graph = AtomicGraph.from_arrays(positions.numpy(), numbers.numpy(), np.zeros((3, 3)), np.zeros(3, dtype=bool),
-                                    model.neighbor_request(), dtype=model.dtype).to(device)
+    cutoff = max(m.cutoff for m in members)
+    positions, numbers = _check_cluster(members[0].elements.tolist(), cutoff)
+    graph = AtomicGraph.from_arrays(positions, numbers, np.zeros((3, 3)), np.zeros(3, dtype=bool),
+                                    NeighborRequest(cutoff), dtype=model.dtype).to(device)
+    center, neighbor = graph.edge_index
+    inputs = (torch.as_tensor(positions, dtype=torch.float64, device=device), graph.atomic_numbers, graph.edge_index,
+              torch.zeros(center.shape[0], 3, dtype=torch.float64, device=device),
+              torch.nonzero(center < neighbor).squeeze(1), torch.tensor(len(numbers), device=device))
+    compiled = torch._inductor.aoti_load_package(str(path))  # reads its inputs as contiguous, as traced
+    energy, _, forces, virial = (t.mean(dim=0) for t in compiled(*(t.contiguous() for t in inputs)))
     with torch.enable_grad():
         expected = model(graph, compute_stress=True)
     worst = 0.0

@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
+from torch.fx.experimental.proxy_tensor import get_proxy_mode
 from torch.fx.experimental.symbolic_shapes import guard_or_false
 from torch.utils.checkpoint import checkpoint
 
@@ -114,7 +115,6 @@ def exporting() -> bool:
         return True
     if torch.compiler.is_compiling():  # torch.compile (compile_terms) keeps the eager forms
         return False
-    from torch.fx.experimental.proxy_tensor import get_proxy_mode
     return get_proxy_mode() is not None
 
 
