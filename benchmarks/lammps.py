@@ -59,8 +59,8 @@ run {steps}
 
 
 def steps_for(atoms: int) -> int:
-    """Enough steps for a few seconds at 10^3 atoms, fewer for larger systems."""
-    return max(3, min(40, 40_000 // atoms))
+    """Enough steps for a few seconds at 10^3 atoms, fewer (at least 10) for larger systems."""
+    return max(10, min(40, 200_000 // atoms))
 
 
 def lammps_binary() -> tuple[str, dict[str, str]]:

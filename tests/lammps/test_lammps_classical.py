@@ -9,6 +9,7 @@ from ase.build import bulk
 
 import nnip
 from nnip.cli import main
+from nnip.lammps.deploy import FORMAT_VERSION
 from nnip.potentials import build_potential
 from nnip.testing.lammps import evaluate, run, setup, write_data
 
@@ -60,18 +61,21 @@ def test_bad_pair_coeff_is_one_clear_line(deployed, tmp_path, coeff, message):
     assert len(lines) == 1 and message in lines[0], lines
 
 
-def test_a_package_of_a_newer_format_is_refused(deployed, tmp_path):
-    newer = tmp_path / "newer.pt2"
-    with zipfile.ZipFile(deployed[1]) as source, zipfile.ZipFile(newer, "w") as target:
+@pytest.mark.parametrize(("version", "advice"), [(99, "update nnip and rebuild the plugin"),
+                                                  (FORMAT_VERSION - 1, "deploy the model again")])
+def test_a_package_of_another_format_is_refused(deployed, tmp_path, version, advice):
+    other = tmp_path / "other.pt2"
+    with zipfile.ZipFile(deployed[1]) as source, zipfile.ZipFile(other, "w") as target:
         for item in source.infolist():
             data = source.read(item)
             if item.filename.endswith("_metadata.json"):
                 metadata = json.loads(data)
-                metadata["format_version"] = "99"
+                metadata["format_version"] = str(version)
                 data = json.dumps(metadata).encode()
             target.writestr(item, data)
-    lines = _error_lines(newer, "{package} H C O Cu", tmp_path)
-    assert len(lines) == 1 and "package format 99; this plugin reads format 1" in lines[0], lines
+    lines = _error_lines(other, "{package} H C O Cu", tmp_path)
+    expected = f"package format {version}; this plugin reads format {FORMAT_VERSION}: {advice}"
+    assert len(lines) == 1 and expected in lines[0], lines
 
 
 def test_a_global_term_is_refused_at_deploy_time(tmp_path, capsys):

@@ -1,12 +1,17 @@
-"""Message passing across MPI ranks is exact: 1, 2 and 4 ranks give the same NVE trajectory of a 2-layer model."""
+"""Message passing across MPI ranks is exact: 1, 2 and 4 ranks give the same NVE trajectory of a 2-layer model,
+and every sum over a half list (pair energies, messages), whose pairs with another rank's atom are computed on
+one of the two ranks only, equals nnip.Calculator on 2 and 4 ranks."""
+
+import pytest
 
 import numpy as np
 from ase.build import bulk
 
 from nnip.lammps.deploy import deploy
-from nnip.testing.lammps import read_dump, run, setup, write_data
+from nnip.potentials import build_potential
+from nnip.testing.lammps import evaluate, read_dump, run, setup, write_data
 
-from lammps_cases import ELEMENTS, make_model
+from lammps_cases import CONFIGS, ELEMENTS, make_model, reference, relative
 
 SCRIPT = """neighbor 1.0 bin
 velocity all create 600 4928459 loop geom
@@ -45,3 +50,24 @@ def test_one_two_and_four_ranks_give_the_same_trajectory(lammps_plugin, tmp_path
         assert np.abs(other - forces).max() <= 1e-10 * np.abs(forces).max()
         for c in ("xu", "yu", "zu"):
             assert np.abs(end[c] - last[c]).max() < 1e-6
+
+
+@pytest.fixture(scope="module")
+def summed(tmp_path_factory):
+    """A sum of every classical pair term and the equivariant model (2 layers), and its package."""
+    model = build_potential({"elements": ELEMENTS, "terms": CONFIGS["classical"] + CONFIGS["equivariant"]}).double()
+    package = tmp_path_factory.mktemp("summed") / "sum.pt2"
+    deploy(model, package)
+    return model, package
+
+
+@pytest.mark.parametrize("ranks", [2, 4])
+def test_half_list_sums_across_ranks_equal_the_calculator(ranks, summed, lammps_plugin, tmp_path):
+    model, package = summed
+    crystal = bulk("Cu", "fcc", a=3.61, cubic=True).repeat((6, 3, 3))  # slabs of 5.4 Å on 4 ranks
+    crystal.rattle(0.05, seed=3)
+    crystal.wrap()
+    (lammps,) = evaluate(package, [crystal], ELEMENTS, tmp_path, ranks=ranks)
+    expected = reference(model, crystal)
+    for key in ("energy", "forces", "virial"):
+        assert relative(lammps[key], expected[key]) < 1e-8, key

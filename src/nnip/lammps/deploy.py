@@ -6,7 +6,8 @@ MPI rank holds, its own first and then its ghosts, to every member's energy, for
     positions (N, 3) float64 Å, atomic_numbers (N,) int64,
     edge_index (2, E) int64: directed edges i -> j within the cutoff, i one of the rank's own atoms,
     shifts (E, 3) float64 Å: r_ij = r_j - r_i + shift (zeros in LAMMPS, where images are ghost atoms),
-    half (H,) int64: the edges that form a half list (each pair of own atoms once, every edge to a ghost),
+    half (H,) int64: the edges that form a half list (each pair once over all ranks: of a pair of an own
+        atom and another rank's, the rank holding the smaller tag keeps it),
     n_local () int64: the first n_local atoms are the rank's own
     ->  energy (M,) eV of the first n_local atoms, atomic_energies (M, N) eV,
         forces (M, N, 3) eV/Å = -dE/dr, virial (M, 3, 3) eV = -sum over edges r_ij (x) dE/dr_ij
@@ -48,7 +49,7 @@ from nnip.version import __version__
 __all__ = ["FORMAT_VERSION", "TOLERANCE", "DeployedEnergies", "members_of", "deploy", "check", "example_inputs"]
 
 #: the package layout this nnip writes and its pair style reads; raised when the inputs or outputs change
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 #: AOTInductor settings. freezing: the weights become constants, so linear layers run prepacked oneDNN kernels;
 #: cpp.threads 1: serial kernels (LAMMPS runs in parallel over MPI ranks; docs/benchmarks.md has the timings)

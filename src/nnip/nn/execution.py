@@ -154,14 +154,16 @@ class EdgeWork:
         bytes_per_edge: bytes of one edge's row of the model's widest per-edge tensor (both directions
             of a pair for ``pairs``); decides the strategy and the chunk size.
         pairs: each pair once, its messages both ways (:func:`both_directions`).
+        collect: applied to every sum before it is returned (the edges' ghost rows to their owners,
+            ``Edges.collect``); None: none.
     """
 
     def __init__(self, memory: Memory, center: torch.Tensor, neighbor: torch.Tensor, vectors: torch.Tensor,
                  lengths: torch.Tensor, geometry: Geometry, geometry_parameters: Iterable[torch.Tensor],
-                 bytes_per_edge: int, pairs: bool):
+                 bytes_per_edge: int, pairs: bool, collect: Callable[[torch.Tensor], torch.Tensor] | None = None):
         n_edges = center.shape[0]
         self.strategy = memory.strategy(n_edges * bytes_per_edge, vectors.device)
-        self.center, self.neighbor, self.pairs = center, neighbor, pairs
+        self.center, self.neighbor, self.pairs, self.collect = center, neighbor, pairs, collect
         self.vectors, self.lengths, self.geometry = vectors, lengths, geometry
         self.geometry_parameters = tuple(geometry_parameters)
         self.bytes_per_edge, self.chunk_bytes = bytes_per_edge, int(memory.chunk_mib * 2**20)
@@ -184,13 +186,14 @@ class EdgeWork:
         """
         if self.strategy == "stream":
             chunk = row_chunks(self.center.shape[0], bytes_per_edge or self.bytes_per_edge, self.chunk_bytes)
-            return _StreamedMessages.apply(self, message, chunk, len(atom_inputs), *atom_inputs, self.vectors,
+            sums = _StreamedMessages.apply(self, message, chunk, len(atom_inputs), *atom_inputs, self.vectors,
                                            self.lengths, *self.geometry_parameters, *parameters)
-        n_atoms = atom_inputs[0].shape[0]
-        if self.strategy == "recompute" and torch.is_grad_enabled():
-            return checkpoint(self._summed, message, n_atoms, *atom_inputs, *self.edge_geometry,
+        elif self.strategy == "recompute" and torch.is_grad_enabled():
+            sums = checkpoint(self._summed, message, atom_inputs[0].shape[0], *atom_inputs, *self.edge_geometry,
                               use_reentrant=False, preserve_rng_state=False)
-        return self._summed(message, n_atoms, *atom_inputs, *self.edge_geometry)
+        else:
+            sums = self._summed(message, atom_inputs[0].shape[0], *atom_inputs, *self.edge_geometry)
+        return tuple(sums) if self.collect is None else tuple(self.collect(s) for s in sums)
 
     def _summed(self, message: Message, n_atoms: int, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """All messages at once: gather, message, sum (``tensors``: atom inputs, then the edge geometry)."""

@@ -14,18 +14,23 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <cstring>
 #include <fstream>
 #include <sstream>
 #include <unordered_map>
 
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
 using namespace LAMMPS_NS;
 
 namespace {
 
 // the package layout this plugin reads (nnip.lammps.deploy.FORMAT_VERSION)
-constexpr int FORMAT_VERSION = 1;
+constexpr int FORMAT_VERSION = 2;
 
 const char *const SYMBOLS[] = {
     "X",  "H",  "He", "Li", "Be", "B",  "C",  "N",  "O",  "F",  "Ne", "Na", "Mg", "Al", "Si", "P",  "S",
@@ -68,9 +73,9 @@ at::Tensor exchange_operator(const at::Tensor &features)
   return computing ? computing->exchange(features, false) : features.clone();
 }
 
-at::Tensor exchange_reverse_operator(const at::Tensor &gradient)
+at::Tensor exchange_reverse_operator(const at::Tensor &values)
 {
-  return computing ? computing->exchange(gradient, true) : gradient.clone();
+  return computing ? computing->exchange(values, true) : values.clone();
 }
 
 }    // namespace
@@ -79,7 +84,7 @@ at::Tensor exchange_reverse_operator(const at::Tensor &gradient)
 TORCH_LIBRARY(nnip, m)
 {
   m.def("exchange(Tensor features) -> Tensor");
-  m.def("exchange_reverse(Tensor gradient) -> Tensor");
+  m.def("exchange_reverse(Tensor values) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(nnip, CompositeExplicitAutograd, m)
@@ -88,8 +93,21 @@ TORCH_LIBRARY_IMPL(nnip, CompositeExplicitAutograd, m)
   m.impl("exchange_reverse", exchange_reverse_operator);
 }
 
+/* glibc's malloc gives every freed block above 32 MiB back to the kernel, so the program's large per-edge
+   tensors would be faulted in anew, page by page, at every step (a quarter of a SchNet step at 10^4 atoms):
+   keep freed memory in the process instead. The peak stays the same. A preloaded allocator (jemalloc,
+   tcmalloc) keeps freed memory by itself and ignores these settings. */
+static void keep_freed_memory()
+{
+#ifdef __GLIBC__
+  mallopt(M_MMAP_MAX, 0);
+  mallopt(M_TRIM_THRESHOLD, INT_MAX);
+#endif
+}
+
 PairNNIP::PairNNIP(LAMMPS *lmp) : Pair(lmp)
 {
+  keep_freed_memory();
   single_enable = 0;
   restartinfo = 0;
   one_coeff = 1;
@@ -160,7 +178,12 @@ void PairNNIP::load(const std::string &path, int nargs, char **symbols)
     if (version > FORMAT_VERSION)
       error->all(FLERR,
                  "pair_coeff for nnip: {} was written by nnip {} in package format {}; this plugin reads "
-                 "format {} and older: update nnip and rebuild the plugin (python -m nnip.lammps.plugin)",
+                 "format {}: update nnip and rebuild the plugin (python -m nnip.lammps.plugin)",
+                 path, meta["nnip_version"], version, FORMAT_VERSION);
+    if (version < FORMAT_VERSION)
+      error->all(FLERR,
+                 "pair_coeff for nnip: {} was written by nnip {} in package format {}; this plugin reads "
+                 "format {}: deploy the model again (nnip deploy lammps)",
                  path, meta["nnip_version"], version, FORMAT_VERSION);
     cutoff_ = std::stod(meta.at("cutoff"));
     members_ = std::stoi(meta.at("members"));
@@ -224,9 +247,11 @@ double PairNNIP::init_one(int, int)
 }
 
 /* Nodes and candidate edges, when LAMMPS has rebuilt its lists (atoms and ghosts keep their indices until
-   then). A ghost whose atom this rank owns (a periodic image) maps to that atom's node; the half flag keeps
-   i -> j of each pair of own atoms when i < j, or for an atom and its own image the direction whose first
-   non-zero component is positive; every edge to another rank's atom is kept (its reverse is computed there). */
+   then). A ghost whose atom this rank owns (a periodic image) maps to that atom's node. The half flag makes
+   a half list with each pair once over all ranks: i -> j of a pair of own atoms when i < j, or for an atom
+   and its own image the direction whose first non-zero component is positive; an edge to another rank's
+   atom when the own atom's tag is the smaller (that rank holds the same pair the other way round, and
+   keeps it otherwise; what the pair adds to the ghost goes to its owner, nnip::exchange_reverse). */
 void PairNNIP::build_graph()
 {
   const int nlocal = atom->nlocal, atoms = nlocal + atom->nghost;
@@ -255,7 +280,7 @@ void PairNNIP::build_graph()
     const int *near = list->firstneigh[i];
     for (int jj = 0; jj < list->numneigh[i]; jj++) {
       const int j = near[jj] & NEIGHMASK, node = node_of_atom_[j];
-      bool half = node >= nlocal || i < node;
+      bool half = node >= nlocal ? tag[i] < tag[j] : i < node;
       if (node == i) {    // an image of the atom itself
         for (int a = 0; a < 3; a++) {
           const double shift = x[j][a] - x[i][a];

@@ -200,4 +200,4 @@ class PairTerm(Term):
             v = v * quintic_switch(r, self.config.switch_on, self.cutoff)
         half_v = 0.5 * v
         energies = scatter_sum(half_v, edges.center, species.shape[0])
-        return energies.index_add_(0, edges.neighbor, half_v)
+        return edges.collect(energies.index_add_(0, edges.neighbor, half_v))

@@ -19,7 +19,7 @@ import torch
 from nnip.data.graph import AtomicGraph
 from nnip.data.neighbors import NeighborRequest
 from nnip.nn.execution import EdgeWork, Geometry, Memory, exporting
-from nnip.nn.halo import exchange
+from nnip.nn.halo import exchange, exchange_reverse
 
 __all__ = ["Edges", "build_edges", "half_edge_mask", "exporting"]
 
@@ -31,7 +31,8 @@ class Edges:
     Shapes: center, neighbor (E,) int64; shifts (E, 3) int; vectors (E, 3) Å; lengths (E,) Å.
     ``is_half``: each unordered pair appears once (i -> j but not j -> i).
     ``memory``: how message-passing terms run their per-edge work on these edges (:meth:`work`).
-    ``halo``: the atoms include ghosts whose features come from elsewhere between layers (:meth:`exchange`).
+    ``halo``: the atoms include ghosts whose features come from elsewhere between layers (:meth:`exchange`),
+    and whose rows of sums over a half list belong to other ranks (:meth:`collect`).
     """
 
     center: torch.Tensor
@@ -52,12 +53,19 @@ class Edges:
         (nnip.nn.halo); unchanged unless these edges are one LAMMPS rank's (``halo``)."""
         return exchange(features) if self.halo else features
 
+    def collect(self, sums: torch.Tensor) -> torch.Tensor:
+        """Per-atom sums over these edges (N, ...) with ghost atoms' rows added to their owners' and zeroed
+        (nnip.nn.halo): a half list of one LAMMPS rank holds a pair with another rank's atom on one rank only.
+        Unchanged otherwise (a full list sums onto its centres, which are own atoms)."""
+        return exchange_reverse(sums) if self.halo and self.is_half else sums
+
     def work(self, geometry: Geometry, geometry_parameters: Iterable[torch.Tensor], bytes_per_edge: int) -> EdgeWork:
         """The per-edge work of one model call on these edges (nnip.nn.execution.EdgeWork): ``geometry`` maps
         vectors and lengths to per-edge tensors; ``bytes_per_edge``: of the model's widest per-edge tensor, per
         edge (per pair, both directions, on a half list)."""
         return EdgeWork(self.memory, self.center, self.neighbor, self.vectors, self.lengths, geometry,
-                        geometry_parameters, bytes_per_edge, pairs=self.is_half)
+                        geometry_parameters, bytes_per_edge, pairs=self.is_half,
+                        collect=self.collect if self.halo and self.is_half else None)
 
     def within(self, cutoff: float) -> "Edges":
         """The edges shorter than ``cutoff`` (no copy when all are)."""
