@@ -9,11 +9,12 @@ PACKAGE = Path(nnip.__file__).parent
 # Layers from the bottom, as DESIGN.md states the dependency direction:
 #   units, keys, errors -> data -> nn -> potentials -> uncertainty -> training | calculator -> md | lammps -> oracles
 #   -> active learning -> demo -> cli
-# plus the two helpers DESIGN.md's layout places at the root: strict (the config parser, beside errors) and
+# plus the helpers DESIGN.md's layout places at the root: strict (the config parser, beside errors), runlock
+# (one writer per run folder, beside them) and
 # plots (drawn from predictions and calibration, beside uncertainty). A module may import its own layer and
 # the layers below it.
 LAYERS = [
-    {"errors", "units", "keys", "version", "strict"},
+    {"errors", "units", "keys", "version", "strict", "runlock"},
     {"data"},
     {"nn"},
     {"potentials"},

@@ -13,11 +13,13 @@ import dataclasses
 import inspect
 import re
 import sys
+import typing
 from pathlib import Path
 
 from nnip.active.adversarial import AttackSettings
 from nnip.active.samplers import ActiveSettings, SelectionConfig
 from nnip.potentials.contract.registry import REGISTRY
+from nnip.strict import bounds_of
 from nnip.training.config import DataConfig, ModelConfig, RunConfig, SplitConfig, TrainingConfig
 from nnip.training.loss import LossConfig
 
@@ -26,7 +28,8 @@ HEADER = """# Configuration reference
 
 Generated from the config classes by `tools/make_config_reference.py`; a test fails when this
 page and the code disagree. Every key is optional unless its default is "required". Unknown keys
-and values of the wrong type are errors that name the key (and the closest valid one). Any key
+and values of the wrong type are errors that name the key (and the closest valid one); so are a
+key given twice, a number that is NaN or infinite, and a number outside the bounds its type shows. Any key
 can be overridden on the command line: `nnip train config.yaml --set training.lr=0.005`.
 Units: eV, Å, fs, K; stress eV/Å^3. In the classical terms a `PerElement` value is one number
 for every element or a mapping `{symbol: value}`, combined per pair by the term's rule, and
@@ -86,9 +89,16 @@ def _cell(text: str) -> str:
     return markdown(text).replace("|", "\\|")
 
 
+def _type(cls: type, name: str) -> str:
+    """A field's type as written, with its bounds (``float > 0``)."""
+    hint, bounds = bounds_of(typing.get_type_hints(cls, include_extras=True)[name])
+    text = hint.__name__ if isinstance(hint, type) else str(hint).replace("typing.", "")
+    return f"{text}, {bounds.text()}" if bounds else text
+
+
 def section(title: str, cls: type, skip: tuple[str, ...] = ()) -> str:
     said = descriptions(cls)
-    rows = [f"| `{f.name}` | `{_cell(str(f.type))}` | {_cell(_default(f))} | {_cell(said.get(f.name, ''))} |"
+    rows = [f"| `{f.name}` | `{_cell(_type(cls, f.name))}` | {_cell(_default(f))} | {_cell(said.get(f.name, ''))} |"
             for f in dataclasses.fields(cls) if f.name not in skip]
     return "\n".join([f"### {title}", "", markdown(summary(cls)), "", "| key | type | default | meaning |", "|---|---|---|---|",
                       *rows, ""])

@@ -5,7 +5,7 @@ User mistakes (bad files, bad configs, foreign checkpoints) raise a subclass of
 instead of showing a traceback.
 """
 
-__all__ = ["NnipError", "DataError", "ConfigError", "CheckpointError", "OracleError"]
+__all__ = ["NnipError", "DataError", "ConfigError", "CheckpointError", "OracleError", "NumericalError"]
 
 
 class NnipError(Exception):
@@ -26,3 +26,8 @@ class CheckpointError(NnipError, ValueError):
 
 class OracleError(NnipError, RuntimeError):
     """A reference method (oracle) failed to label a structure."""
+
+
+class NumericalError(NnipError, ArithmeticError):
+    """A computation gave NaN or inf (a training loss or gradient, MD energies or forces): names where and the
+    likely cause; what was written before it stays valid."""

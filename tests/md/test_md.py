@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from ase.build import bulk
+from ase.calculators.lj import LennardJones as LennardJonesCalculator
 
 import nnip
 from nnip.cli import main
@@ -136,3 +137,32 @@ def test_memory_option_streams_with_the_same_result(tmp_path, monkeypatch):
         relaxed[memory] = nnip.read(output)[0].positions
     assert np.abs(relaxed["stream"] - crystal.positions).max() > 1e-4  # it moved
     np.testing.assert_allclose(relaxed["stream"], relaxed["keep"], rtol=0, atol=1e-9)
+
+
+class _BreaksDown(LennardJonesCalculator):
+    """ASE's Lennard-Jones, but NaN forces from its ``after``-th calculation (the geometry of one step)."""
+
+    def __init__(self, after: int):
+        super().__init__(sigma=3.4, epsilon=0.0104, rc=7.0)
+        self.after, self.calls = after, 0
+
+    def calculate(self, *args, **kwargs):
+        super().calculate(*args, **kwargs)
+        self.calls += 1
+        if self.calls == self.after:
+            self.results["forces"] = np.full_like(self.results["forces"], np.nan)
+
+
+def test_md_stops_at_a_non_finite_step_with_the_last_good_frame_written(tmp_path, liquid):
+    from nnip.errors import NumericalError
+    from nnip.md.run import MDSettings, run_md
+
+    atoms = nnip.read(liquid)[0]
+    trajectory = tmp_path / "md.extxyz"
+    with pytest.raises(NumericalError, match=r"MD step 7: the forces are not finite \(NaN or inf\); the run stopped, "
+                                             r"and .*md.extxyz ends with the last good frame \(step 6\)"):
+        run_md(atoms, _BreaksDown(after=8), MDSettings(steps=20, interval=5, thermostat="nve"), trajectory,
+               progress=False)
+    frames = nnip.read(trajectory)
+    assert [f.info["step"] for f in frames] == [0, 5, 6]
+    assert all(np.isfinite(f.get_forces()).all() and np.isfinite(f.positions).all() for f in frames)

@@ -4,9 +4,11 @@ import pickle
 
 import pytest
 import torch
+from ase import Atoms
 from ase.build import molecule
 
 import nnip
+from nnip.cli import main
 from nnip.errors import CheckpointError
 from nnip.potentials import LennardJones, LennardJonesConfig, Morse, MorseConfig, Potential
 from nnip.potentials.files.serialization import FORMAT_VERSION
@@ -66,7 +68,8 @@ def test_not_a_model_truncated_newer_and_pickled_code(tmp_path):
     with pytest.raises(CheckpointError, match=r"new.pt: written by a newer nnip .*upgrade nnip"):
         nnip.load(tmp_path / "new.pt")
     torch.save({"format": "nnip-model", "code": pickle.loads(pickle.dumps(ValueError("x")))}, tmp_path / "code.pt")
-    with pytest.raises(CheckpointError, match=r"code.pt: is truncated or corrupted \(UnpicklingError"):
+    with pytest.raises(CheckpointError, match=r"code.pt: holds pickled objects \(exceptions.ValueError\), which nnip "
+                                              r"never loads"):
         nnip.load(tmp_path / "code.pt")
     with pytest.raises(CheckpointError, match="no such model file"):
         nnip.load(tmp_path / "missing.pt")
@@ -123,3 +126,28 @@ def test_format_1_files_with_pair_values_still_load(tmp_path):
     atoms = molecule("CH3CH2OH")
     assert evaluate(nnip.load(tmp_path / "old.pt"), atoms)["energy"] == pytest.approx(
         evaluate(potential, atoms)["energy"], rel=1e-14)
+
+
+class _Marker:
+    """Pickled, it would create a file when loaded without weights_only."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_a_pickled_checkpoint_is_refused_in_one_line_with_the_real_reason(tmp_path, capsys):
+    """torch printed a 2-line warning, then nnip an error cut mid-word calling the file 'truncated'."""
+    marker = tmp_path / "ran"
+    torch.save({"format": "nnip-model", "payload": _Marker(marker)}, tmp_path / "evil.pt")
+    data = tmp_path / "data.extxyz"
+    nnip.write(data, [Atoms("Ar2", positions=[[0, 0, 0], [3.8, 0, 0]])])
+    assert main(["evaluate", str(tmp_path / "evil.pt"), str(data)]) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and "Warning" not in captured.err, captured.err
+    assert lines[0].endswith("evil.pt: holds pickled objects (io.open), which nnip never loads (a model file holds "
+                             "only tensors, numbers and text; nothing in it was run)")
+    assert not marker.exists()

@@ -11,6 +11,7 @@ from ase.calculators.lj import LennardJones
 import nnip
 from nnip.cli import main
 from nnip.potentials import Ensemble
+from nnip.runlock import LOCK_NAME
 from nnip.training.checkpoint import read_metrics_csv
 
 from conftest import lj_config
@@ -135,10 +136,10 @@ def test_existing_run_is_not_overwritten_without_overwrite(tmp_path, argon_file,
     assert main(["train", str(config)]) == 0
     run = tmp_path / "run"
     (run / "notes.txt").write_text("mine")
-    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name != LOCK_NAME}
     assert main(["train", str(config)]) == 2
     assert "--overwrite" in one_error_line(capsys)
-    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name != LOCK_NAME} == before
     assert main(["train", str(config), "--overwrite", "--set", "training.max_epochs=2"]) == 0
     assert (run / "notes.txt").read_text() == "mine"  # only the run's own files are replaced
     assert len(read_metrics_csv(run / "metrics.csv")) == 2

@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from typing import Annotated
 
 import numpy as np
 import torch
@@ -44,6 +45,7 @@ from nnip.data.graph import AtomicGraph
 from nnip.data.neighbors import NeighborRequest, neighbor_list
 from nnip.errors import ConfigError
 from nnip.potentials.contract.ensemble import Ensemble
+from nnip.strict import NON_NEGATIVE, POSITIVE, SEED
 
 __all__ = ["AttackSettings", "AttackResult", "Attack", "KT_PAPER", "log_partition", "rigid_basis", "closest_contact"]
 
@@ -70,21 +72,21 @@ class AttackSettings:
         strain_lr: Adam's step on the strain. max_strain: clamp of each strain component.
     """
 
-    kT: float = KT_PAPER
-    steps: int = 60
-    lr: float = 0.01
-    init_noise: float = 0.01
-    clamp: float = 3.0
+    kT: Annotated[float, POSITIVE] = KT_PAPER
+    steps: Annotated[int, NON_NEGATIVE] = 60
+    lr: Annotated[float, POSITIVE] = 0.01
+    init_noise: Annotated[float, NON_NEGATIVE] = 0.01
+    clamp: Annotated[float, POSITIVE] = 3.0
     uncertainty: str = "forces"
     normalisation: str = "auto"
-    min_distance: float = 0.5
-    skin: float = 0.5
+    min_distance: Annotated[float, NON_NEGATIVE] = 0.5
+    skin: Annotated[float, NON_NEGATIVE] = 0.5
     project_rigid: bool = True
-    seed: int = 0
+    seed: Annotated[int, SEED] = 0
     keep_trajectory: bool = False
     strain: bool = False
-    strain_lr: float = 0.001
-    max_strain: float = 0.05
+    strain_lr: Annotated[float, POSITIVE] = 0.001
+    max_strain: Annotated[float, NON_NEGATIVE] = 0.05
 
     def __post_init__(self) -> None:
         if self.uncertainty not in ("forces", "energy"):
@@ -102,9 +104,10 @@ class AttackResult:
     """One attacked seed: final geometry (``atoms``, info holds the figures below) and its values.
 
     sigma: sqrt of the variance (eV/Å for forces, eV for the energy); log_p: log Boltzmann
-    weight; log_objective: log A; stopped: "steps" or "distance" (the guard, or a non-finite
-    step, ended it). trajectory: (steps run + 1, N, 3) positions when kept (fewer than
-    ``steps`` + 1 when every seed stopped early).
+    weight; log_objective: log A; stopped: "steps", "distance" (the closest-contact guard ended it)
+    or "not finite" (a step gave NaN or inf; the seed stays at its last finite geometry).
+    trajectory: (steps run + 1, N, 3) positions when kept (fewer than ``steps`` + 1 when every seed
+    stopped early).
     """
 
     atoms: Atoms
@@ -218,6 +221,7 @@ class Attack:
         groups = [{"params": [delta], "lr": s.lr}] + ([{"params": [strain], "lr": s.strain_lr}] if s.strain else [])
         optimizer = torch.optim.Adam(groups)
         active = np.ones(len(seeds), dtype=bool)
+        stops = ["steps"] * len(seeds)  # why each seed's attack ended
         trajectory = [(batch.origin + delta).detach().clone()] if s.keep_trajectory else None
         for _ in range(s.steps):
             positions, cells = batch.deformed(delta, strain)
@@ -232,21 +236,23 @@ class Attack:
                 batch.constrain(delta, s.project_rigid, s.clamp)
                 batch.constrain_strain(strain, s.max_strain)
                 positions, cells = batch.deformed(delta, strain)
+                finite = torch.isfinite(values["log_objective"].detach())
                 for k in range(len(seeds)):
                     rows = batch.rows(k)
-                    if active[k] and (not bool(torch.isfinite(positions[rows]).all()) or closest_contact(
-                            batch.atoms_at(k, positions[rows], cells[k]), s.min_distance)):
-                        active[k] = False  # refuse the step; this seed stops at its last allowed geometry
+                    if active[k] and not (bool(finite[k]) and bool(torch.isfinite(positions[rows]).all())):
+                        active[k], stops[k] = False, "not finite"  # refuse the step: this seed stops where it was
+                    elif active[k] and closest_contact(batch.atoms_at(k, positions[rows], cells[k]), s.min_distance):
+                        active[k], stops[k] = False, "distance"
                     if not active[k]:
                         delta[rows], strain[k] = previous[rows], previous_strain[k]
             if trajectory is not None:
                 trajectory.append(batch.deformed(delta, strain)[0].detach().clone())
             if not active.any():
                 break
-        return self._results(batch, delta.detach(), strain.detach(), per_atom, log_q, active, trajectory)
+        return self._results(batch, delta.detach(), strain.detach(), per_atom, log_q, stops, trajectory)
 
     def _results(self, batch: "_Batch", delta: torch.Tensor, strain: torch.Tensor, per_atom: bool, log_q: float,
-                 active: np.ndarray, trajectory: list[torch.Tensor] | None) -> list[AttackResult]:
+                 stops: list[str], trajectory: list[torch.Tensor] | None) -> list[AttackResult]:
         positions, cells = batch.deformed(delta, strain)
         values = self.objective(batch.graph(positions, 0.0, cells, force=True), positions.clone().requires_grad_(True),
                                 per_atom, log_q, create_graph=False, cells=cells)
@@ -257,7 +263,7 @@ class Attack:
             atoms = batch.atoms_at(k, positions[rows], cells[k])
             figures = {name: float(values[name][k].detach()) for name in ("log_objective", "log_p", "variance", "energy")}
             sigma = math.sqrt(max(figures["variance"], 0.0))
-            stopped = "steps" if active[k] else "distance"
+            stopped = stops[k]
             atoms.info.update(attack_sigma=sigma, attack_log_p=figures["log_p"],
                               attack_log_objective=figures["log_objective"], attack_stopped=stopped)
             if bool(strain[k].any()):

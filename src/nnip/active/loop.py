@@ -46,7 +46,8 @@ from nnip.oracles import get_oracle
 from nnip.oracles.base import CalculatorOracle
 from nnip.plots import active_learning_plot
 from nnip.potentials.files.serialization import load
-from nnip.strict import from_dict
+from nnip.runlock import contents, remove, run_lock
+from nnip.strict import from_dict, load_yaml
 from nnip.training.config import RunConfig, parse_config, read_config_data
 from nnip.training.evaluate import atom_force_std, evaluate
 from nnip.training.run import run_training
@@ -208,12 +209,10 @@ def _check_folder(directory: Path, resolved: dict[str, Any], resume: bool, overw
             raise ConfigError(f"{directory}: no active-learning run to resume (no active.yaml)")
         if json.loads(json.dumps(_yaml_load(saved))) != json.loads(json.dumps(resolved)):
             raise ConfigError(f"{directory}: the config differs from the run's active.yaml; resume with the same one")
-    elif directory.exists() and any(directory.iterdir()):
+    elif earlier := contents(directory):
         if not overwrite:
             raise ConfigError(f"{directory}: holds an earlier run; use --resume to continue it or --overwrite")
-        import shutil
-
-        shutil.rmtree(directory)
+        remove(earlier)
 
 
 def load_active_config(path: str | Path, overrides: Sequence[str] = ()
@@ -231,9 +230,7 @@ def load_active_config(path: str | Path, overrides: Sequence[str] = ()
 
 
 def _yaml_load(path: Path):
-    import yaml
-
-    return yaml.safe_load(path.read_text())
+    return load_yaml(path)
 
 
 def run_active(config: RunConfig, settings: ActiveSettings, resolved: dict[str, Any], resume: bool = False,
@@ -244,11 +241,16 @@ def run_active(config: RunConfig, settings: ActiveSettings, resolved: dict[str, 
     ``oracle`` replaces the one named by ``settings.oracle`` (which then only labels the run's
     records), e.g. ``CalculatorOracle("my-dft", MyCalculator)``; with ``workers > 1`` it must pickle.
     """
+    with run_lock(config.output) as directory:  # one writer per run folder
+        _check_folder(directory, resolved, resume, overwrite)
+        return _loop(directory, config, settings, resolved, resume, executor, oracle)
+
+
+def _loop(directory: Path, config: RunConfig, settings: ActiveSettings, resolved: dict[str, Any], resume: bool,
+          executor: Executor | None, oracle: CalculatorOracle | None) -> list[dict[str, Any]]:
+    """The generations of :func:`run_active` in ``directory``, checked and locked."""
     import yaml
 
-    directory = Path(config.output)
-    _check_folder(directory, resolved, resume, overwrite)
-    directory.mkdir(parents=True, exist_ok=True)
     if not resume:
         (directory / "active.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
     run = _Run(config, settings, resolved, oracle)

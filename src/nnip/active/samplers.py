@@ -19,6 +19,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Annotated
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,7 @@ from nnip.active.selection import rmsd
 from nnip.calculator import Calculator
 from nnip.errors import ConfigError
 from nnip.training.evaluate import evaluate
+from nnip.strict import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, Bounds
 
 __all__ = ["SAMPLERS", "SelectionConfig", "ActiveSettings", "sample_candidates", "spreads"]
 
@@ -43,10 +45,10 @@ class SelectionConfig:
     least distance from training data and from each other. max_new: labels per generation.
     min_distance: least interatomic distance as a fraction of the sum of covalent radii."""
 
-    percentile: float = 80.0
-    rmsd: float = 0.05
-    max_new: int = 10
-    min_distance: float = 0.5
+    percentile: Annotated[float, Bounds(0, 100)] = 80.0
+    rmsd: Annotated[float, NON_NEGATIVE] = 0.05
+    max_new: Annotated[int, AT_LEAST_ONE] = 10
+    min_distance: Annotated[float, NON_NEGATIVE] = 0.5
 
 
 @dataclass
@@ -72,22 +74,22 @@ class ActiveSettings:
         attack: the adversarial attack (section below).
     """
 
-    generations: int = 3
+    generations: Annotated[int, AT_LEAST_ONE] = 3
     oracle: str = "gfn2"
     sampler: str = "adversarial"
-    seeds: int = 10
-    samples_per_seed: int = 1
+    seeds: Annotated[int, AT_LEAST_ONE] = 10
+    samples_per_seed: Annotated[int, AT_LEAST_ONE] = 1
     select: SelectionConfig = field(default_factory=SelectionConfig)
     warm_start: bool = False
-    warm_epochs: int | None = None
-    new_weight: float = 1.0
+    warm_epochs: Annotated[int | None, AT_LEAST_ONE] = None
+    new_weight: Annotated[float, POSITIVE] = 1.0
     rigid_invariant: bool = True
-    workers: int = 1
-    temperature: float = 300.0
-    md_steps: int = 200
-    md_interval: int = 10
-    md_timestep: float = 0.5
-    amplitude: float = 0.05
+    workers: Annotated[int, AT_LEAST_ONE] = 1
+    temperature: Annotated[float, NON_NEGATIVE] = 300.0
+    md_steps: Annotated[int, AT_LEAST_ONE] = 200
+    md_interval: Annotated[int, AT_LEAST_ONE] = 10
+    md_timestep: Annotated[float, POSITIVE] = 0.5
+    amplitude: Annotated[float, NON_NEGATIVE] = 0.05
     attack: AttackSettings = field(default_factory=AttackSettings)
 
     def __post_init__(self) -> None:

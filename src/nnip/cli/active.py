@@ -118,10 +118,11 @@ def _attack(args: argparse.Namespace) -> int:
     if args.trajectory:
         _write_trajectories(args.trajectory, results)
     stopped = sum(r.stopped == "distance" for r in results)
+    diverged = sum(r.stopped == "not finite" for r in results)
     sigma = [r.sigma for r in results]
     print(f"{len(results)} attacked structures -> {args.output} (Boltzmann weight from {source}; kT {kT:.4f} eV); "
           f"sigma_{args.uncertainty[0].upper()} {min(sigma):.4g}..{max(sigma):.4g}; "
-          f"{stopped} stopped by the distance guard")
+          f"{stopped} stopped by the distance guard" + (f", {diverged} at a step that gave NaN or inf" if diverged else ""))
     return 0
 
 

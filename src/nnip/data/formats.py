@@ -7,12 +7,15 @@ scaled by ``factor`` (eV per energy unit of the file); validation happens in ``i
 from __future__ import annotations
 
 import json
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 from ase import Atoms, units
 from ase.data import atomic_numbers as _symbol_to_z
 
+from nnip.data.validation import real_array
 from nnip.errors import DataError
 
 __all__ = ["MD17_KEYS", "read_md17_npz", "is_mlearn_json", "read_mlearn_json", "mlearn_stress", "KBAR"]
@@ -25,14 +28,35 @@ def read_md17_npz(path: Path, factor: float) -> list[tuple[Atoms, dict]]:
     """Frames of an MD17/rMD17 archive; energies and forces multiplied by ``factor`` (eV per unit)."""
     try:
         data = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as error:
-        raise DataError(f"{path}: cannot read as .npz ({error})") from None
+    except _ARCHIVE_ERRORS as error:
+        raise DataError(f"{path}: cannot read as .npz, truncated or corrupted ({_first_line(error)})") from None
     if not isinstance(data, np.lib.npyio.NpzFile):
         raise DataError(f"{path}: holds a single array, not an .npz archive of MD17 keys")
+    with data:
+        try:
+            return _md17_frames(path, data, factor)
+        except DataError:
+            raise
+        except _ARCHIVE_ERRORS as error:  # a member that does not decompress, object arrays, text
+            raise DataError(f"{path}: unreadable array ({_first_line(error)})") from None
+
+
+#: what numpy raises for a damaged archive or member: zip and zlib errors, short reads, bad headers
+_ARCHIVE_ERRORS = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error, UnicodeDecodeError)
+
+
+def _first_line(error: Exception) -> str:
+    return (str(error).splitlines() or [type(error).__name__])[0]
+
+
+def _real(path: Path, data, key: str) -> np.ndarray:
+    """Array ``key`` of an archive as float64; DataError when it is not real numbers."""
     try:
-        return _md17_frames(path, data, factor)
-    except ValueError as error:  # object arrays, non-numeric values
-        raise DataError(f"{path}: unreadable array ({error})") from None
+        return real_array(data[key], key)
+    except ValueError as error:
+        if isinstance(error, DataError):
+            raise
+        raise DataError(f"{path}: {error}") from None
 
 
 def _md17_frames(path: Path, data, factor: float) -> list[tuple[Atoms, dict]]:
@@ -42,13 +66,17 @@ def _md17_frames(path: Path, data, factor: float) -> list[tuple[Atoms, dict]]:
     else:
         raise DataError(f"{path}: no MD17 key set (R/z/E/F or coords/nuclear_charges/energies/forces); "
                         f"found {sorted(data.files)}")
-    positions, numbers = np.asarray(data[r_key], dtype=float), np.asarray(data[z_key]).astype(int)
+    positions, numbers = _real(path, data, r_key), _real(path, data, z_key)
+    if not (numbers == np.round(numbers)).all():
+        bad = numbers[numbers != np.round(numbers)][0]
+        raise DataError(f"{path}: {z_key} must be whole atomic numbers, got {bad:g}")
+    numbers = numbers.astype(int)
     if positions.ndim != 3 or positions.shape[2] != 3 or numbers.shape != (positions.shape[1],):
         raise DataError(f"{path}: shape mismatch: {r_key} {positions.shape} and {z_key} {numbers.shape} "
                         "should be (frames, atoms, 3) and (atoms,)")
     n_frames, n_atoms = positions.shape[:2]
-    energies = np.asarray(data[e_key], dtype=float).reshape(-1) if e_key in data else None
-    forces = np.asarray(data[f_key], dtype=float) if f_key in data else None
+    energies = _real(path, data, e_key).reshape(-1) if e_key in data else None
+    forces = _real(path, data, f_key) if f_key in data else None
     if energies is not None and energies.shape != (n_frames,):
         raise DataError(f"{path}: shape mismatch: {e_key} has {energies.shape[0]} values for {n_frames} frames")
     if forces is not None and forces.shape != positions.shape:
@@ -77,8 +105,9 @@ def _mlearn_atoms(structure: dict) -> Atoms:
     for site in structure["sites"]:
         species = max(site["species"], key=lambda s: s.get("occu", 1.0))
         symbols.append(_symbol_to_z.get(species["element"], 0))
-    return Atoms(numbers=symbols, positions=[site["xyz"] for site in structure["sites"]],
-                 cell=structure["lattice"]["matrix"], pbc=True)
+    positions = real_array([site["xyz"] for site in structure["sites"]], "positions").reshape(len(symbols), 3)
+    return Atoms(numbers=symbols, positions=positions, cell=real_array(structure["lattice"]["matrix"], "cell"),
+                 pbc=True)
 
 
 #: 1 kBar in eV/Å^3
@@ -126,7 +155,7 @@ def _mlearn_frame(entry: dict, factor: float) -> tuple[Atoms, dict]:
     energy = outputs.get("energy")
     forces = outputs.get("forces")
     return atoms, {
-        "energy": None if energy is None else float(energy) * factor,
-        "forces": None if forces is None else np.asarray(forces, dtype=float) * factor,
+        "energy": None if energy is None else float(real_array(energy, "energy").reshape(())) * factor,
+        "forces": None if forces is None else real_array(forces, "forces") * factor,
         "stress": mlearn_stress(outputs["virial_stress"]) if outputs.get("virial_stress") is not None else None,
     }

@@ -21,7 +21,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io.formats import string2index
 
 from nnip.data.formats import is_mlearn_json, read_md17_npz, read_mlearn_json
-from nnip.data.validation import REQUIRABLE, frame_problems
+from nnip.data.validation import REQUIRABLE, frame_problems, real_array
 from nnip.data.xyz_scan import scan_xyz
 from nnip.errors import ConfigError, DataError
 from nnip.units import energy_factor
@@ -56,30 +56,34 @@ def _selection(path, n: int, index: int | str | slice) -> list[int]:
         raise DataError(f"{path}: bad frame index {index!r} (use e.g. ':', '-1', '10:20' or an int)") from None
 
 
-def _as_float(value) -> float | None:
+def _label(labels: dict, name: str, value, factor: float, shape: tuple[int, ...] | None = None) -> None:
+    """Put label ``name`` (real numbers, times ``factor``, reshaped to ``shape`` when given) into ``labels``,
+    or a phrase into ``labels["problems"]`` when it is not real numbers."""
     if value is None:
-        return None
+        labels[name] = None
+        return
+    labels[name] = None
     try:
-        return float(np.asarray(value, dtype=float).reshape(()))
-    except (TypeError, ValueError):
-        return float("nan")
+        array = real_array(value, name) * factor
+    except ValueError as error:
+        labels.setdefault("problems", []).append(str(error))
+        return
+    if shape is not None and array.size != int(np.prod(shape)):
+        labels.setdefault("problems", []).append(f"{name} has {array.size} values, expected {int(np.prod(shape))}")
+        return
+    labels[name] = array.reshape(shape) if shape is not None else array
 
 
 def _labels(atoms: Atoms, energy_key: str, forces_key: str, stress_key: str, factor: float) -> dict:
     """Energy, forces, stress (eV units) and dipole (e Å) of a frame read by ASE (calculator, info or arrays)."""
     results = dict(atoms.calc.results) if atoms.calc is not None else {}
-    energy = results.get(energy_key, atoms.info.get(energy_key))
-    forces = results.get(forces_key, atoms.arrays.get(forces_key))
-    stress = results.get(stress_key, atoms.info.get(stress_key))
-    dipole = results.get("dipole", atoms.info.get("dipole"))
-    labels = {"energy": _as_float(energy), "forces": None, "stress": None,
-              "dipole": None if dipole is None else np.asarray(dipole, dtype=float).reshape(3)}
-    if forces is not None:
-        labels["forces"] = np.asarray(forces, dtype=float) * factor
-    if stress is not None:
-        labels["stress"] = np.asarray(stress, dtype=float) * factor
+    labels: dict = {}
+    _label(labels, "energy", results.get(energy_key, atoms.info.get(energy_key)), factor, ())
+    _label(labels, "forces", results.get(forces_key, atoms.arrays.get(forces_key)), factor)
+    _label(labels, "stress", results.get(stress_key, atoms.info.get(stress_key)), factor)
+    _label(labels, "dipole", results.get("dipole", atoms.info.get("dipole")), 1.0, (3,))
     if labels["energy"] is not None:
-        labels["energy"] *= factor
+        labels["energy"] = float(labels["energy"])
     return labels
 
 
@@ -91,7 +95,7 @@ def _clean_atoms(atoms: Atoms, labels: dict, drop: Sequence[str]) -> Atoms:
     for name in ("initial_charges", "initial_magmoms"):
         if atoms.has(name):
             out.set_array(name, atoms.get_array(name))
-    present = {k: v for k, v in labels.items() if v is not None}
+    present = {k: v for k, v in labels.items() if v is not None and k != "problems"}
     if present:
         out.calc = SinglePointCalculator(out, **present)
     return out
@@ -110,6 +114,13 @@ def _read_ase(path: Path, fmt: str | None, keys: tuple[str, str, str], factor: f
     return frames
 
 
+def _not_empty(path: Path, frames: list) -> list:
+    """``frames``; DataError 'file is empty' when there are none (as for every format)."""
+    if not frames:
+        raise DataError(f"{path}: file is empty (no structures)")
+    return frames
+
+
 def _load(path, fmt, keys, energy_unit) -> tuple[list[tuple[Atoms, dict]], list[str]]:
     """All frames of a file with their labels, and the file- and line-level problems."""
     path = Path(path)
@@ -123,9 +134,9 @@ def _load(path, fmt, keys, energy_unit) -> tuple[list[tuple[Atoms, dict]], list[
     except ValueError as error:
         raise DataError(f"{path}: {error}") from None
     if is_npz:
-        return read_md17_npz(path, factor), []
+        return _not_empty(path, read_md17_npz(path, factor)), []
     if path.suffix.lower() == ".json" and is_mlearn_json(path):
-        return read_mlearn_json(path, factor), []
+        return _not_empty(path, read_mlearn_json(path, factor)), []
     problems: list[str] = []
     if path.suffix.lower() in _XYZ_SUFFIXES or fmt in ("xyz", "extxyz"):
         text = path.read_text(errors="replace")

@@ -16,7 +16,15 @@ import vesin
 
 from nnip.errors import DataError
 
-__all__ = ["NeighborRequest", "neighbor_list", "VerletNeighborList", "degenerate_cell_message"]
+__all__ = ["NeighborRequest", "neighbor_list", "VerletNeighborList", "degenerate_cell_message", "MAX_COORDINATE",
+           "coordinate_problem", "half_edge_mask"]
+
+#: Å; the largest magnitude of a coordinate or cell component accepted (larger ones are corrupt values)
+MAX_COORDINATE = 1e5
+
+#: vesin's cell list holds at most this many cells; shrunk to it, a thin direction of an elongated box
+#: gets no cell at all and vesin divides by zero (a SIGFPE that ends the process)
+_VESIN_MAX_CELLS = 1e5
 
 
 @dataclass(frozen=True)
@@ -81,6 +89,65 @@ def degenerate_cell_message(cell: np.ndarray, pbc: np.ndarray) -> str | None:
     return None
 
 
+def coordinate_problem(positions: np.ndarray, cell: np.ndarray) -> str | None:
+    """Why positions (N, 3) Å or a cell (3, 3) Å cannot be used: NaN or inf, or a value beyond
+    :data:`MAX_COORDINATE`; None when they can."""
+    for name, values in (("positions", positions), ("cell", cell)):
+        values = np.asarray(values, dtype=float)
+        if not np.isfinite(values).all():
+            row = int(np.argwhere(~np.isfinite(values))[0, 0])
+            return f"{name} contain NaN or inf ({'atom' if name == 'positions' else 'cell vector'} {row})"
+        if values.size and np.abs(values).max() > MAX_COORDINATE:
+            where = np.unravel_index(int(np.abs(values).argmax()), values.shape)
+            what = f"atom {where[0]}" if name == "positions" else f"cell vector {'abc'[where[0]]}"
+            return (f"{what} has a coordinate of {values[where]:.6g} Å, beyond {MAX_COORDINATE:g} Å "
+                    "(a corrupt value?)")
+    return None
+
+
+def _vesin_cells_degenerate(positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray, cutoff: float) -> bool:
+    """Whether vesin's cell list would shrink some direction to zero cells (see _VESIN_MAX_CELLS): a box
+    of more than 10^5 cells of ``cutoff`` that is much thinner along one direction than the others."""
+    lengths = np.ptp(positions, axis=0) if len(positions) else np.zeros(3)
+    lengths = np.where(lengths < 1e-6, 1.0, lengths) * 1.01  # vesin's bounding box of free directions
+    if pbc.any():
+        volume = abs(np.linalg.det(cell)) if pbc.all() else None
+        for k in np.flatnonzero(pbc):
+            if volume is not None:
+                lengths[k] = volume / np.linalg.norm(np.cross(cell[(k + 1) % 3], cell[(k + 2) % 3]))
+            else:
+                lengths[k] = np.linalg.norm(cell[k])
+    cells = np.maximum(np.trunc(lengths / cutoff), 1.0)
+    total = float(np.prod(cells))
+    return total > _VESIN_MAX_CELLS and float(cells.min()) * np.cbrt(_VESIN_MAX_CELLS / total) < 2.0
+
+
+def _ase_neighbor_list(positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray, cutoff: float,
+                       full: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """The same list from ASE's (slower) binning, for boxes vesin cannot bin (:func:`_vesin_cells_degenerate`)."""
+    from ase.neighborlist import primitive_neighbor_list
+
+    i, j, shifts = primitive_neighbor_list("ijS", pbc, cell, positions, cutoff, self_interaction=False)
+    edge_index = torch.from_numpy(np.stack([i, j]).astype(np.int64))
+    shifts = torch.from_numpy(np.ascontiguousarray(shifts, dtype=np.int32))
+    if not full:
+        keep = half_edge_mask(edge_index[0], edge_index[1], shifts)
+        edge_index, shifts = edge_index[:, keep], shifts[keep]
+    return edge_index, shifts
+
+
+def half_edge_mask(center: torch.Tensor, neighbor: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
+    """Keep i -> j when i < j, or i == j with the first non-zero image shift positive.
+
+    Of the two directions (i, j, S) and (j, i, -S) of a pair exactly one passes.
+    Shapes: (E,), (E,), (E, 3) -> (E,) bool.
+    """
+    s0, s1, s2 = shifts.unbind(1)
+    positive_shift = (s0 > 0) | ((s0 == 0) & ((s1 > 0) | ((s1 == 0) & (s2 > 0))))
+    return (center < neighbor) | ((center == neighbor) & positive_shift)
+
+
+
 def neighbor_list(
     positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray, cutoff: float, full: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -88,8 +155,9 @@ def neighbor_list(
 
     Args:
         positions: (N, 3) Å.
-        cell: (3, 3) Å, lattice vectors as rows; periodic rows must be linearly independent
-            (DataError otherwise: vesin would abort the process on such a cell).
+        cell: (3, 3) Å, lattice vectors as rows; periodic rows must be linearly independent, and
+            every value finite and within :data:`MAX_COORDINATE` (DataError otherwise: vesin would end
+            the process on such input). Boxes vesin cannot bin go to ASE's neighbour list.
         pbc: (3,) bool.
         cutoff: Å; pairs with r_ij < cutoff are returned (none when cutoff <= 0, as for a
             term that needs no neighbours).
@@ -101,13 +169,16 @@ def neighbor_list(
         cell_shifts: (E, 3) int32 image shifts S.
     """
     positions = np.ascontiguousarray(positions, dtype=np.float64)
+    cell = np.asarray(cell, dtype=np.float64)
     pbc = np.asarray(pbc, dtype=bool).reshape(3)
-    problem = degenerate_cell_message(cell, pbc)
-    if problem:  # vesin would abort the whole process on such a cell
+    problem = coordinate_problem(positions, cell) or degenerate_cell_message(cell, pbc)
+    if problem:  # vesin would abort the whole process on such input
         raise DataError(problem)
     if cutoff <= 0:
         return torch.zeros(2, 0, dtype=torch.int64), torch.zeros(0, 3, dtype=torch.int32)
-    box, periodic = _vesin_box(np.asarray(cell, dtype=np.float64), pbc)
+    if _vesin_cells_degenerate(positions, cell, pbc, cutoff):
+        return _ase_neighbor_list(positions, cell, pbc, cutoff, full)
+    box, periodic = _vesin_box(cell, pbc)
     calculator = vesin.NeighborList(cutoff=float(cutoff), full_list=full)
     pairs, shifts = calculator.compute(positions, np.ascontiguousarray(box), periodic, quantities="PS", copy=True)
     # No further copies: (E, 2) uint64 pairs viewed as int64 and transposed, int32 shifts as they come.

@@ -8,9 +8,9 @@ import numpy as np
 from ase import Atoms
 from ase.data import chemical_symbols
 
-from nnip.data.neighbors import degenerate_cell_message, neighbor_list
+from nnip.data.neighbors import coordinate_problem, degenerate_cell_message, neighbor_list
 
-__all__ = ["MIN_DISTANCE", "REQUIRABLE", "SUSPECT_FORCE_RMS", "frame_problems", "unit_problem"]
+__all__ = ["MIN_DISTANCE", "REQUIRABLE", "SUSPECT_FORCE_RMS", "LIMITS", "frame_problems", "unit_problem", "real_array"]
 
 #: Atoms closer than this (Å) are rejected as overlapping.
 MIN_DISTANCE = 0.3
@@ -19,6 +19,20 @@ MIN_DISTANCE = 0.3
 SUSPECT_FORCE_RMS = 10.0
 #: Labels ``read(require=...)`` can demand.
 REQUIRABLE = ("energy", "forces", "stress")
+#: Largest magnitude accepted per label (beyond: a corrupt value, which float32 training would turn into
+#: inf): energy per atom eV, forces eV/Å, stress eV/Å^3 (10^3 eV/Å^3 is 160 TPa), dipole e Å.
+LIMITS = {"energy": 1e7, "forces": 1e5, "stress": 1e3, "dipole": 1e5}
+_UNITS = {"energy": "eV per atom", "forces": "eV/Å", "stress": "eV/Å^3", "dipole": "e Å"}
+
+
+def real_array(value, name: str) -> np.ndarray:
+    """``value`` as a float64 array; ValueError '<name> are <kind>, not real numbers' for booleans, complex
+    numbers, text or objects (which numpy would convert silently or drop the imaginary part of)."""
+    array = np.asarray(value)
+    if array.dtype.kind not in "iuf":
+        kind = {"b": "booleans", "c": "complex numbers"}.get(array.dtype.kind, f"of type {array.dtype}")
+        raise ValueError(f"{name} are {kind}, not real numbers")
+    return array.astype(np.float64)
 
 
 def _closest_pair(atoms: Atoms) -> str | None:
@@ -34,8 +48,24 @@ def _closest_pair(atoms: Atoms) -> str | None:
             f"(overlapping: closer than {MIN_DISTANCE} Å)")
 
 
-def _label_problems(atoms: Atoms, results: dict, require: Sequence[str]) -> list[str]:
+def _beyond_limits(atoms: Atoms, results: dict) -> list[str]:
+    """Labels of a magnitude beyond LIMITS (finite ones only: NaN and inf are reported apart)."""
     problems = []
+    for name, limit in LIMITS.items():
+        value = results.get(name)
+        if value is None:
+            continue
+        values = np.abs(np.asarray(value, dtype=float)) / (max(len(atoms), 1) if name == "energy" else 1)
+        largest = float(np.max(values, initial=0.0, where=np.isfinite(values)))
+        if largest > limit:
+            problems.append(f"{name}: a magnitude of {largest:.3g} {_UNITS[name]} exceeds {limit:g} (a corrupt value?)")
+    return problems
+
+
+def _label_problems(atoms: Atoms, results: dict, require: Sequence[str]) -> list[str]:
+    problems = list(results.get("problems", ()))
+    if problems:  # labels that are not real numbers: nothing more to check
+        return problems
     n = len(atoms)
     for name in require:
         if results.get(name) is None:
@@ -58,7 +88,7 @@ def _label_problems(atoms: Atoms, results: dict, require: Sequence[str]) -> list
             problems.append(f"shape mismatch: stress has shape {stress.shape}, expected (6,) or (3, 3)")
         elif not np.isfinite(stress).all():
             problems.append("stress contains NaN or inf")
-    return problems
+    return problems + _beyond_limits(atoms, results)
 
 
 def frame_problems(atoms: Atoms, results: dict, require: Sequence[str] = ()) -> list[str]:
@@ -70,11 +100,11 @@ def frame_problems(atoms: Atoms, results: dict, require: Sequence[str] = ()) -> 
         problems.append(f"unknown element (atomic number {unknown[0]})")
     if len(atoms) == 0:
         problems.append("structure has no atoms")
-    positions_ok = np.isfinite(atoms.positions).all()
-    if not positions_ok:
-        bad = int(np.argwhere(~np.isfinite(atoms.positions))[0, 0])
-        problems.append(f"positions contain NaN or inf (atom {bad})")
-    cell = degenerate_cell_message(atoms.cell.array, atoms.pbc)
+    coordinates = coordinate_problem(atoms.positions, atoms.cell.array)
+    positions_ok = coordinates is None
+    if coordinates:
+        problems.append(coordinates)
+    cell = None if coordinates else degenerate_cell_message(atoms.cell.array, atoms.pbc)
     if cell:
         problems.append(cell)
     if positions_ok and cell is None and len(atoms) > 1:

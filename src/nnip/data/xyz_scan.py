@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 
 from ase.data import atomic_numbers as _symbol_to_z
+from ase.io.extxyz import key_val_str_to_dict
 
 __all__ = ["LineProblem", "scan_xyz"]
 
@@ -35,6 +36,20 @@ def _columns(comment: str) -> list[tuple[str, str, int]] | None:
         return []
     return [(fields[k], fields[k + 1].upper(), int(fields[k + 2]) if fields[k + 2].isdigit() else 0)
             for k in range(0, len(fields), 3)]
+
+
+def _comment_problem(comment: str) -> str | None:
+    """Why an extxyz comment line (key=value pairs) does not parse, or None (plain XYZ comments pass):
+    an unterminated quote would swallow the keys after it, the energy among them."""
+    if "=" not in comment:
+        return None
+    if len(re.findall(r'(?<!\\)"', comment)) % 2:
+        return "comment line has an unterminated quote (\") in its key=value pairs"
+    try:
+        key_val_str_to_dict(comment)
+    except Exception as error:  # ASE's parser raises several types
+        return f"comment line does not parse as key=value pairs ({str(error).splitlines()[0] if str(error) else type(error).__name__})"
+    return None
 
 
 def _check_atom_line(tokens: list[str], columns, line: int, frame: int) -> LineProblem | None:
@@ -86,6 +101,9 @@ def scan_xyz(text: str) -> tuple[int, list[LineProblem]]:
         if k + 1 >= len(lines):
             problems.append(LineProblem(k + 1, frame, "file ends before the comment line of the frame"))
             break
+        comment = _comment_problem(lines[k + 1])
+        if comment:
+            problems.append(LineProblem(k + 2, frame, comment))
         columns = _columns(lines[k + 1])
         if columns == []:
             problems.append(LineProblem(k + 2, frame, "malformed Properties= (needs name:type:width triples)"))

@@ -26,17 +26,18 @@ from nnip.demo.argon import argon_nve, argon_potential
 from nnip.demo.report import SUMMARY_ROWS, lookup, write_html
 from nnip.demo.steps import FULL, QUICK, DemoSettings
 from nnip.errors import ConfigError
+from nnip.runlock import contents, remove, run_lock
 from nnip.version import __version__
 
 __all__ = ["run_demo", "DemoSettings", "FULL", "QUICK", "argon_nve", "argon_potential"]
 
 
 def _prepare(out: Path, resume: bool, overwrite: bool) -> None:
-    if out.exists() and any(out.iterdir()) and not resume:
+    earlier = contents(out)
+    if earlier and not resume:
         if not overwrite:
             raise ConfigError(f"{out}: holds an earlier demo; use --resume to continue it or --overwrite")
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+        remove(earlier)
 
 
 def _write_json(report: dict[str, Any], path: Path) -> None:
@@ -57,11 +58,16 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
 def run_demo(output: str | Path = "runs/demo", quick: bool = False, resume: bool = False, overwrite: bool = False,
              settings: DemoSettings | None = None) -> dict[str, Any]:
     """Run every step into ``output``; returns the report (also in ``output/report.json``)."""
+    s = settings or (QUICK if quick else FULL)
+    with run_lock(output) as out:  # one writer per run folder
+        _prepare(out, resume, overwrite)
+        return _run(out, s, quick)
+
+
+def _run(out: Path, s: DemoSettings, quick: bool) -> dict[str, Any]:
+    """The steps of :func:`run_demo` in ``out``, checked and locked."""
     from nnip.demo import steps
 
-    s = settings or (QUICK if quick else FULL)
-    out = Path(output)
-    _prepare(out, resume, overwrite)
     report: dict[str, Any] = {"nnip_version": __version__, "quick": quick, "settings": asdict(s), "seconds": {}}
     started = time.perf_counter()
     plan = (("data", "inspecting the bundled data", lambda: steps.inspect_data(out, s)),

@@ -36,8 +36,10 @@ from ase.md.verlet import VelocityVerlet
 from ase.optimize import BFGS, FIRE
 from tqdm import tqdm
 
-from nnip.errors import ConfigError
+from nnip.errors import ConfigError, DataError, NumericalError
 from nnip.md.velocities import maxwell_boltzmann
+from nnip.runlock import file_lock
+from nnip.strict import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, SEED, check
 
 __all__ = ["MDSettings", "MDResult", "run_md", "relax", "THERMOSTATS"]
 
@@ -66,8 +68,11 @@ class MDSettings:
             raise ConfigError(f"thermostat: expected one of {', '.join(THERMOSTATS)}, got {self.thermostat!r}")
         if self.pressure is not None and self.thermostat not in ("nose-hoover", "berendsen"):
             raise ConfigError("a pressure (NPT) needs the nose-hoover or berendsen thermostat")
-        if self.steps < 0 or self.timestep <= 0 or self.interval < 1 or self.temperature < 0:
-            raise ConfigError("steps >= 0, timestep > 0, interval >= 1 and temperature >= 0 are required")
+        for name, bounds in (("steps", NON_NEGATIVE), ("timestep", POSITIVE), ("temperature", NON_NEGATIVE),
+                             ("friction", NON_NEGATIVE), ("tau", POSITIVE), ("pressure", None),
+                             ("interval", AT_LEAST_ONE), ("seed", SEED), ("stop_uncertainty", POSITIVE)):
+            if getattr(self, name) is not None:
+                check(name, getattr(self, name), bounds)
 
 
 @dataclass
@@ -104,16 +109,37 @@ def _state(atoms: Atoms, step: int, s: MDSettings) -> dict[str, float]:
             "max_force_std": float(atoms.calc.results.get("max_force_std", float("nan")))}
 
 
+def _step_failure(dynamics, atoms: Atoms) -> str | None:
+    """Run one step; what went wrong when the energy, the forces or the positions came out NaN or inf."""
+    try:
+        dynamics.run(1)
+        energy, forces = atoms.get_potential_energy(), atoms.get_forces()
+    except DataError as error:  # positions the neighbour list refuses (NaN, or flown apart)
+        return str(error)
+    for name, values in (("potential energy", energy), ("forces", forces), ("positions", atoms.positions)):
+        if not np.isfinite(values).all():
+            return f"the {name} are not finite (NaN or inf)" if name != "potential energy" else \
+                f"the potential energy is {energy}"
+    return None
+
+
 def run_md(atoms: Atoms, calculator: Calculator, settings: MDSettings, trajectory: str | Path,
            log: str | Path | None = None, progress: bool = True,
            observers: Sequence[tuple[Callable[[Atoms], None], int]] = ()) -> MDResult:
-    """Run MD from ``atoms`` (velocities drawn at ``settings.temperature`` unless it has momenta)."""
+    """Run MD from ``atoms`` (velocities drawn at ``settings.temperature`` unless it has momenta).
+    NumericalError when a step gives NaN or inf (the trajectory then ends with the last good frame)."""
+    with file_lock(trajectory):  # one writer per trajectory
+        return _run(atoms, calculator, settings, Path(trajectory), log, progress, observers)
+
+
+def _run(atoms: Atoms, calculator: Calculator, settings: MDSettings, trajectory: Path, log: str | Path | None,
+         progress: bool, observers: Sequence[tuple[Callable[[Atoms], None], int]]) -> MDResult:
+    """:func:`run_md` with the trajectory locked."""
     atoms = atoms.copy()
     atoms.calc = calculator
     if not atoms.get_momenta().any():
         maxwell_boltzmann(atoms, settings.temperature, seed=settings.seed)
     dynamics = _integrator(atoms, settings)
-    trajectory = Path(trajectory)
     trajectory.unlink(missing_ok=True)
     stream = open(log, "w", newline="") if log else None
     writer = csv.DictWriter(stream, fieldnames=LOG_COLUMNS) if stream else None
@@ -139,7 +165,19 @@ def run_md(atoms: Atoms, calculator: Calculator, settings: MDSettings, trajector
     try:
         record(0)
         for step in tqdm(range(1, settings.steps + 1), desc="MD", unit="step", disable=not progress):
-            dynamics.run(1)
+            before = (atoms.get_positions(), atoms.get_momenta(), atoms.get_cell().array.copy())
+            failure = _step_failure(dynamics, atoms)
+            if failure:
+                atoms.set_cell(before[2])
+                atoms.set_positions(before[0])
+                atoms.set_momenta(before[1])
+                atoms.calc.reset()
+                if (step - 1) % settings.interval:  # not yet in the trajectory
+                    record(step - 1)
+                raise NumericalError(
+                    f"MD step {step}: {failure}; the run stopped, and {trajectory} ends with the last good frame "
+                    f"(step {step - 1}). Likely causes: a timestep too long for this system ({settings.timestep:g} fs), "
+                    "or atoms that left the region the model was trained on (with an ensemble, set stop_uncertainty)")
             observed = [observe(atoms) for observe, every in observers if step % every == 0]
             if observed:
                 atoms.calc.reset()  # an observer may change the calculator (a new hill): no stale forces

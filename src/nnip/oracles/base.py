@@ -25,13 +25,15 @@ class Oracle(Protocol):
 
 
 def label_one(atoms: Atoms, calculator: Calculator, name: str) -> Atoms:
-    """A copy of ``atoms`` with energy, forces (and stress for 3-D periodic cells) from ``calculator``.
+    """A copy of ``atoms`` with energy, forces (and stress for 3-D periodic cells) from ``calculator``, reset
+    first, so that the label does not depend on what the calculator computed before.
 
     Raises:
         OracleError: naming the oracle and the frame's ``source_index`` when the method fails.
     """
     out = Atoms(numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
     out.info = dict(atoms.info)
+    calculator.reset()  # nothing of the previous structure (an SCF's starting guess) may reach this label
     out.calc = calculator
     try:
         labels = {"energy": out.get_potential_energy(), "forces": out.get_forces()}

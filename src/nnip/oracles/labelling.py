@@ -21,6 +21,7 @@ from nnip.data.io import inspect, read, write
 from nnip.errors import ConfigError, OracleError
 from nnip.oracles.base import CalculatorOracle
 from nnip.oracles.registry import get_oracle
+from nnip.runlock import file_lock
 
 __all__ = ["label_frames", "label_file"]
 
@@ -94,8 +95,13 @@ def label_file(data: str | os.PathLike, oracle_name: str, output: str | os.PathL
     (ConfigError). Frames the oracle fails on are listed with the reason in
     ``OUTPUT.failures.txt`` and left for a later ``resume``.
     """
-    output = Path(output)
-    oracle = get_oracle(oracle_name)
+    with file_lock(output):  # one writer per output file
+        return _label_file(data, get_oracle(oracle_name), Path(output), workers, resume, executor, progress)
+
+
+def _label_file(data, oracle, output: Path, workers: int, resume: bool, executor: Executor | None,
+                progress: bool) -> int:
+    """:func:`label_file` with the output locked."""
     frames = read(data)
     for k, atoms in enumerate(frames):
         atoms.info[SOURCE_INDEX] = k

@@ -33,7 +33,9 @@ def _tblite(method: str):
         from tblite.ase import TBLite
     except ImportError:
         raise OracleError(f"oracle {method}: the tblite package is not installed (pip install tblite)") from None
-    return TBLite(method=method, verbosity=0)
+    # cache_api False: reset() drops the previous structure's wavefunction, which tblite would otherwise take as
+    # the start of the next SCF (its labels then depended on what was labelled before, by up to 2e-4 eV/Å)
+    return TBLite(method=method, verbosity=0, cache_api=False)
 
 
 def _model(path: str):

@@ -17,7 +17,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 import yaml
@@ -26,7 +26,8 @@ from ase.data import chemical_symbols
 from nnip.errors import ConfigError
 from nnip.nn.execution import MODES
 from nnip.potentials.contract.registry import REGISTRY
-from nnip.strict import closest, from_dict
+from nnip.strict import (AT_LEAST_ONE, FRACTION, NON_NEGATIVE, POSITIVE, SEED, Bounds, closest, from_dict,
+                          load_yaml)
 from nnip.training.loss import LossConfig
 
 __all__ = [
@@ -43,8 +44,14 @@ class SplitConfig:
         val: validation structures, a fraction (< 1) or a count. test: test structures, likewise.
     """
 
-    val: float | int = 0.1
-    test: float | int = 0.0
+    val: Annotated[float | int, NON_NEGATIVE] = 0.1
+    test: Annotated[float | int, NON_NEGATIVE] = 0.0
+
+    def __post_init__(self) -> None:
+        for key in ("val", "test"):
+            value = getattr(self, key)
+            if isinstance(value, float) and value >= 1 and not value.is_integer():
+                raise ConfigError(f"{key}: expected a fraction below 1 or a whole number of structures, got {value}")
 
 
 @dataclass
@@ -99,7 +106,7 @@ class ModelConfig:
     terms: list[dict[str, Any]] = field(default_factory=list)
     elements: list[str] | None = None
     e0: str | dict[str, float] = "least_squares"
-    scale: str | float = "auto"
+    scale: Annotated[str | float, POSITIVE] = "auto"
     shift: str | float = "auto"
     init: str | None = None
 
@@ -160,21 +167,21 @@ class TrainingConfig:
         loss: loss weights and penalties.
     """
 
-    max_epochs: int = 100
-    max_time: float | None = None
-    batch_size: int = 16
-    eval_batch_size: int = 64
+    max_epochs: Annotated[int, AT_LEAST_ONE] = 100
+    max_time: Annotated[float | None, POSITIVE] = None
+    batch_size: Annotated[int, AT_LEAST_ONE] = 16
+    eval_batch_size: Annotated[int, AT_LEAST_ONE] = 64
     optimizer: str = "adam"
-    lr: float = 1e-3
-    weight_decay: float = 0.0
+    lr: Annotated[float, POSITIVE] = 1e-3
+    weight_decay: Annotated[float, NON_NEGATIVE] = 0.0
     schedule: str = "plateau"
-    warmup_epochs: int = 0
-    plateau_patience: int = 10
-    plateau_factor: float = 0.5
-    min_lr: float = 0.0
-    ema_decay: float | None = None
-    clip_grad_norm: float | None = None
-    early_stopping_patience: int | None = None
+    warmup_epochs: Annotated[int, NON_NEGATIVE] = 0
+    plateau_patience: Annotated[int, NON_NEGATIVE] = 10
+    plateau_factor: Annotated[float, FRACTION] = 0.5
+    min_lr: Annotated[float, NON_NEGATIVE] = 0.0
+    ema_decay: Annotated[float | None, FRACTION] = None
+    clip_grad_norm: Annotated[float | None, POSITIVE] = None
+    early_stopping_patience: Annotated[int | None, NON_NEGATIVE] = None
     keep: str = "best"
     dtype: str | None = None
     device: str = "cpu"
@@ -182,7 +189,7 @@ class TrainingConfig:
     tensorboard: bool = False
     progress: bool = True
     plots: bool = True
-    checkpoint_seconds: float = 0.0
+    checkpoint_seconds: Annotated[float, NON_NEGATIVE] = 0.0
     freeze: list[str] = field(default_factory=list)
     train_e0: bool = False
     loss: LossConfig = field(default_factory=LossConfig)
@@ -222,10 +229,10 @@ class RunConfig:
     data: DataConfig
     model: ModelConfig
     training: TrainingConfig = field(default_factory=TrainingConfig)
-    ensemble: int = 1
+    ensemble: Annotated[int, AT_LEAST_ONE] = 1
     bootstrap: bool = False
-    kfold: int | None = None
-    seed: int = 0
+    kfold: Annotated[int | None, Bounds(2)] = None
+    seed: Annotated[int, SEED] = 0
     output: str = "runs/nnip"
 
     def __post_init__(self) -> None:
@@ -325,12 +332,7 @@ def read_config_data(path: str | Path, overrides: Sequence[str] = ()) -> Any:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such config file")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        line = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}:{line} is not valid YAML ({getattr(error, 'problem', error)})") from None
+    data = load_yaml(path) or {}
     return apply_overrides(data, overrides) if isinstance(data, dict) else data
 
 

@@ -17,11 +17,13 @@ by the global counts and match a single-process run exactly.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 import torch
 
 from nnip import keys
 from nnip.errors import ConfigError
+from nnip.strict import NON_NEGATIVE, POSITIVE
 
 __all__ = ["LossConfig", "loss_terms", "combine"]
 
@@ -39,15 +41,15 @@ class LossConfig:
         huber_delta: where Huber turns from quadratic to linear, in the term's unit.
     """
 
-    energy_weight: float = 1.0
-    forces_weight: float = 10.0
-    stress_weight: float = 0.0
-    dipole_weight: float = 0.0
+    energy_weight: Annotated[float, NON_NEGATIVE] = 1.0
+    forces_weight: Annotated[float, NON_NEGATIVE] = 10.0
+    stress_weight: Annotated[float, NON_NEGATIVE] = 0.0
+    dipole_weight: Annotated[float, NON_NEGATIVE] = 0.0
     energy: str = "mse"
     forces: str = "mse"
     stress: str = "mse"
     dipole: str = "mse"
-    huber_delta: float = 0.01
+    huber_delta: Annotated[float, POSITIVE] = 0.01
 
     def __post_init__(self) -> None:
         for name in ("energy", "forces", "stress", "dipole"):
@@ -57,6 +59,9 @@ class LossConfig:
                 raise ConfigError(f"{name}_weight must be >= 0")
         if self.huber_delta <= 0:
             raise ConfigError("huber_delta must be > 0")
+        if not sum(self.weights().values()) > 0:
+            raise ConfigError("energy_weight, forces_weight, stress_weight and dipole_weight are all 0: nothing to "
+                              "train on; give at least one a positive weight")
 
     def weights(self) -> dict[str, float]:
         return {keys.ENERGY: self.energy_weight, keys.FORCES: self.forces_weight, keys.STRESS: self.stress_weight,

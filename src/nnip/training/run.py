@@ -10,6 +10,7 @@ so ``resume`` skips finished ones and continues the interrupted one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 from pathlib import Path
@@ -25,6 +26,7 @@ from nnip.errors import ConfigError
 from nnip.plots import learning_curves
 from nnip.potentials.contract.ensemble import Ensemble
 from nnip.potentials.files.serialization import load, save
+from nnip.runlock import run_lock
 from nnip.training import distributed
 from nnip.training.build import build_model
 from nnip.training.config import RunConfig
@@ -58,10 +60,14 @@ def check_directory(directory: Path, resolved: dict[str, Any], resume: bool, ove
                           "use --resume to continue it or --overwrite to replace it")
 
 
-def _check_on_every_rank(directory: Path, resolved, resume: bool, overwrite: bool, context) -> None:
-    """check_directory on every rank before rank 0 writes anything, so all ranks stop alike with one message."""
+def _check_on_every_rank(directory: Path, resolved, resume: bool, overwrite: bool, context,
+                         lock: contextlib.ExitStack) -> None:
+    """Rank 0 takes the run folder's lock (held by ``lock``), then check_directory on every rank, before rank 0
+    writes anything, so all ranks stop alike with one message."""
     error = None
     try:
+        if context.main:
+            lock.enter_context(run_lock(directory))  # one writer per run folder
         check_directory(directory, resolved, resume, overwrite)
     except ConfigError as caught:
         error = caught
@@ -155,6 +161,10 @@ def train_model(config: RunConfig, splits: Splits, directory: Path, seed: int, r
         start_from(potential, config.model.init, seed - config.seed)
     trainer = Trainer(potential, train, val, config.training, seed, directory, context)
     result = trainer.fit(resume=resume and (directory / "checkpoint.pt").is_file())
+    random_weights = any(term.dimensionless for term in potential.terms) and not config.model.init
+    if result.epochs == 0 and random_weights:  # never save a network's untrained weights as a model
+        raise ConfigError(f"training.max_time ({config.training.max_time:g} s) ran out before the first epoch "
+                          "finished: nothing was trained, so no model.pt was written; raise max_time")
     potential = trainer.potential.eval()
     summary = {"train_seconds": result.train_seconds, "epochs": result.epochs, "stopped": result.stopped,
                "best_epoch": result.best_epoch + 1, "n_parameters": sum(p.numel() for p in potential.parameters()),
@@ -236,18 +246,18 @@ def run_training(config: RunConfig, resolved: dict[str, Any], resume: bool = Fal
         splits = read_splits(config.data, config.training.loss, config.seed, config.model.elements)
         _check_before_writing(config, splits)
         directory = Path(config.output)
-        _check_on_every_rank(directory, resolved, resume, overwrite, context)
-        if context.main:
-            clear_directory(directory, resume)
-            directory.mkdir(parents=True, exist_ok=True)
-            if not resume:
-                (directory / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
-        context.barrier()
-        if config.kfold:
-            return _finish(_run_kfold(config, splits, directory, resume, context), directory, context)
-        if config.ensemble > 1:
-            return _finish(_run_ensemble(config, splits, directory, resume, context), directory, context)
-        return train_model(config, splits, directory, config.seed, resume, context)
+        with contextlib.ExitStack() as lock:
+            _check_on_every_rank(directory, resolved, resume, overwrite, context, lock)
+            if context.main:
+                clear_directory(directory, resume)
+                if not resume:
+                    (directory / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
+            context.barrier()
+            if config.kfold:
+                return _finish(_run_kfold(config, splits, directory, resume, context), directory, context)
+            if config.ensemble > 1:
+                return _finish(_run_ensemble(config, splits, directory, resume, context), directory, context)
+            return train_model(config, splits, directory, config.seed, resume, context)
     finally:
         distributed.stop(context)
 

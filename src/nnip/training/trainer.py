@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from nnip import keys
 from nnip.data.dataset import AtomicDataset
-from nnip.errors import ConfigError
+from nnip.errors import ConfigError, NumericalError
 from nnip.potentials.contract.base import Potential
 from nnip.training.checkpoint import load_checkpoint, save_checkpoint, write_metrics_csv
 from nnip.training.config import TrainingConfig
@@ -146,17 +146,32 @@ class Trainer:
         return float(self.context.sum(torch.as_tensor(loss, dtype=torch.float64).detach())) / self.context.world_size
 
     def _step(self, indices: list[int]) -> float:
-        """One optimizer step on a global batch; returns its loss."""
+        """One optimizer step on a global batch; returns its loss. NumericalError, before the weights change,
+        when the loss or the gradient is not finite."""
         loss = self._loss(indices)
+        value = self._global_value(loss)
+        self._check_finite("loss", value)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self._average_e0_gradient()
+        gradients = [p.grad for p in self.parameters.values() if p.grad is not None]
+        self._check_finite("gradient norm", float(torch.nn.utils.get_total_norm(gradients)) if gradients else 0.0)
         if self.config.clip_grad_norm:
             torch.nn.utils.clip_grad_norm_(list(self.parameters.values()), self.config.clip_grad_norm)
         self.optimizer.step()
         if self.ema is not None:
             self.ema.update()
-        return self._global_value(loss)
+        return value
+
+    def _check_finite(self, what: str, value: float) -> None:
+        """NumericalError naming the epoch and the likely causes when ``value`` is NaN or inf."""
+        if math.isfinite(value):
+            return
+        raise NumericalError(
+            f"epoch {self.epoch + 1}: the {what} is {value}; training stopped, and no model.pt was written "
+            f"(checkpoint.pt keeps the last finished epoch, {self.epoch}). Likely causes: a learning rate too "
+            f"high for this model (training.lr is {self.config.lr:g}; try one ten times smaller) or labels of "
+            "extreme magnitude in the data (check them with nnip info)")
 
     def _full_batch_loss(self) -> float:
         """Loss and gradient over the whole training set (for L-BFGS), accumulated batch by batch."""
@@ -170,7 +185,9 @@ class Trainer:
             loss.backward()
             total += float(loss.detach())
         self._average_e0_gradient()
-        return self._global_value(total)
+        total = self._global_value(total)
+        self._check_finite("loss", total)
+        return total
 
     def _label_counts(self, order: list[int]) -> dict[str, torch.Tensor]:
         """Numbers of energies, force-carrying atoms and stresses in the whole training set."""
@@ -242,6 +259,7 @@ class Trainer:
                 break
             with self._weights():
                 val_loss, metrics = self._validate(train_loss)
+                self._check_finite("validation loss", val_loss)
                 improved = val_loss < self.best_loss
                 if improved or self.config.keep == "last":
                     self.best_state = {k: v.detach().clone() for k, v in self.potential.state_dict().items()}

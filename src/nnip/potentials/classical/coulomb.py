@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Annotated
 
 import torch
 from ase.data import chemical_symbols
@@ -19,6 +20,7 @@ from torch import nn
 from nnip.errors import ConfigError
 from nnip.potentials.classical.pair import PairConfig, PairTerm, per_edge
 from nnip.units import COULOMB_CONSTANT
+from nnip.strict import CUTOFF
 
 __all__ = ["Coulomb", "CoulombConfig", "CoulombDSF", "CoulombDSFConfig"]
 
@@ -31,7 +33,7 @@ class CoulombConfig(PairConfig):
     """
 
     charges: dict[str, float] = field(default_factory=dict)
-    cutoff: float = 10.0
+    cutoff: Annotated[float, CUTOFF] = 10.0
 
 
 @dataclass

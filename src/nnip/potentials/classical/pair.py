@@ -12,6 +12,7 @@ import abc
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Annotated
 
 import torch
 from ase.data import atomic_numbers as _symbol_to_z
@@ -22,6 +23,7 @@ from nnip.errors import ConfigError
 from nnip.nn.cutoffs import quintic_switch
 from nnip.nn.scatter import scatter_sum
 from nnip.potentials.contract.base import Edges, Term
+from nnip.strict import CUTOFF, check
 
 __all__ = ["PairConfig", "PairTable", "PairTerm", "per_edge", "unordered_pairs", "arithmetic_mean", "geometric_mean",
            "harmonic_mean"]
@@ -51,13 +53,12 @@ class PairConfig:
         switch_on: Å; when set, multiply by a C2 switch going from 1 at switch_on to 0 at cutoff.
     """
 
-    cutoff: float = 5.0
+    cutoff: Annotated[float, CUTOFF] = 5.0
     shift: bool = True
     switch_on: float | None = None
 
     def __post_init__(self) -> None:
-        if not self.cutoff > 0:
-            raise ConfigError(f"cutoff must be > 0 Å, got {self.cutoff}")
+        check("cutoff", self.cutoff, CUTOFF)
         if self.switch_on is not None and not 0 <= self.switch_on < self.cutoff:
             raise ConfigError(f"switch_on must lie in [0, cutoff={self.cutoff}) Å, got {self.switch_on} "
                               "(set switch_on, or null, together with the cutoff)")

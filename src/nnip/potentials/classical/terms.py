@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 import torch
 
@@ -25,6 +25,7 @@ from nnip.potentials.classical.pair import (
     per_edge,
 )
 from nnip.units import COULOMB_CONSTANT
+from nnip.strict import CUTOFF
 
 __all__ = [
     "LennardJones", "LennardJonesConfig", "Morse", "MorseConfig", "Harmonic", "HarmonicConfig",
@@ -72,7 +73,7 @@ class LennardJonesConfig(PairConfig):
     sigma: PerElement = 3.40
     pairs: PairValues = field(default_factory=dict)
     mixing: str = "lorentz-berthelot"
-    cutoff: float = 8.5
+    cutoff: Annotated[float, CUTOFF] = 8.5
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -109,7 +110,7 @@ class MorseConfig(PairConfig):
     a: PerElement = 1.3588
     r0: PerElement = 2.866
     pairs: PairValues = field(default_factory=dict)
-    cutoff: float = 6.0
+    cutoff: Annotated[float, CUTOFF] = 6.0
     shift: bool = False
     switch_on: float | None = 5.0
 
@@ -138,7 +139,7 @@ class HarmonicConfig(PairConfig):
     k: PerElement = 1.0
     r0: PerElement = 1.0
     pairs: PairValues = field(default_factory=dict)
-    cutoff: float = 2.0
+    cutoff: Annotated[float, CUTOFF] = 2.0
 
 
 class Harmonic(TabulatedPairTerm):
@@ -165,7 +166,7 @@ class BuckinghamConfig(PairConfig):
     B: PerElement = 3.0
     C: PerElement = 10.0
     pairs: PairValues = field(default_factory=dict)
-    cutoff: float = 8.0
+    cutoff: Annotated[float, CUTOFF] = 8.0
 
 
 class Buckingham(TabulatedPairTerm):
@@ -197,7 +198,7 @@ class ZBLConfig(PairConfig):
     outer cutoffs). A core-repulsion prior for learned potentials.
     """
 
-    cutoff: float = 2.0
+    cutoff: Annotated[float, CUTOFF] = 2.0
     shift: bool = False
     switch_on: float | None = 1.0
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import torch
 
 from nnip.data.graph import AtomicGraph
-from nnip.data.neighbors import NeighborRequest
+from nnip.data.neighbors import NeighborRequest, half_edge_mask
 from nnip.nn.execution import EdgeWork, Geometry, Memory, exporting
 from nnip.nn.halo import exchange, exchange_reverse
 
@@ -84,17 +84,6 @@ class Edges:
         if self.is_half:
             return self
         return self._select(half_edge_mask(self.center, self.neighbor, self.shifts), True)
-
-
-def half_edge_mask(center: torch.Tensor, neighbor: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
-    """Keep i -> j when i < j, or i == j with the first non-zero image shift positive.
-
-    Of the two directions (i, j, S) and (j, i, -S) of a pair exactly one passes.
-    Shapes: (E,), (E,), (E, 3) -> (E,) bool.
-    """
-    s0, s1, s2 = shifts.unbind(1)
-    positive_shift = (s0 > 0) | ((s0 == 0) & ((s1 > 0) | ((s1 == 0) & (s2 > 0))))
-    return (center < neighbor) | ((center == neighbor) & positive_shift)
 
 
 def _vectors(graph: AtomicGraph, positions: torch.Tensor, cell: torch.Tensor, center: torch.Tensor,

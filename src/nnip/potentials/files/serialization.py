@@ -11,7 +11,10 @@ stored on the CPU, so a model saved on any device loads anywhere.
 from __future__ import annotations
 
 import os
+import pickle
+import re
 import tempfile
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -76,12 +79,20 @@ def load_plain(path: str | os.PathLike, kind: str = "model file") -> Any:
     if not path.is_file():
         raise CheckpointError(f"{path}: no such {kind}")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about weights_only before refusing: the error says it all
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        found = re.search(r"GLOBAL ([\w.]+)", str(error))
+        what = f" ({found.group(1)})" if found else ""
+        raise CheckpointError(f"{path}: holds pickled objects{what}, which nnip never loads (a {kind} holds "
+                              "only tensors, numbers and text; nothing in it was run)") from None
     except Exception as error:  # torch's readers raise many types on damaged or foreign files
         with open(path, "rb") as handle:
             is_zip = handle.read(2) == b"PK"
         what = "is truncated or corrupted" if is_zip else f"is not an nnip {kind}"
-        detail = str(error).splitlines()[0][:120] if str(error).strip() else "no detail"
+        lines = str(error).strip().splitlines()
+        detail = lines[0].split(". ")[0] if lines else "no detail"
         raise CheckpointError(f"{path}: {what} ({type(error).__name__}: {detail})") from None
 
 

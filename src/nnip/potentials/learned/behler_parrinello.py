@@ -21,6 +21,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Annotated
 
 import torch
 from torch import nn
@@ -31,6 +32,7 @@ from nnip.nn.lone import LoneReference
 from nnip.nn.mlp import ACTIVATIONS, mlp
 from nnip.nn.symmetry_functions import angular_g4, angular_g5, element_pair_index, radial_g2
 from nnip.potentials.contract.base import Edges, Term
+from nnip.strict import CUTOFF
 
 __all__ = ["BehlerParrinello", "BehlerParrinelloConfig"]
 
@@ -49,7 +51,7 @@ class BehlerParrinelloConfig:
         activation: "tanh" (Behler's choice), "silu" or "ssp".
     """
 
-    cutoff: float = 6.0
+    cutoff: Annotated[float, CUTOFF] = 6.0
     radial: int = 12
     radial_start: float = 0.8
     radial_centres: list[float] | None = None

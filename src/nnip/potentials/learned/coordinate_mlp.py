@@ -14,12 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Annotated
 
 import torch
 
 from nnip.errors import ConfigError, DataError
 from nnip.nn.mlp import ACTIVATIONS, mlp
 from nnip.potentials.contract.base import Edges, GlobalTerm, System
+from nnip.strict import CUTOFF, check
 
 __all__ = ["CoordinateMLP", "CoordinateMLPConfig"]
 
@@ -36,15 +38,14 @@ class CoordinateMLPConfig:
     n_atoms: int = 1
     hidden: list[int] = field(default_factory=lambda: [64, 64])
     activation: str = "silu"
-    cutoff: float = 0.5
+    cutoff: Annotated[float, CUTOFF] = 0.5
 
     def __post_init__(self) -> None:
         if self.n_atoms < 1 or any(h < 1 for h in self.hidden):
             raise ConfigError("n_atoms and every hidden width must be >= 1")
         if self.activation not in ACTIVATIONS:
             raise ConfigError(f"activation: expected one of {', '.join(ACTIVATIONS)}, got {self.activation!r}")
-        if self.cutoff <= 0:
-            raise ConfigError(f"cutoff must be > 0 Å, got {self.cutoff}")
+        check("cutoff", self.cutoff, CUTOFF)
 
 
 class CoordinateMLP(GlobalTerm):

@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Annotated
 
 import torch
 
@@ -39,6 +40,7 @@ from nnip.nn.scatter import scatter_sum
 from nnip.potentials.contract.base import Edges, GlobalTerm, System
 from nnip.potentials.learned.schnet import SchNet, SchNetConfig
 from nnip.units import COULOMB_CONSTANT
+from nnip.strict import CUTOFF
 
 __all__ = ["Electrostatics", "ElectrostaticsConfig"]
 
@@ -54,7 +56,7 @@ class ElectrostaticsConfig:
         ewald_accuracy: relative truncation error of the Ewald sums.
     """
 
-    cutoff: float = 5.0
+    cutoff: Annotated[float, CUTOFF] = 5.0
     features: int = 32
     interactions: int = 2
     basis: int = 20

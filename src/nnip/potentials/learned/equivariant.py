@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Annotated
 
 import torch
 from torch import nn
@@ -47,6 +48,7 @@ from nnip.nn.mlp import mlp
 from nnip.nn.radial import BesselBasis, polynomial_cutoff
 from nnip.potentials.contract.base import Edges, Term
 from nnip.potentials.learned.hyperparameters import check_network_config
+from nnip.strict import CUTOFF
 
 __all__ = ["Equivariant", "EquivariantConfig"]
 
@@ -66,7 +68,7 @@ class EquivariantConfig:
         training data (mean neighbours per atom within the cutoff).
     """
 
-    cutoff: float = 5.0
+    cutoff: Annotated[float, CUTOFF] = 5.0
     channels: int = 32
     l_max: int = 2
     hidden_l: int = 1

@@ -6,14 +6,14 @@ from typing import Any
 
 from nnip.errors import ConfigError
 from nnip.nn.mlp import ACTIVATIONS
+from nnip.strict import CUTOFF, check
 
 __all__ = ["check_network_config"]
 
 
 def check_network_config(config: Any, sizes: tuple[str, ...], activation: str | None = "activation") -> None:
-    """Raise ConfigError unless ``config.cutoff`` > 0, every field in ``sizes`` >= 1 and the activation is known."""
-    if config.cutoff <= 0:
-        raise ConfigError(f"cutoff must be > 0 Å, got {config.cutoff}")
+    """Raise ConfigError unless ``config.cutoff`` is within CUTOFF (Å), every field in ``sizes`` >= 1 and the activation is known."""
+    check("cutoff", config.cutoff, CUTOFF)
     for key in sizes:
         if getattr(config, key) < 1:
             raise ConfigError(f"{key} must be >= 1, got {getattr(config, key)}")

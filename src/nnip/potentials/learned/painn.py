@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Annotated
 
 import torch
 from torch import nn
@@ -35,6 +36,7 @@ from nnip.nn.mlp import mlp
 from nnip.nn.radial import BesselBasis, cosine_cutoff
 from nnip.potentials.contract.base import Edges, Term
 from nnip.potentials.learned.hyperparameters import check_network_config
+from nnip.strict import CUTOFF
 
 __all__ = ["PaiNN", "PaiNNConfig"]
 
@@ -52,7 +54,7 @@ class PaiNNConfig:
         or "tanh". shared_filters: one radial filter network for all blocks (fewer weights).
     """
 
-    cutoff: float = 5.0
+    cutoff: Annotated[float, CUTOFF] = 5.0
     features: int = 64
     interactions: int = 3
     basis: int = 20

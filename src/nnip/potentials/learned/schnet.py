@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Annotated
 
 import torch
 from torch import nn
@@ -31,6 +32,7 @@ from nnip.nn.mlp import mlp
 from nnip.nn.radial import GaussianBasis, cosine_cutoff
 from nnip.potentials.contract.base import Edges, Term
 from nnip.potentials.learned.hyperparameters import check_network_config
+from nnip.strict import CUTOFF
 
 __all__ = ["SchNet", "SchNetConfig"]
 
@@ -44,7 +46,7 @@ class SchNetConfig:
         basis: number of Gaussians on [0, cutoff]. activation: "ssp", "silu" or "tanh".
     """
 
-    cutoff: float = 5.0
+    cutoff: Annotated[float, CUTOFF] = 5.0
     features: int = 64
     interactions: int = 3
     basis: int = 50
