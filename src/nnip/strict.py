@@ -92,7 +92,8 @@ def parse_yaml(text: str, where: str) -> Any:
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         line = f": line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{where}{line} is not valid YAML ({getattr(error, 'problem', None) or error})") from None
+        problem = str(getattr(error, "problem", None) or error).strip().splitlines() or ["unreadable"]
+        raise ConfigError(f"{where}{line} is not valid YAML ({problem[0]})") from None
 
 
 def load_yaml(path: str | Path) -> Any:
@@ -161,22 +162,27 @@ def check(name: str, value: Any, bounds: Bounds | None = None) -> None:
 
 def _problem(value: Any, bounds: Bounds | None) -> str | None:
     """' must be ...' (with where inside a list or mapping) when ``value`` is not finite or out of ``bounds``."""
-    outside = bounds.problem(value) if bounds else None
-    return non_finite(value) or (f" {outside}" if outside else None)
+    return non_finite(value) or (_first(value, lambda x: f" {bounds.problem(x)}" if bounds.problem(x) else None)
+                                 if bounds else None)
 
 
 def non_finite(value: Any) -> str | None:
-    """'must be a finite number, got X' for a NaN or infinite number; inside lists and mappings
+    """' must be a finite number, got X' for a NaN or infinite number; inside lists and mappings
     '[k].key must be ...', naming where; None when every number is finite."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return f" must be a finite number, got {value!r}"
+    return _first(value, lambda x: f" must be a finite number, got {x!r}"
+                  if isinstance(x, float) and not math.isfinite(x) else None)
+
+
+def _first(value: Any, problem) -> str | None:
+    """The first problem ``problem(number)`` finds in ``value`` or inside its lists and mappings, prefixed
+    with where (``[k]``, ``.key``); None when there is none."""
     if isinstance(value, Mapping):
         items = ((f".{key}", item) for key, item in value.items())
     elif isinstance(value, (list, tuple)):
         items = ((f"[{k}]", item) for k, item in enumerate(value))
     else:
-        return None
-    return next((where + problem for where, item in items if (problem := non_finite(item))), None)
+        return problem(value)
+    return next((where + found for where, item in items if (found := _first(item, problem))), None)
 
 
 def _join(where: str, key: str) -> str:

@@ -190,3 +190,26 @@ def test_strain_attack_deforms_only_periodic_cells_within_the_clamp_and_raises_t
     assert attacked[0].log_objective > start[0].log_objective
     plain = Attack(copper_ensemble(), [-14.0, -13.5], [4, 4], AttackSettings(**{**settings, "strain": False})).run(seeds)
     np.testing.assert_allclose(plain[0].atoms.cell.array, crystal.cell.array)
+
+
+def test_a_seed_whose_objective_turns_non_finite_stops_at_its_last_finite_geometry(monkeypatch):
+    """The other seeds go on; the stopped one keeps the geometry of its last finite step."""
+    ensemble = lj_ensemble(elements=("H",), sigmas=(0.9, 0.9), epsilons=(0.01, 0.03), cutoff=3.0)
+    dimers = [Atoms("H2", positions=[[0, 0, 0], [1.2 + 0.1 * k, 0, 0]]) for k in range(2)]
+    attack = Attack(ensemble, [0.0], [2], AttackSettings(kT=1000.0, lr=0.01, steps=6))
+    objective, calls, geometries = attack.objective, [], []
+
+    def failing(graph, positions, *args, **kwargs):
+        values = objective(graph, positions, *args, **kwargs)
+        calls.append(1)
+        geometries.append(positions.detach().clone())
+        if len(calls) == 4:  # the 4th step: seed 1's objective is NaN
+            values = {k: v.clone() for k, v in values.items()}
+            values["log_objective"] = torch.where(torch.tensor([False, True]), torch.nan, values["log_objective"])
+        return values
+
+    monkeypatch.setattr(attack, "objective", failing)
+    first, second = attack.run(dimers)
+    assert first.stopped == "steps" and second.stopped == "not finite"
+    assert np.isfinite(second.atoms.positions).all()
+    np.testing.assert_allclose(second.atoms.positions, geometries[3][2:].numpy(), atol=1e-12)  # where it was

@@ -166,3 +166,15 @@ def test_md_stops_at_a_non_finite_step_with_the_last_good_frame_written(tmp_path
     frames = nnip.read(trajectory)
     assert [f.info["step"] for f in frames] == [0, 5, 6]
     assert all(np.isfinite(f.get_forces()).all() and np.isfinite(f.positions).all() for f in frames)
+
+
+def test_a_second_md_into_the_same_trajectory_is_refused_while_the_first_runs(tmp_path, liquid):
+    from nnip.errors import ConfigError
+    from nnip.md.run import MDSettings, run_md
+    from nnip.runlock import file_lock
+
+    trajectory = tmp_path / "md.extxyz"
+    with file_lock(trajectory):  # as a running `nnip md --output md.extxyz` holds it
+        with pytest.raises(ConfigError, match=r"md.extxyz: another nnip run is writing this file \(pid \d+"):
+            run_md(nnip.read(liquid)[0], LennardJonesCalculator(), MDSettings(steps=1), trajectory, progress=False)
+    assert not trajectory.exists()

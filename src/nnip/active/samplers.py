@@ -89,7 +89,7 @@ class ActiveSettings:
     md_steps: Annotated[int, AT_LEAST_ONE] = 200
     md_interval: Annotated[int, AT_LEAST_ONE] = 10
     md_timestep: Annotated[float, POSITIVE] = 0.5
-    amplitude: Annotated[float, NON_NEGATIVE] = 0.05
+    amplitude: Annotated[float, Bounds(0, 10)] = 0.05
     attack: AttackSettings = field(default_factory=AttackSettings)
 
     def __post_init__(self) -> None:

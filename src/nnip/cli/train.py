@@ -33,11 +33,15 @@ def _evaluate(args: argparse.Namespace) -> int:
     import json
 
     from nnip.data.io import read
+    from nnip.errors import DataError
     from nnip.training.evaluate import evaluate, format_metrics, to_json, write_parity_plots
 
     model = load_model(args.model, device=args.device)
     set_dtype(model, args.dtype)
     frames = read(args.data, energy_unit=args.energy_unit, energy_key=args.energy_key, forces_key=args.forces_key)
+    if not any(a.calc is not None and ("energy" in a.calc.results or "forces" in a.calc.results) for a in frames):
+        raise DataError(f"{args.data}: no structure has an energy ({args.energy_key!r}) or forces "
+                        f"({args.forces_key!r}) to compare with; name them with --energy-key / --forces-key")
     metrics, predictions = evaluate(model, frames, args.batch_size, args.device, source=str(args.data))
     if args.plots:
         from pathlib import Path

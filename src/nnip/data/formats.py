@@ -42,7 +42,8 @@ def read_md17_npz(path: Path, factor: float) -> list[tuple[Atoms, dict]]:
 
 
 #: what numpy raises for a damaged archive or member: zip and zlib errors, short reads, bad headers
-_ARCHIVE_ERRORS = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error, UnicodeDecodeError)
+_ARCHIVE_ERRORS = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error, UnicodeDecodeError,
+                   NotImplementedError, RuntimeError)  # the last two: an unknown compression, an 'encrypted' member
 
 
 def _first_line(error: Exception) -> str:
@@ -123,7 +124,9 @@ def mlearn_stress(virial_stress) -> np.ndarray:
     reproduces their DFT energy differences to 2.3 meV (RMS; the differences are 471 meV),
     while the other sign or the Voigt order miss by 944 or 440 meV (tests/data/test_mlearn.py).
     """
-    v = np.asarray(virial_stress, dtype=float)
+    v = real_array(virial_stress, "virial_stress").reshape(-1)
+    if v.size != 6:
+        raise ValueError(f"virial_stress has {v.size} values, expected 6 (xx yy zz xy yz zx)")
     return -KBAR * v[[0, 1, 2, 4, 5, 3]]
 
 
@@ -140,7 +143,7 @@ def read_mlearn_json(path: Path, factor: float) -> list[tuple[Atoms, dict]]:
     for k, entry in enumerate(entries):
         try:
             frames.append(_mlearn_frame(entry, factor))
-        except (KeyError, TypeError, ValueError, AttributeError) as error:
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
             raise DataError(f"{path}: frame {k}: malformed mlearn entry ({error!r})") from None
     return frames
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import numpy as np
+
 from ase.data import atomic_numbers as _symbol_to_z
 from ase.io.extxyz import key_val_str_to_dict
 
@@ -46,9 +48,22 @@ def _comment_problem(comment: str) -> str | None:
     if len(re.findall(r'(?<!\\)"', comment)) % 2:
         return "comment line has an unterminated quote (\") in its key=value pairs"
     try:
-        key_val_str_to_dict(comment)
+        info = key_val_str_to_dict(comment)
     except Exception as error:  # ASE's parser raises several types
         return f"comment line does not parse as key=value pairs ({str(error).splitlines()[0] if str(error) else type(error).__name__})"
+    return _stress_problem(info.get("stress"))
+
+
+def _stress_problem(stress) -> str | None:
+    """A 3x3 stress that is not symmetric (ASE would keep one triangle and drop the other silently)."""
+    values = np.asarray(stress) if stress is not None else None
+    if values is None or values.size != 9 or values.dtype.kind not in "iuf":
+        return None
+    matrix = values.reshape(3, 3).astype(float)
+    if not np.isfinite(matrix).all():
+        return "stress contains NaN or inf"
+    if not np.allclose(matrix, matrix.T, rtol=1e-6, atol=1e-12):
+        return "stress (3x3) is not symmetric"
     return None
 
 

@@ -81,6 +81,9 @@ class DataConfig:
     def __post_init__(self) -> None:
         if not self.train:
             raise ConfigError("train: a training data file is required (data.train)")
+        for key in ("val", "test", "isolated_atoms"):
+            if getattr(self, key) is not None and not str(getattr(self, key)).strip():
+                raise ConfigError(f"{key}: an empty file name (leave the key out, or null, for none)")
 
 
 _E0_METHODS = ("least_squares", "isolated", "zero")

@@ -25,7 +25,7 @@ from nnip.potentials.classical.pair import (
     per_edge,
 )
 from nnip.units import COULOMB_CONSTANT
-from nnip.strict import CUTOFF
+from nnip.strict import CUTOFF, NON_NEGATIVE, POSITIVE
 
 __all__ = [
     "LennardJones", "LennardJonesConfig", "Morse", "MorseConfig", "Harmonic", "HarmonicConfig",
@@ -69,8 +69,8 @@ class LennardJonesConfig(PairConfig):
     eps geometric) or ``mixing="geometric"`` (both geometric). Defaults: argon.
     """
 
-    epsilon: PerElement = 0.0104
-    sigma: PerElement = 3.40
+    epsilon: Annotated[PerElement, NON_NEGATIVE] = 0.0104
+    sigma: Annotated[PerElement, POSITIVE] = 3.40
     pairs: PairValues = field(default_factory=dict)
     mixing: str = "lorentz-berthelot"
     cutoff: Annotated[float, CUTOFF] = 8.5
@@ -106,9 +106,9 @@ class MorseConfig(PairConfig):
     a (1/Å) and r0 (Å) arithmetic. Defaults: a Cu-like well, switched smoothly to zero.
     """
 
-    D: PerElement = 0.3429
-    a: PerElement = 1.3588
-    r0: PerElement = 2.866
+    D: Annotated[PerElement, NON_NEGATIVE] = 0.3429
+    a: Annotated[PerElement, POSITIVE] = 1.3588
+    r0: Annotated[PerElement, POSITIVE] = 2.866
     pairs: PairValues = field(default_factory=dict)
     cutoff: Annotated[float, CUTOFF] = 6.0
     shift: bool = False
@@ -136,8 +136,8 @@ class HarmonicConfig(PairConfig):
     second-neighbour distance.
     """
 
-    k: PerElement = 1.0
-    r0: PerElement = 1.0
+    k: Annotated[PerElement, NON_NEGATIVE] = 1.0
+    r0: Annotated[PerElement, NON_NEGATIVE] = 1.0
     pairs: PairValues = field(default_factory=dict)
     cutoff: Annotated[float, CUTOFF] = 2.0
 
@@ -162,9 +162,9 @@ class BuckinghamConfig(PairConfig):
     when C > 0 (the 'Buckingham catastrophe'); pair with ZBL for high-energy sampling.
     """
 
-    A: PerElement = 1000.0
-    B: PerElement = 3.0
-    C: PerElement = 10.0
+    A: Annotated[PerElement, NON_NEGATIVE] = 1000.0
+    B: Annotated[PerElement, POSITIVE] = 3.0
+    C: Annotated[PerElement, NON_NEGATIVE] = 10.0
     pairs: PairValues = field(default_factory=dict)
     cutoff: Annotated[float, CUTOFF] = 8.0
 

@@ -37,9 +37,11 @@ REFERENCE_BUFFERS = ("e0", "scale", "shift")
 
 
 def to_atomic_numbers(elements: Sequence[int | str]) -> list[int]:
-    """Element symbols or numbers -> sorted unique atomic numbers; unknown symbols raise ValueError."""
-    numbers = set()
+    """Element symbols or numbers -> sorted atomic numbers; ValueError for an unknown symbol or number, or an
+    element given twice."""
+    numbers: set[int] = set()
     for element in elements:
+        size = len(numbers)
         if isinstance(element, str):
             if element not in _symbol_to_z or element == "X":
                 raise ValueError(f"unknown element {element!r}")
@@ -48,6 +50,8 @@ def to_atomic_numbers(elements: Sequence[int | str]) -> list[int]:
             if not 1 <= int(element) < len(chemical_symbols):
                 raise ValueError(f"unknown atomic number {element}")
             numbers.add(int(element))
+        if len(numbers) == size:
+            raise ValueError(f"element {element!r} given twice")
     return sorted(numbers)
 
 
@@ -144,6 +148,8 @@ class Potential(nn.Module):
         if len(terms) == 0:
             raise ValueError("a Potential needs at least one term")
         numbers = to_atomic_numbers(elements)
+        if not numbers:
+            raise ValueError("a Potential needs at least one element")
         self.terms = nn.ModuleList(terms)
         for term in terms:
             if term.elements != numbers:
@@ -161,6 +167,16 @@ class Potential(nn.Module):
         self.register_buffer("scale", torch.tensor(float(scale), dtype=torch.float64))
         self.register_buffer("shift", torch.tensor(float(shift), dtype=torch.float64))
         self.memory = Memory()
+
+    def check_consistent(self) -> None:
+        """ValueError unless the element tables (buffers, loaded with the weights) agree with the terms' elements."""
+        numbers = self.terms[0].elements
+        if self.elements.tolist() != numbers:
+            raise ValueError(f"its elements buffer {self.elements.tolist()} differs from the terms' {numbers}")
+        expected = torch.full_like(self.species_of, -1)
+        expected[torch.tensor(numbers, device=expected.device)] = torch.arange(len(numbers), device=expected.device)
+        if not torch.equal(self.species_of, expected):
+            raise ValueError("its species_of table does not map the elements to 0..S-1")
 
     def _apply(self, fn, recurse=True):
         # .to(dtype)/.float() convert the model arithmetic; reference sums stay float64.

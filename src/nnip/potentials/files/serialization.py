@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from nnip.errors import CheckpointError
+from nnip.errors import CheckpointError, ConfigError
 from nnip.potentials.contract.base import Potential
 from nnip.potentials.contract.ensemble import Ensemble
 from nnip.potentials.contract.registry import build_potential
@@ -102,7 +102,9 @@ def read_payload(path: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path}: is not an nnip model file (no '{FORMAT}' header)")
     version = payload.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise CheckpointError(f"{path}: is not an nnip model file (format version {version!r})")
+    if version > FORMAT_VERSION:
         raise CheckpointError(
             f"{path}: written by a newer nnip (format {version}, this nnip {__version__} reads up to "
             f"{FORMAT_VERSION}); upgrade nnip"
@@ -152,10 +154,28 @@ def load(path: str | os.PathLike | Sequence[str | os.PathLike], device: str | to
             raise CheckpointError(f"{path}: ensemble file without members")
         ensemble = Ensemble([_build(path, m) for m in members])
         ensemble.variance_scale.fill_(float(payload.get("variance_scale", 1.0)))
-        return ensemble.to(device).eval()
+        return _to(path, ensemble, device)
     if kind != "potential":
         raise CheckpointError(f"{path}: holds a {kind!r}, not a potential or an ensemble")
-    return _build(path, payload).to(device).eval()
+    return _to(path, _build(path, payload), device)
+
+
+def _to(path, model: Potential | Ensemble, device: str | torch.device) -> Potential | Ensemble:
+    """``model`` on ``device`` in evaluation mode; CheckpointError for NaN or inf weights, ConfigError for a
+    device this machine does not have."""
+    for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise CheckpointError(f"{path}: weight {name} holds NaN or inf; the file is corrupted (or was saved "
+                                  "from a diverged run)")
+    try:
+        return model.to(device).eval()
+    except (RuntimeError, ValueError) as error:
+        raise ConfigError(f"device {str(device)!r}: cannot be used here ({_first_line(error)})") from None
+
+
+def _first_line(error: Exception) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
 
 
 def _build(path, payload: dict[str, Any]) -> Potential:
@@ -164,13 +184,17 @@ def _build(path, payload: dict[str, Any]) -> Potential:
         raise CheckpointError(f"{path}: unknown dtype {payload.get('dtype')!r} (expected float32 or float64)")
     try:
         potential = build_potential(payload["spec"])
-    except (KeyError, TypeError, ValueError) as error:  # ConfigError is a ValueError
-        raise CheckpointError(f"{path}: malformed model description ({error})") from None
-    state = payload["state_dict"]
+    except (KeyError, TypeError, ValueError, IndexError) as error:  # ConfigError is a ValueError
+        raise CheckpointError(f"{path}: malformed model description ({_first_line(error)})") from None
+    state = payload.get("state_dict")
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: no weights (state_dict) in the file")
     if int(payload.get("format_version", FORMAT_VERSION)) < 2:
         state = _pair_values_to_raw(state)
     try:
         potential.to(dtype).load_state_dict(state)
-    except (KeyError, TypeError, RuntimeError) as error:
-        raise CheckpointError(f"{path}: model description does not match its weights ({error})") from None
+        potential.check_consistent()
+    except (KeyError, TypeError, RuntimeError, ValueError, AttributeError) as error:
+        raise CheckpointError(f"{path}: model description does not match its weights ({_first_line(error)})") \
+            from None
     return potential
