@@ -66,3 +66,35 @@ def test_info_reads_custom_label_names(tmp_path, capsys):
                  "--forces-key", "REF_forces"]) == 0
     out = capsys.readouterr().out
     assert "problems:      none" in out and "-1.5000 .. -1.5000 eV" in out
+
+
+def test_every_option_is_described_and_shows_its_default(capsys):
+    import argparse
+
+    from nnip.cli import _parser, _subcommands
+
+    for parser in _subcommands(_parser()):
+        undescribed = [a.option_strings or a.dest for a in parser._actions
+                       if not a.help and not isinstance(a, argparse._HelpAction)]
+        assert not undescribed, (parser.prog, undescribed)
+    with pytest.raises(SystemExit):
+        main(["md", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "MD steps to run (default: 1000)" in text and "--log LOG CSV log --dtype" in text  # no "(default: None)"
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    assert "docs/configuration.md" in capsys.readouterr().out
+
+
+def test_the_command_line_starts_without_the_heavy_libraries():
+    """`nnip --help` pays only for argparse: torch, e3nn, matplotlib, tblite and ASE load when a command needs them."""
+    code = ("import sys, nnip.cli; heavy = ('torch', 'e3nn', 'matplotlib', 'tblite', 'ase'); "
+            "print([m for m in heavy if m in sys.modules])")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+
+
+def test_a_missing_model_path_is_named_not_taken_for_an_oracle(tmp_path, capsys):
+    start = tmp_path / "start.extxyz"
+    start.write_text("1\nProperties=species:S:1:pos:R:3\nAr 0 0 0\n")
+    assert main(["md", "runs/nope/model.pt", str(start)]) == 2
+    assert capsys.readouterr().err.strip() == "nnip md: error: runs/nope/model.pt: no such model file"

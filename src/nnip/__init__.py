@@ -20,6 +20,7 @@ _EXPORTS = {
     "collate": "nnip.data", "load": "nnip.potentials", "save": "nnip.potentials", "Potential": "nnip.potentials",
     "Calculator": "nnip.calculator", "NnipError": "nnip.errors", "DataError": "nnip.errors",
     "ConfigError": "nnip.errors", "CheckpointError": "nnip.errors", "OracleError": "nnip.errors",
+    "train": "nnip.training",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -62,23 +62,42 @@ def test_unknown_oracle_and_failing_frames_are_clear_errors():
         label_frames(frames, get_oracle("double_well"), progress=False)
 
 
-def test_label_command_in_parallel_then_kill_and_resume(tmp_path):
+#: EMT that, in its 51st calculation, says so in a file and then waits for good: a labelling run to kill at a
+#: known point, whatever the machine's speed
+GATE = """
+import time
+from pathlib import Path
+from ase.calculators.emt import EMT
+
+
+class GatedEMT(EMT):
+    calls = 0
+
+    def calculate(self, *args, **kwargs):
+        GatedEMT.calls += 1
+        if GatedEMT.calls == 51:
+            Path(__file__).with_name("blocked").touch()
+            while True:
+                time.sleep(1)
+        super().calculate(*args, **kwargs)
+"""
+
+
+def test_label_command_killed_then_resumed_in_parallel(tmp_path):
     data = tmp_path / "copper.extxyz"
     nnip.write(data, copper(400))
     output = tmp_path / "labelled.extxyz"
-    command = [sys.executable, "-m", "nnip", "label", str(data), "--oracle", "emt", "--output", str(output)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 60
-    while time.time() < deadline and process.poll() is None:
-        if output.is_file() and output.stat().st_size > 20000:
-            break
-        time.sleep(0.01)
-    assert process.poll() is None, "labelling finished before it could be killed"
+    (tmp_path / "gate.py").write_text(GATE)
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))}
+    command = [sys.executable, "-m", "nnip", "label", str(data), "--oracle", "gate:GatedEMT", "--output", str(output)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=environment)
+    while not (tmp_path / "blocked").exists():  # synchronised on the event, not on a deadline
+        assert process.poll() is None, "the labelling run ended before its 51st structure"
+        time.sleep(0.05)
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     assert main(["label", str(data), "--oracle", "emt", "--output", str(output)]) == 2  # no silent overwrite
-    kept = len(nnip.inspect(output).frames)
-    assert 0 < kept < 400
+    assert len(nnip.inspect(output).frames) == 50
     assert main(["label", str(data), "--oracle", "emt", "--output", str(output), "--resume", "--workers", "2"]) == 0
     labelled = nnip.read(output)
     assert sorted(a.info["source_index"] for a in labelled) == list(range(400))  # each exactly once

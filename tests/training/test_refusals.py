@@ -104,9 +104,9 @@ def test_overwrite_and_resume_respect_a_running_holder_and_a_killed_one_leaves_n
     config = write_config(tmp_path, lj_config(argon_file, tmp_path / "run", max_epochs=400, plots=False))
     holder = subprocess.Popen([sys.executable, "-m", "nnip", "train", str(config)], stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while not (tmp_path / "run" / "checkpoint.pt").exists() and time.monotonic() < deadline:
-        time.sleep(0.2)
+    while not (tmp_path / "run" / "checkpoint.pt").exists():  # synchronised on the event, not on a deadline
+        assert holder.poll() is None, "the run ended before its first checkpoint"
+        time.sleep(0.1)
     for flag in ("--overwrite", "--resume"):
         assert main(["train", str(config), flag]) == 2
         assert f"another nnip run is writing to this folder (pid {holder.pid}: nnip train" in one_error_line(capsys)

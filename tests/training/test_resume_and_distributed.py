@@ -41,8 +41,7 @@ def test_resume_after_kill_9_equals_an_uninterrupted_run(tmp_path, argon_file):
     killed = config_file(tmp_path, "killed", resumable_config(argon_file, tmp_path / "killed"))
     metrics = tmp_path / "killed" / "metrics.csv"
     process = subprocess.Popen(nnip_command("train", killed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while time.time() < deadline and process.poll() is None:
+    while process.poll() is None:  # synchronised on the 5th stored row, whatever the machine's speed
         if metrics.is_file() and len(read_metrics_csv(metrics)) >= 5:
             break
         time.sleep(0.01)
@@ -76,6 +75,7 @@ def test_resume_refuses_a_changed_config(tmp_path, argon_file):
     assert "training.lr differs" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.xdist_group("torchrun")  # one torchrun at a time: two standalone rendezvous at once can collide
 @pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
 def test_two_processes_match_one_with_the_same_global_batch(tmp_path, argon_file, optimizer):
     # 40 training structures in global batches of 13: the last batch has one structure,

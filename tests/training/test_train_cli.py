@@ -237,3 +237,11 @@ def _scaled(atoms, factor):
     copy.calc = SinglePointCalculator(copy, energy=factor * atoms.get_potential_energy(),
                                       forces=factor * atoms.get_forces())
     return copy
+
+
+def test_nnip_train_takes_a_mapping_or_a_yaml_path_with_overrides(tmp_path, argon_file):
+    config = lj_config(argon_file, tmp_path / "from_dict", max_epochs=1, plots=False)
+    assert nnip.train(config)["epochs"] == 1
+    path = write_config(tmp_path, lj_config(argon_file, tmp_path / "from_yaml", max_epochs=1, plots=False))
+    report = nnip.train(path, ["training.max_epochs=2"])
+    assert report["epochs"] == 2 and (tmp_path / "from_yaml" / "model.pt").is_file()

@@ -36,7 +36,30 @@ def _parser() -> argparse.ArgumentParser:
     for add in (add_info, add_train, add_evaluate, add_label, add_md, add_relax, add_analyze,
                 add_sample, add_attack, add_active, add_export, add_deploy, add_demo):
         add(commands)
+    for command in _subcommands(parser):
+        command.formatter_class = type("ShowDefaults", (_ShowDefaults, command.formatter_class), {})
     return parser
+
+
+class _ShowDefaults(argparse.HelpFormatter):
+    """Mixed into each command's formatter: every option's help ends with its default, unless it has none
+    (None, off, empty) or names it already."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, [], argparse.SUPPRESS):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """Every command's parser, nested ones (``deploy lammps``) included."""
+    found = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command in action.choices.values():
+                found += [command, *_subcommands(command)]
+    return found
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -51,17 +51,18 @@ def add_sample(commands) -> None:
         "by Gaussian noise of --amplitude Å. Writes unlabelled structures for nnip label.",
         epilog="example: nnip sample ethanol.extxyz --method normal-modes --calculator gfn2 --relax 0.001 "
         "--temperature 300 --count 200 --output candidates.extxyz")
-    sample.add_argument("structure")
-    sample.add_argument("--method", choices=("normal-modes", "rattle"), default="normal-modes")
+    sample.add_argument("structure", help="structure file to sample around (its last frame)")
+    sample.add_argument("--method", choices=("normal-modes", "rattle"), default="normal-modes",
+                        help="displacements along the normal modes at --temperature, or random ones")
     sample.add_argument("--calculator", metavar="MODEL_OR_ORACLE", default=None,
                         help="model file(s) or oracle name giving the Hessian (normal modes)")
     sample.add_argument("--temperature", type=float, default=300.0, help="K (normal modes)")
     sample.add_argument("--amplitude", type=float, default=0.05, help="Å, standard deviation (rattle)")
     sample.add_argument("--relax", type=float, default=None, metavar="FMAX",
                         help="relax to FMAX eV/Å with the calculator before the Hessian")
-    sample.add_argument("--count", type=positive_int, default=100)
-    sample.add_argument("--seed", type=int, default=0)
-    sample.add_argument("--output", default="samples.extxyz")
+    sample.add_argument("--count", type=positive_int, default=100, help="structures to write")
+    sample.add_argument("--seed", type=int, default=0, help="random seed")
+    sample.add_argument("--output", default="samples.extxyz", help="extxyz file to write")
     sample.set_defaults(run=_sample)
 
 
@@ -151,15 +152,16 @@ def add_attack(commands) -> None:
         "--steps 60 --output attacked.extxyz")
     attack.add_argument("ensemble", help="ensemble model file (or A.pt,B.pt,...)")
     attack.add_argument("seeds", help="starting structures (every frame is attacked)")
-    attack.add_argument("--output", default="attacked.extxyz")
+    attack.add_argument("--output", default="attacked.extxyz", help="extxyz file of the attacked structures")
     attack.add_argument("--train", default=None, help="labelled training data for the Boltzmann normalisation")
     temperature = attack.add_mutually_exclusive_group()
     temperature.add_argument("--kT", type=float, default=None, help="eV (default 20 kcal/mol = 0.867 eV)")
     temperature.add_argument("--kT-kcal-mol", type=float, default=None, help="kcal/mol")
     attack.add_argument("--normalisation", choices=("auto", "structure", "atom"), default="auto",
                         help="energies per structure or per atom (auto: per structure if all sizes agree)")
-    attack.add_argument("--uncertainty", choices=("forces", "energy"), default="forces")
-    attack.add_argument("--steps", type=int, default=60)
+    attack.add_argument("--uncertainty", choices=("forces", "energy"), default="forces",
+                        help="the ensemble variance the attack maximises")
+    attack.add_argument("--steps", type=int, default=60, help="gradient steps of the attack")
     attack.add_argument("--lr", type=float, default=0.01, help="Adam learning rate, Å")
     attack.add_argument("--init-noise", type=float, default=0.01, help="Å")
     attack.add_argument("--clamp", type=float, default=3.0, help="largest displacement per component, Å")
@@ -168,7 +170,7 @@ def add_attack(commands) -> None:
     attack.add_argument("--strain", action="store_true", help="also deform the cell of periodic seeds")
     attack.add_argument("--strain-lr", type=float, default=0.001, help="Adam learning rate of the strain")
     attack.add_argument("--max-strain", type=float, default=0.05, help="largest strain component")
-    attack.add_argument("--seed", type=int, default=0)
+    attack.add_argument("--seed", type=int, default=0, help="seed of the initial random displacement")
     attack.add_argument("--trajectory", default=None, help="also write every step of every seed here")
     add_dtype(attack)
     attack.set_defaults(run=_attack)

@@ -46,7 +46,7 @@ def add_deploy(commands) -> None:
                                  description="Compile a model for another molecular-dynamics engine: "
                                              "`nnip deploy lammps --help`.",
                                  epilog="example: nnip deploy lammps runs/ethanol/model.pt --output deployed/")
-    targets = deploy.add_subparsers(dest="target", metavar="TARGET", required=True)
+    targets = deploy.add_subparsers(dest="target", metavar="TARGET", required=True, help="where the model will run")
     lammps = targets.add_parser(
         "lammps", help="a package for LAMMPS's pair_style nnip (any MPI ranks), and the plugin",
         description="Compile a potential or ensemble (local terms only) with AOTInductor into OUTPUT/MODEL.pt2 "

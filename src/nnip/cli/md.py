@@ -121,10 +121,11 @@ def add_md(commands) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_or_oracle(md, "model file (A.pt,B.pt,... for an ensemble of files), or an oracle name (gfn2, emt, ...)")
     md.add_argument("structure", help="starting structure (its last frame)")
-    md.add_argument("--steps", type=int, default=1000)
+    md.add_argument("--steps", type=int, default=1000, help="MD steps to run")
     md.add_argument("--timestep", type=float, default=0.5, help="fs")
     md.add_argument("--temperature", type=float, default=300.0, help="K")
-    md.add_argument("--thermostat", choices=("nve", "langevin", "nose-hoover", "berendsen"), default="langevin")
+    md.add_argument("--thermostat", choices=("nve", "langevin", "nose-hoover", "berendsen"), default="langevin",
+                    help="integrator: nve (velocity Verlet) or a thermostat at --temperature")
     md.add_argument("--friction", type=float, default=0.01, help="Langevin friction, 1/fs")
     md.add_argument("--tau", type=float, default=100.0, help="thermostat time constant, fs")
     md.add_argument("--pressure", type=float, default=None, help="GPa: NPT (nose-hoover or berendsen)")
@@ -152,12 +153,12 @@ def add_relax(commands) -> None:
         description="Relax STRUCTURE to --fmax; --cell also relaxes a periodic cell (Frechet cell filter).",
         epilog="example: nnip relax model.pt crystal.extxyz --cell --fmax 0.01 --output relaxed.extxyz")
     add_model_or_oracle(relax)
-    relax.add_argument("structure")
+    relax.add_argument("structure", help="structure file to relax (its last frame)")
     relax.add_argument("--fmax", type=float, default=0.01, help="eV/Å")
-    relax.add_argument("--steps", type=int, default=1000)
-    relax.add_argument("--optimizer", choices=("BFGS", "FIRE"), default="BFGS")
+    relax.add_argument("--steps", type=int, default=1000, help="optimizer steps at most")
+    relax.add_argument("--optimizer", choices=("BFGS", "FIRE"), default="BFGS", help="ASE optimizer")
     relax.add_argument("--cell", action="store_true", help="relax the cell too (periodic structures)")
-    relax.add_argument("--output", default="relaxed.extxyz")
+    relax.add_argument("--output", default="relaxed.extxyz", help="extxyz file of the relaxed structure")
     add_dtype(relax, default="float64")
     add_execution(relax)
     relax.set_defaults(run=_relax)
@@ -169,10 +170,10 @@ def add_analyze(commands) -> None:
         description="g(r) per element pair (periodic trajectories) as rdf.png; with --log the total-energy "
         "drift (eV/atom/ps) and temperature statistics; everything also in analysis.json.",
         epilog="example: nnip analyze md.extxyz --log md.csv --rmax 6 --output analysis/")
-    analyze.add_argument("trajectory")
+    analyze.add_argument("trajectory", help="trajectory written by nnip md (extxyz)")
     analyze.add_argument("--log", default=None, help="the CSV log of nnip md")
     analyze.add_argument("--rmax", type=float, default=6.0, help="Å")
-    analyze.add_argument("--bins", type=positive_int, default=120)
+    analyze.add_argument("--bins", type=positive_int, default=120, help="histogram bins of g(r)")
     analyze.add_argument("--output", default="analysis", help="folder for rdf.png and analysis.json")
     analyze.set_defaults(run=_analyze)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 __all__ = [
     "COMPILE_HELP", "positive_int", "model_files", "load_model", "set_dtype", "calculator_of", "last_frame",
@@ -23,8 +24,6 @@ def positive_int(text: str) -> int:
 
 def model_files(text: str) -> list[str] | None:
     """The model file, or comma-separated files (an ensemble), named by a MODEL argument; None if none exists."""
-    from pathlib import Path
-
     if Path(text).is_file():
         return [text]
     paths = [p for p in text.split(",") if p]
@@ -57,9 +56,12 @@ def calculator_of(model_or_oracle: str, dtype: str | None, device: str = "cpu", 
             print("compiling the model with torch.compile: the first step takes up to a few minutes", flush=True)
         return Calculator(load_model(model_or_oracle), dtype=dtype, device=device, compile=compile_terms,
                           memory=memory)
-    if compile_terms:
-        from nnip.errors import ConfigError
+    from nnip.errors import ConfigError
 
+    if ":" not in model_or_oracle and any(mark in model_or_oracle for mark in ("/", ",", ".pt")):
+        missing = [p for p in model_or_oracle.split(",") if p and not Path(p).is_file()]
+        raise ConfigError(f"{', '.join(missing) or model_or_oracle}: no such model file")
+    if compile_terms:
         raise ConfigError(f"--compile: {model_or_oracle} is an oracle, not a model file; only models compile")
     from nnip.oracles import get_oracle
 
@@ -75,17 +77,20 @@ def last_frame(path: str):
 
 def add_model_or_oracle(parser: argparse.ArgumentParser, help: str | None = None) -> None:
     """The positional MODEL_OR_ORACLE of commands that run a calculator."""
-    parser.add_argument("model", metavar="MODEL_OR_ORACLE", help=help)
+    parser.add_argument("model", metavar="MODEL_OR_ORACLE", help=help or (
+        "a model file (A.pt,B.pt,... for an ensemble of files) or an oracle: emt, gfn2, gfn1, model:PATH, "
+        "module:Class"))
 
 
 def add_dtype(parser: argparse.ArgumentParser, default: str | None = None, help: str | None = None) -> None:
     """--dtype: float32 or float64."""
-    parser.add_argument("--dtype", choices=("float32", "float64"), default=default, help=help)
+    parser.add_argument("--dtype", choices=("float32", "float64"), default=default,
+                        help=help or "arithmetic of the model (default: the model's own)")
 
 
 def add_device(parser: argparse.ArgumentParser, help: str | None = None) -> None:
     """--device: a torch device, cpu by default."""
-    parser.add_argument("--device", default="cpu", help=help)
+    parser.add_argument("--device", default="cpu", help=help or "torch device: cpu, cuda or cuda:N")
 
 
 def add_execution(parser: argparse.ArgumentParser) -> None:
@@ -107,7 +112,7 @@ def add_label_names(parser: argparse.ArgumentParser, unit_help: str, energy_help
 
 def add_run_control(parser: argparse.ArgumentParser, config_help: str | None, set_help: str, resume_help: str) -> None:
     """CONFIG, --set KEY=VALUE, --resume and --overwrite of the commands that run a YAML config."""
-    parser.add_argument("config", help=config_help)
+    parser.add_argument("config", help=config_help or "the run's YAML config (keys: docs/configuration.md)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=set_help)
     parser.add_argument("--resume", action="store_true", help=resume_help)
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier run in the output folder")

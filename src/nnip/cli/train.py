@@ -66,7 +66,7 @@ def add_train(commands) -> None:
         "  nnip train config.yaml --resume",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_run_control(train, "YAML configuration file",
+    add_run_control(train, "YAML configuration file (every key, its type, bounds and default: docs/configuration.md)",
                     "override a config key, e.g. training.max_epochs=50 (repeatable)",
                     "continue an interrupted run from its checkpoint")
     train.set_defaults(run=_train)

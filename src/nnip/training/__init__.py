@@ -6,10 +6,11 @@ from nnip.training.config import (
 from nnip.training.evaluate import evaluate, format_metrics
 from nnip.training.loss import LossConfig
 from nnip.training.metrics import Predictions, error_metrics, predict
-from nnip.training.run import run_training, train_model
+from nnip.training.run import run_training, train, train_model
 from nnip.training.trainer import Trainer, TrainResult
 
 __all__ = [
+    "train",
     "DataConfig", "ModelConfig", "RunConfig", "SplitConfig", "TrainingConfig", "LossConfig", "load_config",
     "parse_config", "apply_overrides", "evaluate", "format_metrics", "Predictions", "error_metrics", "predict",
     "run_training", "train_model", "Trainer", "TrainResult",

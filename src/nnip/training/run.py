@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +31,7 @@ from nnip.potentials.files.serialization import load, save
 from nnip.runlock import run_lock
 from nnip.training import distributed
 from nnip.training.build import build_model
-from nnip.training.config import RunConfig
+from nnip.training.config import RunConfig, apply_overrides, load_config, parse_config
 from nnip.training.evaluate import evaluate, to_json, write_parity_plots
 from nnip.training.reference import initialise_reference
 from nnip.training.splits import Splits, read_splits
@@ -38,7 +40,7 @@ from nnip.training.warm_start import start_from
 from nnip.uncertainty.calibration import fit_variance_scale
 from nnip.version import __version__
 
-__all__ = ["run_training", "train_model", "check_directory", "clear_directory", "RUN_FILES"]
+__all__ = ["train", "run_training", "train_model", "check_directory", "clear_directory", "RUN_FILES"]
 
 #: What a run writes; --overwrite removes exactly these, nothing else in the folder.
 RUN_FILES = ("config.yaml", "model.pt", "checkpoint.pt", "metrics.csv", "report.json", "learning_curves.png",
@@ -234,6 +236,18 @@ def _run_ensemble(config: RunConfig, splits: Splits, directory: Path, resume: bo
             "train_seconds": sum(r["train_seconds"] for r in members), "epochs": [r["epochs"] for r in members],
             "n_parameters": sum(r["n_parameters"] for r in members), "variance_scale": float(ensemble.variance_scale),
             "nnip_version": __version__}
+
+
+def train(config: Mapping[str, Any] | str | os.PathLike, overrides: Sequence[str] = (), resume: bool = False,
+          overwrite: bool = False) -> dict[str, Any]:
+    """Train as ``config`` says, the same as ``nnip train``: a mapping (the YAML's data) or a YAML file, with
+    ``--set``-style ``overrides`` ("training.lr=0.005"). Returns the report (also written as report.json)."""
+    if isinstance(config, Mapping):
+        parsed = parse_config(apply_overrides(dict(config), overrides), where="config")
+        resolved = parsed.as_dict()
+    else:
+        parsed, resolved = load_config(config, overrides)
+    return run_training(parsed, resolved, resume=resume, overwrite=overwrite)
 
 
 def run_training(config: RunConfig, resolved: dict[str, Any], resume: bool = False,
