@@ -100,7 +100,9 @@ class ModelConfig:
             (``data.isolated_atoms``), "zero", or a mapping symbol -> eV.
         scale, shift: "auto" or numbers in eV. Auto: scale = force RMS for potentials with
             dimensionless (network) terms, else 1; shift = mean residual energy per atom
-            when E0 is fitted by least squares and there are network terms, else 0.
+            when E0 is fitted by least squares and there are network terms, else 0, and
+            after training the trained model's mean residual per atom on the training set
+            is added to it (a constant the force-dominated loss leaves unfit; forces unchanged).
         init: a model file (same terms and elements) whose weights, E0 and scale/shift start
             the training (fine-tuning, warm starts); with an ensemble file, member m starts
             member m of an ensemble run (cyclically when the file has fewer members).

@@ -33,7 +33,7 @@ from nnip.training import distributed
 from nnip.training.build import build_model
 from nnip.training.config import RunConfig, apply_overrides, load_config, parse_config
 from nnip.training.evaluate import evaluate, to_json, write_parity_plots
-from nnip.training.reference import initialise_reference
+from nnip.training.reference import initialise_reference, refit_shift
 from nnip.training.splits import Splits, read_splits
 from nnip.training.trainer import Trainer, tensorboard_writer
 from nnip.training.warm_start import start_from
@@ -168,9 +168,11 @@ def train_model(config: RunConfig, splits: Splits, directory: Path, seed: int, r
         raise ConfigError(f"training.max_time ({config.training.max_time:g} s) ran out before the first epoch "
                           "finished: nothing was trained, so no model.pt was written; raise max_time")
     potential = trainer.potential.eval()
+    shift_refit = refit_shift(potential, config.model, stats, train, config.training.device,
+                              config.training.eval_batch_size)
     summary = {"train_seconds": result.train_seconds, "epochs": result.epochs, "stopped": result.stopped,
                "best_epoch": result.best_epoch + 1, "n_parameters": sum(p.numel() for p in potential.parameters()),
-               "seed": seed}
+               "seed": seed, "shift_refit_per_atom": shift_refit}
     if not context.main:
         return {}
     save(potential, directory / "model.pt", metadata={"statistics": stats.as_dict(), "training": summary})
