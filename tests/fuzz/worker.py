@@ -14,6 +14,7 @@ restarts a worker that died or hung, continuing with the next case.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import faulthandler
 import importlib
 import io
@@ -210,10 +211,8 @@ class Worker:
             return
         self.process.kill()
         self.process.wait()
-        try:
+        with contextlib.suppress(BrokenPipeError):
             self.process.stdin.close()
-        except BrokenPipeError:
-            pass
         self.process = None
 
 

@@ -116,10 +116,11 @@ def _step_failure(dynamics, atoms: Atoms) -> str | None:
         energy, forces = atoms.get_potential_energy(), atoms.get_forces()
     except DataError as error:  # positions the neighbour list refuses (NaN, or flown apart)
         return str(error)
-    for name, values in (("potential energy", energy), ("forces", forces), ("positions", atoms.positions)):
+    if not np.isfinite(energy):
+        return f"the potential energy is {energy}"
+    for name, values in (("forces", forces), ("positions", atoms.positions)):
         if not np.isfinite(values).all():
-            return f"the {name} are not finite (NaN or inf)" if name != "potential energy" else \
-                f"the potential energy is {energy}"
+            return f"the {name} are not finite (NaN or inf)"
     return None
 
 
@@ -167,10 +168,10 @@ def _run(atoms: Atoms, calculator: Calculator, settings: MDSettings, trajectory:
         for step in tqdm(range(1, settings.steps + 1), desc="MD", unit="step", disable=not progress):
             before = (atoms.get_positions(), atoms.get_momenta(), atoms.get_cell().array.copy())
             failure = _step_failure(dynamics, atoms)
-            if failure:
+            if failure:  # back to the last good state, as it was (constraints already applied to it)
                 atoms.set_cell(before[2])
-                atoms.set_positions(before[0])
-                atoms.set_momenta(before[1])
+                atoms.set_positions(before[0], apply_constraint=False)
+                atoms.set_momenta(before[1], apply_constraint=False)
                 atoms.calc.reset()
                 if (step - 1) % settings.interval:  # not yet in the trajectory
                     record(step - 1)
