@@ -160,3 +160,19 @@ def test_an_active_learning_generation_does_not_make_energies_worse(demo):
         predicted.calc = calculator
         signed.append((predicted.get_potential_energy() - atoms.get_potential_energy()) / len(atoms))
     assert abs(np.mean(signed)) < 0.05  # eV/atom; 1000 K lies above the 300 K training data: some bias remains
+
+
+def test_the_page_says_it_is_a_quick_run_and_names_what_got_worse(demo):
+    from nnip.demo.report import write_html
+
+    out, report = demo
+    assert "This is a quick run" in (out / "report.html").read_text()
+    changed = json.loads(json.dumps(report))
+    changed["quick"] = False
+    changed["evaluation"]["last"]["energy_mae"] = 2 * changed["evaluation"]["first"]["energy_mae"]
+    changed["evaluation"]["last"]["forces_mae"] = 0.5 * changed["evaluation"]["first"]["forces_mae"]
+    page = write_html(changed, out).read_text()
+    assert "This is a quick run" not in page
+    assert "Worse in the last generation than in the first: energy MAE" in page and "force MAE" not in page.split(
+        "Worse in the last generation")[1].split("</p>")[0]
+    write_html(report, out)  # the demo's own page again, for the other tests

@@ -34,7 +34,13 @@ _STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em au
 table{border-collapse:collapse;margin:0.6em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
 th{background:#f2f2f2}td:first-child,th:first-child{text-align:left}img{max-width:100%;margin:0.4em 0}
 .row{display:flex;flex-wrap:wrap;gap:1em;align-items:flex-start}.row figure{margin:0}
-h2{border-bottom:1px solid #ddd;margin-top:1.6em}.note{color:#555;font-size:0.92em}"""
+h2{border-bottom:1px solid #ddd;margin-top:1.6em}.note{color:#555;font-size:0.92em}
+.warn{background:#fff4e0;border-left:4px solid #e8a33d;padding:0.5em 0.8em}"""
+
+#: (label, key in evaluation.first/last, whether larger is better) of the metrics compared across generations
+_COMPARED = (("energy MAE", "energy_mae", False), ("force MAE", "forces_mae", False),
+             ("force NLL", "forces_nll", False), ("miscalibration area", "forces_miscalibration_area", False),
+             ("uncertainty Spearman", "uncertainty_spearman", True))
 
 _CHECK = """window.addEventListener('load',function(){var i=document.images,n=0;for(var k=0;k<i.length;k++)
 {if(i[k].complete&&i[k].naturalWidth>0)n++;}document.body.setAttribute('data-figures',n+'/'+i.length);});"""
@@ -78,6 +84,33 @@ def figure(path: Path, caption: str) -> str:
             f'<figcaption class="note">{html.escape(caption)}</figcaption></figure>')
 
 
+def _quick_banner(report: dict[str, Any]) -> str:
+    """A warning that a quick run is a smoke test, or nothing."""
+    if not report.get("quick"):
+        return ""
+    return ("<p class='warn'>This is a quick run (<code>nnip demo --quick</code>): every step with tiny budgets, "
+            "a smoke test. Its numbers do not measure what nnip reaches; run <code>nnip demo</code> (or "
+            "<code>make demo</code>) for that.</p>")
+
+
+def _worse(report: dict[str, Any]) -> str:
+    """A note naming each compared metric that got worse (by more than 5 %) from the first to the last
+    generation, with what can cause it; nothing when none did."""
+    first, last = report["evaluation"]["first"], report["evaluation"]["last"]
+    worse = []
+    for label, key, larger_is_better in _COMPARED:
+        a, b = first.get(key), last.get(key)
+        if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+            if (b < a - 0.05 * abs(a)) if larger_is_better else (b > a + 0.05 * abs(a)):
+                worse.append(label)
+    if not worse:
+        return ""
+    return (f"<p class='warn'>Worse in the last generation than in the first: {html.escape(', '.join(worse))} "
+            "(table above). Labels of adversarial structures pull a model towards configurations that this "
+            "test set does not contain, and a short retraining (a quick run's few epochs) may not recover "
+            "the rest; more epochs per generation, or more generations, usually do.</p>")
+
+
 def _sections(report: dict[str, Any], figures: Path) -> list[str]:
     summary = "<table><tr><th>quantity</th><th>value</th><th>unit</th></tr>" + "".join(
         f"<tr><td>{html.escape(label)}</td>{cell(report, key, scale)}<td>{unit}</td></tr>"
@@ -115,6 +148,7 @@ def _sections(report: dict[str, Any], figures: Path) -> list[str]:
         "<h2>3. Evaluation on the 1000 K test set</h2>",
         table(report, ["metric", f"generation {report['evaluation']['first']['generation']}",
                        f"generation {report['evaluation']['last']['generation']}"], metric_rows),
+        _worse(report),
         "<div class='row'>", figure(figures / "parity_energy.png", "energy parity, last ensemble"),
         figure(figures / "parity_forces.png", "force parity, last ensemble"),
         figure(figures / "calibration.png", "calibration of the force uncertainty, last ensemble"), "</div>",
@@ -135,6 +169,7 @@ def write_html(report: dict[str, Any], out: Path) -> Path:
     body = "\n".join(_sections(report, out / "figures"))
     page = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>nnip demo report</title>"
             f"<style>{_STYLE}</style></head><body><h1>nnip demo: ethanol, from data to trusted MD</h1>"
+            f"{_quick_banner(report)}"
             f"<p class='note'>nnip {html.escape(report['nnip_version'])}; numbers and file names in "
             f"report.json next to this page.</p>\n{body}\n<script>{_CHECK}</script></body></html>")
     path = out / "report.html"
