@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -176,3 +177,35 @@ def test_the_page_says_it_is_a_quick_run_and_names_what_got_worse(demo):
     assert "Worse in the last generation than in the first: energy MAE" in page and "force MAE" not in page.split(
         "Worse in the last generation")[1].split("</p>")[0]
     write_html(report, out)  # the demo's own page again, for the other tests
+
+
+def test_on_a_terminal_each_member_of_each_generation_has_one_progress_bar(tmp_path):
+    """One bar per stage (generation, member), with epochs, steps, elapsed time and an estimate; off a terminal
+    (every other test here) there are none."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    primary, secondary = pty.openpty()
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))  # a terminal 160 wide
+    process = subprocess.Popen([sys.executable, "-m", "nnip", "demo", "--quick", "--output", str(tmp_path / "run")],
+                               stdin=secondary, stdout=secondary, stderr=secondary, close_fds=True)
+    os.close(secondary)
+    output = b""
+    while chunk := _read(primary):
+        output += chunk
+    assert process.wait() == 0
+    lines = output.decode(errors="replace").replace("\r", "\n").splitlines()
+    bars = [line for line in lines if re.match(r"generation \d/1, member \d/4: +\d+%.*\d+/\d+ \[\d\d:\d\d<", line.strip())]
+    assert {line.strip().split(":")[0] for line in bars} == {f"generation {g}/1, member {m}/4" for g in (0, 1)
+                                                          for m in range(1, 5)}
+    assert any(re.search(r"step \d+/\d+ loss", line) for line in bars)
+
+
+def _read(descriptor: int) -> bytes:
+    """The next chunk of a pseudo-terminal's output; b"" once its other end is closed."""
+    try:
+        return os.read(descriptor, 65536)
+    except OSError:
+        return b""

@@ -124,7 +124,8 @@ class _Run:
                 training["max_epochs"] = self.settings.warm_epochs
         config = parse_config(resolved)
         resume = (folder / "model" / "config.yaml").is_file()
-        run_training(config, resolved, resume=resume, overwrite=not resume)
+        run_training(config, resolved, resume=resume, overwrite=not resume,
+                     label=f"generation {generation}/{self.settings.generations}")
         return load(folder / "model" / "model.pt")
 
     def evaluate(self, generation: int, ensemble, row: dict[str, Any]) -> None:

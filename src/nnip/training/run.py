@@ -146,8 +146,10 @@ def _split_metrics(model, splits: dict[str, list], directory: Path, batch_size: 
 
 
 def train_model(config: RunConfig, splits: Splits, directory: Path, seed: int, resume: bool,
-                context: distributed.Context, train_indices: list[int] | None = None) -> dict[str, Any]:
-    """Train one potential in ``directory``; returns its report (also written as report.json)."""
+                context: distributed.Context, train_indices: list[int] | None = None,
+                label: str | None = None) -> dict[str, Any]:
+    """Train one potential in ``directory``; returns its report (also written as report.json). ``label``: the
+    stage of a longer run this training is, shown on its progress bar (Trainer)."""
     directory.mkdir(parents=True, exist_ok=True)
     if resume and _finished(directory / "report.json", config):
         return json.loads((directory / "report.json").read_text()) if context.main else {}
@@ -161,7 +163,7 @@ def train_model(config: RunConfig, splits: Splits, directory: Path, seed: int, r
     stats = initialise_reference(potential, config.model, train, splits.isolated, config.data.isolated_atoms or "")
     if config.model.init:
         start_from(potential, config.model.init, seed - config.seed)
-    trainer = Trainer(potential, train, val, config.training, seed, directory, context)
+    trainer = Trainer(potential, train, val, config.training, seed, directory, context, label)
     result = trainer.fit(resume=resume and (directory / "checkpoint.pt").is_file())
     random_weights = any(term.dimensionless for term in potential.terms) and not config.model.init
     if result.epochs == 0 and random_weights:  # never save a network's untrained weights as a model
@@ -192,7 +194,13 @@ def _mean_std(reports: list[dict[str, Any]], split: str) -> tuple[dict[str, floa
     return ({k: float(v.mean()) for k, v in values.items()}, {k: float(v.std(ddof=1)) for k, v in values.items()})
 
 
-def _run_kfold(config: RunConfig, splits: Splits, directory: Path, resume: bool, context) -> dict[str, Any]:
+def _stage(label: str | None, part: str) -> str | None:
+    """The progress label of one member or fold of a labelled run ("generation 1/2, member 3/4"); None without."""
+    return f"{label}, {part}" if label else None
+
+
+def _run_kfold(config: RunConfig, splits: Splits, directory: Path, resume: bool, context,
+               label: str | None = None) -> dict[str, Any]:
     frames = splits.train + splits.val
     folds = []
     for k, (rest, fold) in enumerate(kfold_splits(len(frames), config.kfold, config.seed)):
@@ -200,7 +208,7 @@ def _run_kfold(config: RunConfig, splits: Splits, directory: Path, resume: bool,
         fold_splits = Splits([frames[rest[i]] for i in train_idx], [frames[rest[i]] for i in val_idx],
                              [frames[i] for i in fold], splits.sources, splits.elements, splits.isolated)
         folds.append(train_model(config, fold_splits, directory / "folds" / f"fold_{k}", config.seed + k,
-                                 resume, context))
+                                 resume, context, label=_stage(label, f"fold {k + 1}/{config.kfold}")))
     if not context.main:
         return {}
     mean, std = _mean_std(folds, "test")
@@ -211,7 +219,8 @@ def _run_kfold(config: RunConfig, splits: Splits, directory: Path, resume: bool,
             "n_parameters": folds[0]["n_parameters"], "nnip_version": __version__}
 
 
-def _run_ensemble(config: RunConfig, splits: Splits, directory: Path, resume: bool, context) -> dict[str, Any]:
+def _run_ensemble(config: RunConfig, splits: Splits, directory: Path, resume: bool, context,
+                  label: str | None = None) -> dict[str, Any]:
     members = []
     for m in range(config.ensemble):
         indices = None
@@ -219,7 +228,7 @@ def _run_ensemble(config: RunConfig, splits: Splits, directory: Path, resume: bo
             generator = torch.Generator().manual_seed(config.seed + 7919 * (m + 1))
             indices = torch.randint(len(splits.train), (len(splits.train),), generator=generator).tolist()
         members.append(train_model(config, splits, directory / "members" / f"member_{m}", config.seed + m,
-                                   resume, context, indices))
+                                   resume, context, indices, _stage(label, f"member {m + 1}/{config.ensemble}")))
     if not context.main:
         return {}
     ensemble = Ensemble([load(directory / "members" / f"member_{m}" / "model.pt") for m in range(config.ensemble)])
@@ -253,8 +262,9 @@ def train(config: Mapping[str, Any] | str | os.PathLike, overrides: Sequence[str
 
 
 def run_training(config: RunConfig, resolved: dict[str, Any], resume: bool = False,
-                 overwrite: bool = False) -> dict[str, Any]:
-    """Train as ``config`` says, in ``config.output``; returns the report (also in report.json)."""
+                 overwrite: bool = False, label: str | None = None) -> dict[str, Any]:
+    """Train as ``config`` says, in ``config.output``; returns the report (also in report.json). ``label``: the
+    stage of a longer run (active learning's "generation 1/2"): one progress bar per member, no log lines."""
     context = distributed.start(config.training.device)
     if context.distributed:
         config.training.device = str(context.device)
@@ -270,10 +280,10 @@ def run_training(config: RunConfig, resolved: dict[str, Any], resume: bool = Fal
                     (directory / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
             context.barrier()
             if config.kfold:
-                return _finish(_run_kfold(config, splits, directory, resume, context), directory, context)
+                return _finish(_run_kfold(config, splits, directory, resume, context, label), directory, context)
             if config.ensemble > 1:
-                return _finish(_run_ensemble(config, splits, directory, resume, context), directory, context)
-            return train_model(config, splits, directory, config.seed, resume, context)
+                return _finish(_run_ensemble(config, splits, directory, resume, context, label), directory, context)
+            return train_model(config, splits, directory, config.seed, resume, context, label=label)
     finally:
         distributed.stop(context)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,8 +67,9 @@ class Trainer:
 
     def __init__(self, potential: Potential, train: AtomicDataset, val: AtomicDataset | None,
                  config: TrainingConfig, seed: int = 0, directory: Path | None = None,
-                 context: Context | None = None):
+                 context: Context | None = None, label: str | None = None):
         self.config, self.seed, self.directory = config, seed, directory
+        self.label = label  # a stage of a longer run ("generation 1/2, member 3/4"): one bar, no log lines
         self.context = context or Context()
         self.device = torch.device(config.device)
         self.dtype = resolve_dtype(config.dtype, potential)
@@ -84,7 +86,7 @@ class Trainer:
         self.best_loss = math.inf
         self.best_state = None
         self.history: list[dict[str, float]] = []
-        self._val_text = ""
+        self._val_text, self._drawn = "", -math.inf
         self._saved_at, self._unsaved = -math.inf, None  # last checkpoint (perf_counter), pending row
         self.stress = config.loss.stress_weight > 0 and train.has(keys.STRESS)
         self.forces = config.loss.forces_weight > 0
@@ -206,10 +208,13 @@ class Trainer:
                 self.ema.update()
             return float(loss)
         order, size = self._order(epoch), self.config.batch_size
-        losses = []
+        losses, steps = [], -(-len(order) // size)
         for start in range(0, len(order), size):
             losses.append(self._step(order[start:start + size]))
-            bar.set_postfix_str(f"loss {losses[-1]:.4g}{self._val_text}", refresh=False)
+            bar.set_postfix_str(f"step {len(losses)}/{steps} loss {losses[-1]:.4g}{self._val_text}", refresh=False)
+            if time.monotonic() - self._drawn >= 0.5:  # redraw at most twice a second within an epoch
+                bar.refresh()
+                self._drawn = time.monotonic()
             if self._time_up(started):
                 return None
         return sum(losses) / len(losses)
@@ -246,8 +251,7 @@ class Trainer:
             self.best_state = {k: v.detach().clone() for k, v in self.potential.state_dict().items()}
         started = time.perf_counter()
         stopped = "max_epochs"
-        bar = tqdm(total=self.config.max_epochs, initial=self.epoch, desc="epochs", unit="epoch",
-                   disable=not (self.config.progress and self.context.main), dynamic_ncols=True)
+        bar = self._bar()
         writer = self._tensorboard()
         while self.epoch < self.config.max_epochs:
             for group in self.optimizer.param_groups:
@@ -306,8 +310,17 @@ class Trainer:
                     writer.add_scalar(key, value, int(row["epoch"]))
         self._val_text = "".join(f" | val {k} {1000 * row[c]:.3g} {u}" for c, k, u in _LIVE if c in row)
         bar.update(1)
-        if self.config.progress:
+        if self.config.progress and self.label is None:
             bar.write(_log_line(row))
+
+    def _bar(self) -> tqdm:
+        """The epochs' progress bar: with ``progress``; for a labelled stage, on a terminal only, and gone when done."""
+        if self.label is None:
+            return tqdm(total=self.config.max_epochs, initial=self.epoch, desc="epochs", unit="epoch",
+                        disable=not (self.config.progress and self.context.main), dynamic_ncols=True)
+        terminal = sys.stderr.isatty()
+        return tqdm(total=self.config.max_epochs, initial=self.epoch, desc=self.label, unit="epoch", leave=False,
+                    disable=not (terminal and self.context.main), dynamic_ncols=True)
 
     def _save_pending(self) -> None:
         """Write the checkpoint and metrics.csv of the last finished epoch, if not written yet."""
