@@ -59,10 +59,9 @@ def _selection(path, n: int, index: int | str | slice) -> list[int]:
 def _label(labels: dict, name: str, value, factor: float, shape: tuple[int, ...] | None = None) -> None:
     """Put label ``name`` (real numbers, times ``factor``, reshaped to ``shape`` when given) into ``labels``,
     or a phrase into ``labels["problems"]`` when it is not real numbers."""
-    if value is None:
-        labels[name] = None
-        return
     labels[name] = None
+    if value is None:
+        return
     try:
         array = real_array(value, name) * factor
     except ValueError as error:

@@ -171,7 +171,7 @@ def train_model(config: RunConfig, splits: Splits, directory: Path, seed: int, r
                           "finished: nothing was trained, so no model.pt was written; raise max_time")
     potential = trainer.potential.eval()
     shift_refit = refit_shift(potential, config.model, stats, train, config.training.device,
-                              config.training.eval_batch_size)
+                              config.training.eval_batch_size) if context.main else 0.0  # only rank 0 saves
     summary = {"train_seconds": result.train_seconds, "epochs": result.epochs, "stopped": result.stopped,
                "best_epoch": result.best_epoch + 1, "n_parameters": sum(p.numel() for p in potential.parameters()),
                "seed": seed, "shift_refit_per_atom": shift_refit}
@@ -280,10 +280,13 @@ def run_training(config: RunConfig, resolved: dict[str, Any], resume: bool = Fal
                     (directory / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
             context.barrier()
             if config.kfold:
-                return _finish(_run_kfold(config, splits, directory, resume, context, label), directory, context)
-            if config.ensemble > 1:
-                return _finish(_run_ensemble(config, splits, directory, resume, context, label), directory, context)
-            return train_model(config, splits, directory, config.seed, resume, context, label=label)
+                report = _finish(_run_kfold(config, splits, directory, resume, context, label), directory, context)
+            elif config.ensemble > 1:
+                report = _finish(_run_ensemble(config, splits, directory, resume, context, label), directory, context)
+            else:
+                report = train_model(config, splits, directory, config.seed, resume, context, label=label)
+            context.barrier()  # every rank has finished before any tears the process group down
+            return report
     finally:
         distributed.stop(context)
 

@@ -156,14 +156,19 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self._average_e0_gradient()
-        gradients = [p.grad for p in self.parameters.values() if p.grad is not None]
-        self._check_finite("gradient norm", float(torch.nn.utils.get_total_norm(gradients)) if gradients else 0.0)
-        if self.config.clip_grad_norm:
-            torch.nn.utils.clip_grad_norm_(list(self.parameters.values()), self.config.clip_grad_norm)
+        self._check_finite("gradient norm", self._gradient_norm())
         self.optimizer.step()
         if self.ema is not None:
             self.ema.update()
         return value
+
+    def _gradient_norm(self) -> float:
+        """The total gradient norm, computed once: clipped to ``clip_grad_norm`` when set (the norm before)."""
+        parameters = list(self.parameters.values())
+        if self.config.clip_grad_norm:
+            return float(torch.nn.utils.clip_grad_norm_(parameters, self.config.clip_grad_norm))
+        gradients = [p.grad for p in parameters if p.grad is not None]
+        return float(torch.nn.utils.get_total_norm(gradients)) if gradients else 0.0
 
     def _check_finite(self, what: str, value: float) -> None:
         """NumericalError naming the epoch and the likely causes when ``value`` is NaN or inf."""

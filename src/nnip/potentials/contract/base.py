@@ -55,6 +55,13 @@ def to_atomic_numbers(elements: Sequence[int | str]) -> list[int]:
     return sorted(numbers)
 
 
+def _species_table(numbers: Sequence[int]) -> torch.Tensor:
+    """Atomic number -> species index 0..S-1 of the sorted ``numbers``, -1 elsewhere. Shape (119,) int64."""
+    table = torch.full((len(chemical_symbols),), -1, dtype=torch.int64)
+    table[torch.tensor(numbers)] = torch.arange(len(numbers))
+    return table
+
+
 class Term(nn.Module, abc.ABC):
     """One energy term under the local contract: ``forward(species, edges) -> (N,)``.
 
@@ -154,10 +161,8 @@ class Potential(nn.Module):
         for term in terms:
             if term.elements != numbers:
                 raise ValueError(f"term {term.name!r} was built for elements {term.elements}, potential has {numbers}")
-        species_of = torch.full((len(chemical_symbols),), -1, dtype=torch.int64)
-        species_of[torch.tensor(numbers)] = torch.arange(len(numbers))
         self.register_buffer("elements", torch.tensor(numbers, dtype=torch.int64))
-        self.register_buffer("species_of", species_of)
+        self.register_buffer("species_of", _species_table(numbers))
         reference = torch.zeros(len(numbers), dtype=torch.float64)
         for element, value in (e0 or {}).items():
             z = to_atomic_numbers([element])[0]
@@ -173,9 +178,7 @@ class Potential(nn.Module):
         numbers = self.terms[0].elements
         if self.elements.tolist() != numbers:
             raise ValueError(f"its elements buffer {self.elements.tolist()} differs from the terms' {numbers}")
-        expected = torch.full_like(self.species_of, -1)
-        expected[torch.tensor(numbers, device=expected.device)] = torch.arange(len(numbers), device=expected.device)
-        if not torch.equal(self.species_of, expected):
+        if not torch.equal(self.species_of.cpu(), _species_table(numbers)):
             raise ValueError("its species_of table does not map the elements to 0..S-1")
 
     def _apply(self, fn, recurse=True):
