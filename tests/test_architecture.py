@@ -10,11 +10,11 @@ PACKAGE = Path(nnip.__file__).parent
 #   units, keys, errors -> data -> nn -> potentials -> uncertainty -> training | calculator -> md | lammps -> oracles
 #   -> active learning -> demo -> cli
 # plus the helpers DESIGN.md's layout places at the root: strict (the config parser, beside errors), runlock
-# (one writer per run folder, beside them) and
+# (one writer per run folder, beside them), progress (the long stages' bars, beside them) and
 # plots (drawn from predictions and calibration, beside uncertainty). A module may import its own layer and
 # the layers below it.
 LAYERS = [
-    {"errors", "units", "keys", "version", "strict", "runlock"},
+    {"errors", "units", "keys", "version", "strict", "runlock", "progress"},
     {"data"},
     {"nn"},
     {"potentials"},

@@ -125,11 +125,11 @@ def _browser(out: Path, *arguments: str) -> subprocess.CompletedProcess:
     return subprocess.run(command, capture_output=True, text=True, timeout=120)
 
 
-@pytest.mark.skipif(_chromium() is None and not os.environ.get("NNIP_REQUIRE_BROWSER"),
-                    reason="Chromium is not installed (.ci/run installs it and sets NNIP_REQUIRE_BROWSER)")
+@pytest.mark.skipif(_chromium() is None and not os.environ.get("NNIP_REQUIRE_SYSTEM_PACKAGES"),
+                    reason="Chromium is not installed (.ci/run installs it and sets NNIP_REQUIRE_SYSTEM_PACKAGES)")
 def test_report_renders_in_headless_chromium_with_every_figure(demo):
     out, report = demo
-    assert _chromium() is not None, "NNIP_REQUIRE_BROWSER is set but no chromium is on PATH"
+    assert _chromium() is not None, "NNIP_REQUIRE_SYSTEM_PACKAGES is set but no chromium is on PATH"
     dom = _browser(out, "--dump-dom").stdout
     loaded = re.search(r'<body data-figures="(\d+)/(\d+)"', dom)
     assert loaded is not None, "the page's load script did not run"
@@ -179,9 +179,9 @@ def test_the_page_says_it_is_a_quick_run_and_names_what_got_worse(demo):
     write_html(report, out)  # the demo's own page again, for the other tests
 
 
-def test_on_a_terminal_each_member_of_each_generation_has_one_progress_bar(tmp_path):
-    """One bar per stage (generation, member), with epochs, steps, elapsed time and an estimate; off a terminal
-    (every other test here) there are none."""
+def test_on_a_terminal_each_stage_has_one_progress_bar(tmp_path):
+    """One bar per stage (each member's training in each generation, the attack, the labelling, the MD), with
+    its position, elapsed time and an estimate; off a terminal (every other test here) there are none."""
     import fcntl
     import pty
     import struct
@@ -201,6 +201,8 @@ def test_on_a_terminal_each_member_of_each_generation_has_one_progress_bar(tmp_p
     assert {line.strip().split(":")[0] for line in bars} == {f"generation {g}/1, member {m}/4" for g in (0, 1)
                                                           for m in range(1, 5)}
     assert any(re.search(r"step \d+/\d+ loss", line) for line in bars)
+    for stage in (r"generation 0/1 sampling", r"generation 0/1 labelling \(gfn2\)", "MD"):
+        assert any(re.match(stage + r": +\d+%.*\d+/\d+ \[\d\d:\d\d<", line.strip()) for line in lines), stage
 
 
 def _read(descriptor: int) -> bytes:

@@ -6,7 +6,8 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from nnip.plots import error_summary, learning_curves, parity_plot
+from nnip import plots
+from nnip.plots import active_learning_plot, column_label, error_summary, learning_curves, parity_plot
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -98,3 +99,52 @@ def test_learning_curves_rejects_empty_or_unplottable_rows(tmp_path):
     with pytest.raises(ValueError, match="nothing finite"):
         learning_curves([{"epoch": 0, "val_loss": math.nan}], tmp_path / "nan.png")
     assert not (tmp_path / "empty.png").exists()
+
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """The figures the plotting functions build, kept (and drawn) instead of written."""
+    figures = []
+
+    def keep(fig, path):
+        fig.canvas.draw()
+        figures.append(fig)
+        return path
+
+    monkeypatch.setattr(plots, "save_figure", keep)
+    return figures
+
+
+def _overlapping(labels) -> list[tuple[str, str]]:
+    boxes = [(label.get_text(), label.get_window_extent()) for label in labels if label.get_text()]
+    return [(a, b) for (a, box_a), (b, box_b) in zip(boxes, boxes[1:]) if box_a.overlaps(box_b)]
+
+
+def test_parity_tick_labels_never_touch_for_total_energies_per_atom(drawn):
+    rng = np.random.default_rng(2)
+    reference = -34.35 + 0.03 * rng.normal(size=200)  # the demo's energies: long labels such as -34.375
+    parity_plot(reference, reference + 0.005 * rng.normal(size=200), "e.png", quantity="energy", unit="eV/atom")
+    ax = drawn[0].axes[0]
+    for labels in (ax.get_xticklabels(), ax.get_yticklabels()):
+        assert len([t for t in labels if t.get_text()]) >= 3
+        assert _overlapping(labels) == []
+
+
+def test_learning_curves_legends_are_words_with_units_on_the_axes(drawn):
+    learning_curves(typical_rows(), "lc.png")
+    legends = {t.get_text() for ax in drawn[0].axes if ax.get_legend() for t in ax.get_legend().get_texts()}
+    assert legends == {"training loss", "validation loss", "validation energy MAE", "validation force MAE",
+                       "learning rate"}
+    ylabels = " ".join(ax.get_ylabel() for ax in drawn[0].axes)
+    assert "meV/atom" in ylabels and "meV/Å" in ylabels
+    assert column_label("test_forces_rmse") == "test force RMSE" and column_label("my_metric") == "my_metric"
+
+
+@pytest.mark.parametrize("generations", [1, 2, 7])
+def test_generation_axes_have_whole_generations_only(drawn, generations):
+    rows = [{"generation": g, "test_forces_mae": 0.1 / (g + 1), "labels": 5 * g, "oracle_calls": 5 * g,
+             "rejected_contact": 0.1, "sample_spread": 0.05} for g in range(generations)]
+    active_learning_plot(rows, "active.png")
+    for ax in drawn[0].axes:
+        ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+        assert ticks and all(float(t).is_integer() for t in ticks), ticks

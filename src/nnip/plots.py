@@ -13,9 +13,10 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 __all__ = ["error_summary", "parity_plot", "learning_curves", "rdf_plot", "calibration_plot", "profile_plot",
-           "active_learning_plot", "surface_plot", "save_figure"]
+           "active_learning_plot", "surface_plot", "save_figure", "column_label"]
 
 #: Above this many points a parity plot is a log-scaled hexbin instead of a scatter.
 HEXBIN_THRESHOLD = 20000
@@ -115,6 +116,8 @@ def parity_plot(reference, predicted, path, *, quantity: str, unit: str,
     ax.set_xlim(lo, hi)
     ax.set_ylim(lo, hi)
     ax.set_aspect("equal")
+    for axis in (ax.xaxis, ax.yaxis):  # at most five labels, so long ones such as -34.375 never touch
+        axis.set_major_locator(MaxNLocator(nbins=4))
     ax.set_xlabel(f"reference {quantity} ({unit})")
     ax.set_ylabel(f"predicted {quantity} ({unit})")
     ax.text(0.04, 0.96, error_summary(ref, pred, unit), transform=ax.transAxes, va="top",
@@ -144,17 +147,32 @@ def _column(rows: Sequence[Mapping], name: str, scale: float = 1.0) -> np.ndarra
     return np.array([_as_float(row.get(name)) for row in rows]) * scale
 
 
+#: Legend text for the columns of a metrics.csv; a split prefix names the data set.
+_SETS = {"train": "training", "val": "validation", "test": "test"}
+_QUANTITIES = {"loss": "loss", "energy_mae_per_atom": "energy MAE", "forces_mae": "force MAE", "lr": "learning rate",
+               "energy_rmse_per_atom": "energy RMSE", "forces_rmse": "force RMSE", "stress_mae": "stress MAE"}
+
+
+def column_label(name: str) -> str:
+    """Human text for a metrics column: "val_forces_mae" -> "validation force MAE"; unknown names as given."""
+    prefix, _, rest = name.partition("_")
+    if prefix in _SETS and rest in _QUANTITIES:
+        return f"{_SETS[prefix]} {_QUANTITIES[rest]}"
+    return _QUANTITIES.get(name, name)
+
+
 def _panel(ax, epochs: np.ndarray, series: list[tuple[str, np.ndarray]], ylabel: str,
            style: str = "-", first_colour: int = 0) -> list:
-    """Draw ``series`` (label, values) on ``ax``; log y when all values are positive."""
+    """Draw ``series`` (column, values) on ``ax`` with human labels; log y when all values are positive."""
     lines = []
-    for i, (label, values) in enumerate(series):
+    for i, (name, values) in enumerate(series):
         lines += ax.plot(epochs, values, style, color=f"C{(first_colour + i) % 10}", marker=".",
-                         markersize=4, label=label)
+                         markersize=4, label=column_label(name))
     finite = np.concatenate([v[np.isfinite(v)] for _, v in series])
     ax.set_yscale("log" if (finite > 0).all() else "linear")
     ax.set_ylabel(ylabel)
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     return lines
 
 
@@ -170,7 +188,7 @@ def _default_panels(rows, names) -> list[tuple[str, list, list]]:
     energy = _series(rows, [n for n in names if "energy_mae_per_atom" in n], 1000.0)
     forces = _series(rows, [n for n in names if "forces_mae" in n], 1000.0)
     rate = _series(rows, [n for n in names if n == "lr"])
-    panels = [("losses", [("loss", losses)]),
+    panels = [("losses", [("loss (weighted, dimensionless)", losses)]),
               ("errors", [("energy MAE (meV/atom)", energy), ("force MAE (meV/Å)", forces)]),
               ("learning rate", [("learning rate", rate)])]
     panels = [(title, [(label, s) for label, s in axes if s]) for title, axes in panels]
@@ -290,8 +308,12 @@ def active_learning_plot(rows: Sequence[Mapping], path) -> Path:
     rejected.set_ylabel("fraction of candidates rejected")
     spread.plot(generation, _column(rows, "sample_spread"), marker="o")
     spread.set_ylabel("mean RMSD of candidates from seeds (Å)")
+    known = generation[np.isfinite(generation)]
     for ax in (errors, labels, rejected, spread):
         ax.set_xlabel("generation")
+        if known.size:  # whole generations only, with room for a single one
+            ax.set_xlim(known.min() - 0.5, known.max() + 0.5)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
     return save_figure(fig, path)

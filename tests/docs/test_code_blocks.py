@@ -16,13 +16,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import yaml
-from ase.build import bulk
-from ase.calculators.lj import LennardJones as AseLennardJones
 
-from nnip.data.io import write
 from nnip.training import parse_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,20 +30,6 @@ def code_blocks(path: Path) -> list[tuple[str, str, int]]:
     """(language, code, line number) of each fenced block."""
     text = path.read_text()
     return [(m.group(1), m.group(2), text[:m.start()].count("\n") + 1) for m in FENCE.finditer(text)]
-
-
-def _argon_data(folder: Path) -> None:
-    """train.extxyz / test.extxyz for the README's training example: rattled fcc argon labelled by ASE's LJ."""
-    rng = np.random.default_rng(0)
-    frames = []
-    for k in range(12):
-        atoms = bulk("Ar", "fcc", a=5.26 * (0.98 + 0.005 * k), cubic=True).repeat(2)
-        atoms.rattle(0.05, seed=int(rng.integers(1 << 30)))
-        atoms.calc = AseLennardJones(epsilon=0.0104, sigma=3.40, rc=8.5, smooth=False)
-        atoms.get_forces()
-        frames.append(atoms)
-    write(folder / "train.extxyz", frames[:9])
-    write(folder / "test.extxyz", frames[9:])
 
 
 def _run_bash(code: str, folder: Path, where: str) -> None:
@@ -84,7 +66,6 @@ def _run_yaml(code: str, folder: Path, where: str) -> None:
 def test_every_code_block_runs(page, tmp_path, monkeypatch):
     for name in ("src", "configs"):
         (tmp_path / name).symlink_to(ROOT / name)
-    _argon_data(tmp_path)
     monkeypatch.chdir(tmp_path)
     namespace: dict = {"__name__": "__main__"}
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)

@@ -45,6 +45,7 @@ from nnip.data.graph import AtomicGraph
 from nnip.data.neighbors import NeighborRequest, neighbor_list
 from nnip.errors import ConfigError
 from nnip.potentials.contract.ensemble import Ensemble
+from nnip.progress import stage_bar
 from nnip.strict import NON_NEGATIVE, POSITIVE, SEED
 
 __all__ = ["AttackSettings", "AttackResult", "Attack", "KT_PAPER", "log_partition", "rigid_basis", "closest_contact"]
@@ -207,8 +208,9 @@ class Attack:
         log_variance = torch.log(variance.clamp_min(torch.finfo(variance.dtype).tiny))  # identical members: finite
         return {"log_objective": log_p + log_variance, "log_p": log_p, "variance": variance, "energy": energy}
 
-    def run(self, seeds: Sequence[Atoms]) -> list[AttackResult]:
-        """Attack every seed (all in one batch); results in the seeds' order."""
+    def run(self, seeds: Sequence[Atoms], label: str | None = None) -> list[AttackResult]:
+        """Attack every seed (all in one batch); results in the seeds' order. With ``label``, a
+        progress bar of the steps on a terminal."""
         s = self.settings
         seeds = [a.copy() for a in seeds]
         per_atom = self.per_atom(seeds)
@@ -223,6 +225,7 @@ class Attack:
         active = np.ones(len(seeds), dtype=bool)
         stops = ["steps"] * len(seeds)  # why each seed's attack ended
         trajectory = [(batch.origin + delta).detach().clone()] if s.keep_trajectory else None
+        bar = stage_bar(s.steps, label, "step")
         for _ in range(s.steps):
             positions, cells = batch.deformed(delta, strain)
             graph = batch.graph(positions.detach(), s.skin, cells.detach() if s.strain else None)
@@ -247,8 +250,10 @@ class Attack:
                         delta[rows], strain[k] = previous[rows], previous_strain[k]
             if trajectory is not None:
                 trajectory.append(batch.deformed(delta, strain)[0].detach().clone())
+            bar.update(1)
             if not active.any():
                 break
+        bar.close()
         return self._results(batch, delta.detach(), strain.detach(), per_atom, log_q, stops, trajectory)
 
     def _results(self, batch: "_Batch", delta: torch.Tensor, strain: torch.Tensor, per_atom: bool, log_q: float,

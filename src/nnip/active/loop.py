@@ -45,6 +45,7 @@ from nnip.errors import ConfigError, OracleError
 from nnip.oracles import get_oracle
 from nnip.oracles.base import CalculatorOracle
 from nnip.plots import active_learning_plot
+from nnip.progress import stage_bar
 from nnip.potentials.files.serialization import load
 from nnip.runlock import contents, remove, run_lock
 from nnip.strict import from_dict, load_yaml
@@ -144,7 +145,8 @@ class _Run:
         path = folder / "candidates.extxyz"
         if not path.is_file():
             frames = self.training_frames(generation)
-            write(path, sample_candidates(ensemble, frames, self.settings, self.config.seed + generation))
+            write(path, sample_candidates(ensemble, frames, self.settings, self.config.seed + generation,
+                                          label=f"generation {generation}/{self.settings.generations} sampling"))
         # unchecked read: a collapsed candidate is select()'s to reject, not an error; empty file: none this time
         return ase_read(path, index=":") if path.stat().st_size else []
 
@@ -168,10 +170,21 @@ class _Run:
         todo = [k for k in chosen if not self.store.has(generation, k)]
         for k in todo:  # an oracle failure then names the frame of candidates.extxyz
             candidates[k].info["source_index"] = k
+        label = f"generation {generation}/{self.settings.generations} labelling ({self.oracle.name})"
+        with stage_bar(len(todo), label, "frame") as bar:
+            crashed = self._label_all(generation, candidates, todo, executor, bar)
+        if crashed is not None:
+            raise OracleError(f"labelling stopped ({type(crashed).__name__}: {crashed}); finished labels are "
+                              "in the store, --resume requests the rest")
+
+    def _label_all(self, generation: int, candidates: list[Atoms], todo: list[int], executor: Executor | None,
+                   bar) -> Exception | None:
+        """Label and store the ``todo`` candidates, each as it arrives; the first worker crash, if any."""
         if executor is None:
             for k in todo:
                 self._commit(generation, k, candidates[k], *_label(self.oracle, candidates[k]))
-            return
+                bar.update(1)
+            return None
         futures = {executor.submit(_label, self.oracle, candidates[k]): k for k in todo}
         crashed = None
         for future in as_completed(futures):
@@ -181,9 +194,8 @@ class _Run:
                 crashed = crashed or error
                 continue
             self._commit(generation, futures[future], candidates[futures[future]], *result)
-        if crashed is not None:
-            raise OracleError(f"labelling stopped ({type(crashed).__name__}: {crashed}); finished labels are "
-                              "in the store, --resume requests the rest")
+            bar.update(1)
+        return crashed
 
     def _commit(self, generation: int, k: int, candidate: Atoms, labelled: Atoms | None, reason: str,
                 seconds: float) -> None:

@@ -31,6 +31,7 @@ from nnip.active.sampling import normal_mode_samples, potential_hessian, rattled
 from nnip.active.selection import rmsd
 from nnip.calculator import Calculator
 from nnip.errors import ConfigError
+from nnip.progress import stage_bar
 from nnip.training.evaluate import evaluate
 from nnip.strict import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, Bounds
 
@@ -114,8 +115,10 @@ def spreads(ensemble, frames: Sequence[Atoms]) -> np.ndarray:
     return np.sqrt(np.add.reduceat(variance, starts) / predictions.n_atoms)
 
 
-def sample_candidates(ensemble, train: Sequence[Atoms], settings: ActiveSettings, seed: int) -> list[Atoms]:
-    """Candidates from ``settings.seeds`` training structures drawn with ``seed`` (see the module docstring)."""
+def sample_candidates(ensemble, train: Sequence[Atoms], settings: ActiveSettings, seed: int,
+                      label: str | None = None) -> list[Atoms]:
+    """Candidates from ``settings.seeds`` training structures drawn with ``seed`` (see the module
+    docstring); with ``label``, a progress bar (attack steps or seeds) on a terminal."""
     rng = np.random.default_rng(seed)
     picks = rng.choice(len(train), size=min(settings.seeds, len(train)), replace=False)
     seeds = []
@@ -126,11 +129,11 @@ def sample_candidates(ensemble, train: Sequence[Atoms], settings: ActiveSettings
         seeds.append(atoms)
     method = settings.sampler
     if method == "adversarial":
-        candidates = _attacked(ensemble, train, seeds, settings, seed)
+        candidates = _attacked(ensemble, train, seeds, settings, seed, label)
     elif method == "md":
-        candidates = _md_frames(ensemble, seeds, settings, seed)
+        candidates = _md_frames(ensemble, seeds, settings, seed, label)
     elif method == "normal_modes":
-        candidates = _normal_modes(ensemble, seeds, settings, seed)
+        candidates = _normal_modes(ensemble, seeds, settings, seed, label)
     else:
         candidates = [c for k, s in enumerate(seeds) for c in rattled(s, settings.samples_per_seed,
                                                                       settings.amplitude, seed + k)]
@@ -143,10 +146,10 @@ def sample_candidates(ensemble, train: Sequence[Atoms], settings: ActiveSettings
     return candidates
 
 
-def _attacked(ensemble, train, seeds, settings: ActiveSettings, seed: int) -> list[Atoms]:
+def _attacked(ensemble, train, seeds, settings: ActiveSettings, seed: int, label: str | None) -> list[Atoms]:
     energies = [a.get_potential_energy() for a in train]
     attack_settings = AttackSettings(**{**settings.attack.__dict__, "seed": settings.attack.seed + seed})
-    results = Attack(ensemble, energies, [len(a) for a in train], attack_settings).run(seeds)
+    results = Attack(ensemble, energies, [len(a) for a in train], attack_settings).run(seeds, label)
     out = []
     for result in results:
         atoms = result.atoms
@@ -155,11 +158,11 @@ def _attacked(ensemble, train, seeds, settings: ActiveSettings, seed: int) -> li
     return out
 
 
-def _md_frames(ensemble, seeds, settings: ActiveSettings, seed: int) -> list[Atoms]:
+def _md_frames(ensemble, seeds, settings: ActiveSettings, seed: int, label: str | None) -> list[Atoms]:
     from nnip.md.run import MDSettings, run_md
 
     out, calculator = [], Calculator(ensemble)
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as folder, stage_bar(len(seeds), label, "seed") as bar:
         for k, atoms in enumerate(seeds):
             md = MDSettings(steps=settings.md_steps, timestep=settings.md_timestep, temperature=settings.temperature,
                             thermostat="langevin", interval=settings.md_interval, seed=seed + k)
@@ -171,24 +174,32 @@ def _md_frames(ensemble, seeds, settings: ActiveSettings, seed: int) -> list[Ato
                 candidate.info = {"seed_index": atoms.info["seed_index"],
                                   "objective": float(frame.info.get("max_force_std", np.nan))}
                 out.append(candidate)
+            bar.update(1)
     return out
 
 
-def _normal_modes(ensemble, seeds, settings: ActiveSettings, seed: int) -> list[Atoms]:
+def _normal_modes(ensemble, seeds, settings: ActiveSettings, seed: int, label: str | None) -> list[Atoms]:
+    out = []
+    with stage_bar(len(seeds), label, "seed") as bar:
+        for k, atoms in enumerate(seeds):
+            out.extend(_seed_modes(ensemble, atoms, settings, seed + k))
+            bar.update(1)
+    return out
+
+
+def _seed_modes(ensemble, atoms: Atoms, settings: ActiveSettings, seed: int) -> list[Atoms]:
+    """Normal-mode samples around ``atoms`` relaxed with the ensemble; none when it is not a minimum."""
     from ase.optimize import BFGS
 
-    out = []
-    for k, atoms in enumerate(seeds):
-        relaxed = atoms.copy()
-        relaxed.calc = Calculator(ensemble, dtype="float64")
-        BFGS(relaxed, logfile=None).run(fmax=0.01, steps=200)
-        relaxed.calc = None
-        try:
-            samples = normal_mode_samples(relaxed, potential_hessian(relaxed, ensemble), settings.temperature,
-                                          settings.samples_per_seed, seed + k)
-        except ValueError:  # not a minimum of the ensemble: no modes to sample from this seed
-            continue
-        for sample in samples:
-            sample.info = {"seed_index": atoms.info["seed_index"]}
-        out.extend(samples)
-    return out
+    relaxed = atoms.copy()
+    relaxed.calc = Calculator(ensemble, dtype="float64")
+    BFGS(relaxed, logfile=None).run(fmax=0.01, steps=200)
+    relaxed.calc = None
+    try:
+        samples = normal_mode_samples(relaxed, potential_hessian(relaxed, ensemble), settings.temperature,
+                                      settings.samples_per_seed, seed)
+    except ValueError:  # not a minimum of the ensemble: no modes to sample from this seed
+        return []
+    for sample in samples:
+        sample.info = {"seed_index": atoms.info["seed_index"]}
+    return samples

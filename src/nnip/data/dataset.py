@@ -16,13 +16,13 @@ import numpy as np
 import torch
 from ase import Atoms
 from ase.data import chemical_symbols
-from tqdm import tqdm
 
 from nnip import keys
 from nnip.data.batching import collate
 from nnip.data.graph import AtomicGraph
 from nnip.data.neighbors import NeighborRequest
 from nnip.errors import ConfigError, DataError
+from nnip.progress import stage_bar
 
 __all__ = ["Sample", "AtomicDataset", "random_split", "kfold_splits", "split_sizes", "labels_of", "check_elements"]
 
@@ -111,7 +111,8 @@ class AtomicDataset:
         self.neighbor_request = NeighborRequest.of(neighbors)
         self.frames = list(frames)
         self.samples: list[Sample] = []
-        for k, atoms in enumerate(tqdm(self.frames, desc="neighbour lists", disable=not progress, leave=False)):
+        for k, atoms in enumerate(stage_bar(len(self.frames), "neighbour lists" if progress else None, "frame",
+                                                  iterable=self.frames)):
             labels = labels_of(atoms)
             graph = AtomicGraph.from_arrays(
                 atoms.positions, atoms.numbers, atoms.cell.array, atoms.pbc, self.neighbor_request,

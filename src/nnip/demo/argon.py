@@ -9,11 +9,11 @@ import numpy as np
 from ase.build import bulk
 from ase.md.verlet import VelocityVerlet
 from ase.units import fs
-from tqdm import tqdm
 
 from nnip.calculator import Calculator
 from nnip.md.velocities import maxwell_boltzmann
 from nnip.potentials import LennardJones, LennardJonesConfig, Potential
+from nnip.progress import stage_bar
 from nnip.units import kB
 
 __all__ = ["argon_nve", "argon_potential"]
@@ -48,7 +48,7 @@ def argon_nve(repeat: int = 4, temperature: float = 50.0, steps: int = 1000, tim
 
     sample()
     started = time.perf_counter()
-    for _ in tqdm(range(steps), desc="NVE argon", unit="step", disable=not progress, leave=False):
+    for _ in stage_bar(steps, "NVE argon" if progress else None, "step", iterable=range(steps)):
         dynamics.run(1)
         sample()
     total = np.asarray(record["total"])

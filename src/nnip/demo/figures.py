@@ -45,18 +45,19 @@ def attack_plot(train_spread: np.ndarray, candidate_spread: np.ndarray, chosen: 
 
 def md_monitor_plot(time_fs: np.ndarray, temperature: np.ndarray, max_force_std: np.ndarray, target: float,
                     threshold: float | None, path) -> Path:
-    """Temperature (K) and the ensemble's largest per-atom force std (eV/Å) along an MD run."""
+    """Temperature (K) and the ensemble's largest per-atom force std (eV/Å in, meV/Å shown) along an MD run;
+    ``threshold`` (eV/Å) is the stop rule's, if any."""
     fig = Figure(figsize=(9.0, 3.4), layout="constrained")
     heat, spread = fig.subplots(1, 2)
     time_ps = np.asarray(time_fs) / 1000.0
     heat.plot(time_ps, temperature, color="C0")
     heat.axhline(target, color="0.6", linestyle=":", linewidth=0.8)
     heat.set_ylabel("temperature (K)")
-    spread.plot(time_ps, np.asarray(max_force_std), color="C1")
+    spread.plot(time_ps, 1000 * np.asarray(max_force_std, dtype=float), color="C1")
     if threshold is not None:
-        spread.axhline(threshold, color="C3", linestyle="--", linewidth=0.8, label="stop threshold")
+        spread.axhline(1000 * threshold, color="C3", linestyle="--", linewidth=0.8, label="stop threshold")
         spread.legend(fontsize=8)
-    spread.set_ylabel("max per-atom force std (eV/Å)")
+    spread.set_ylabel("largest per-atom force std (meV/Å)")
     for ax in (heat, spread):
         ax.set_xlabel("time (ps)")
     return save_figure(fig, path)

@@ -34,10 +34,10 @@ from ase.md.nptberendsen import NPTBerendsen
 from ase.md.nvtberendsen import NVTBerendsen
 from ase.md.verlet import VelocityVerlet
 from ase.optimize import BFGS, FIRE
-from tqdm import tqdm
 
 from nnip.errors import ConfigError, DataError, NumericalError
 from nnip.md.velocities import maxwell_boltzmann
+from nnip.progress import stage_bar
 from nnip.runlock import file_lock
 from nnip.strict import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, SEED, check
 
@@ -163,9 +163,11 @@ def _run(atoms: Atoms, calculator: Calculator, settings: MDSettings, trajectory:
             writer.writerow(state)
             stream.flush()
 
+    bar = stage_bar(settings.steps, "MD" if progress else None, "step")  # on a terminal only
     try:
         record(0)
-        for step in tqdm(range(1, settings.steps + 1), desc="MD", unit="step", disable=not progress):
+        for step in range(1, settings.steps + 1):
+            bar.update(1)
             before = (atoms.get_positions(), atoms.get_momenta(), atoms.get_cell().array.copy())
             failure = _step_failure(dynamics, atoms)
             if failure:  # back to the last good state, as it was (constraints already applied to it)
@@ -191,6 +193,7 @@ def _run(atoms: Atoms, calculator: Calculator, settings: MDSettings, trajectory:
             if step % settings.interval == 0:
                 record(step)
     finally:
+        bar.close()
         if stream:
             stream.close()
     return MDResult(step, stopped, largest)

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import ase.io
 from ase import Atoms
-from tqdm import tqdm
 
 from nnip.data.io import inspect, read, write
 from nnip.errors import ConfigError, OracleError
 from nnip.oracles.base import CalculatorOracle
 from nnip.oracles.registry import get_oracle
+from nnip.progress import stage_bar
 from nnip.runlock import file_lock
 
 __all__ = ["label_frames", "label_file"]
@@ -47,7 +47,7 @@ def label_frames(frames: Sequence[Atoms], oracle: CalculatorOracle, executor: Ex
         atoms.info.setdefault(SOURCE_INDEX, k)
     done: dict[int, Atoms] = {}
     failures: list[str] = []
-    bar = tqdm(total=len(frames), desc=f"labelling ({oracle.name})", unit="frame", disable=not progress)
+    bar = stage_bar(len(frames), f"labelling ({oracle.name})" if progress else None, "frame")
 
     def finish(result: Atoms) -> None:
         done[int(result.info[SOURCE_INDEX])] = result

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import math
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ from nnip import keys
 from nnip.data.dataset import AtomicDataset
 from nnip.errors import ConfigError, NumericalError
 from nnip.potentials.contract.base import Potential
+from nnip.progress import stage_bar
 from nnip.training.checkpoint import load_checkpoint, save_checkpoint, write_metrics_csv
 from nnip.training.config import TrainingConfig
 from nnip.training.distributed import Context
@@ -323,9 +323,7 @@ class Trainer:
         if self.label is None:
             return tqdm(total=self.config.max_epochs, initial=self.epoch, desc="epochs", unit="epoch",
                         disable=not (self.config.progress and self.context.main), dynamic_ncols=True)
-        terminal = sys.stderr.isatty()
-        return tqdm(total=self.config.max_epochs, initial=self.epoch, desc=self.label, unit="epoch", leave=False,
-                    disable=not (terminal and self.context.main), dynamic_ncols=True)
+        return stage_bar(self.config.max_epochs, self.label, "epoch", self.epoch, self.context.main)
 
     def _save_pending(self) -> None:
         """Write the checkpoint and metrics.csv of the last finished epoch, if not written yet."""
