@@ -26,7 +26,7 @@ def test_sum_of_terms_with_potential_level_keys():
     ({**BASE, "traning": {}}, "unknown key 'traning' (did you mean 'training'?)"),
     ({**BASE, "training": {"loss": {"force_weight": 1}}}, "training.loss.force_weight: unknown key (did you mean 'forces_weight'?)"),
     ({**BASE, "training": {"batch_size": 2.5}}, "training.batch_size: expected int, got 2.5"),
-    ({**BASE, "training": {"optimizer": "sgd"}}, "training: optimizer: expected one of adam, adamw, lbfgs, got 'sgd'"),
+    ({**BASE, "training": {"optimizer": "sgd"}}, "training: optimizer: expected one of adam, adamw, lbfgs, least_squares, got 'sgd'"),
     ({**BASE, "model": {"name": "lj", "e0": "fit"}}, "model: e0: expected one of least_squares, isolated, zero"),
     ({**BASE, "model": {"name": "lj", "elemnts": ["Ar"]}}, "model.elemnts: unknown key (did you mean 'elements'?)"),
     ({**BASE, "model": {"terms": [{"name": "morse", "radius": 1}]}}, "model.terms[0].radius: unknown key"),

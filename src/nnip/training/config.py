@@ -141,8 +141,11 @@ class TrainingConfig:
     Args:
         max_epochs: epochs to train at most. max_time: wall-time limit, s (stops cleanly).
         batch_size: structures per optimizer step. eval_batch_size: per evaluation batch.
-        optimizer: "adam", "adamw", or "lbfgs" (full-batch, for classical fits with few
-            parameters). lr, weight_decay: its learning rate (lbfgs: 1) and decay.
+        optimizer: "adam", "adamw", "lbfgs" (full-batch, for classical fits with few
+            parameters), or "least_squares" (the closed-form fit of linear terms such as linear_ace,
+            ridge strength chosen on the validation set; nnip.training.least_squares: no epochs, and
+            only the loss weights, batch_size and dtype of this section apply).
+        lr, weight_decay: learning rate (lbfgs: 1) and weight decay of the gradient-based optimizers.
         schedule: "constant", "plateau" (reduce on validation plateau) or "cosine" (with warm-up).
         warmup_epochs: linear warm-up (cosine). plateau_patience, plateau_factor: plateau rule.
         min_lr: floor of the learning rate.
@@ -200,7 +203,7 @@ class TrainingConfig:
     loss: LossConfig = field(default_factory=LossConfig)
 
     def __post_init__(self) -> None:
-        choices = {"optimizer": ("adam", "adamw", "lbfgs"), "schedule": ("constant", "plateau", "cosine"),
+        choices = {"optimizer": ("adam", "adamw", "lbfgs", "least_squares"), "schedule": ("constant", "plateau", "cosine"),
                    "dtype": (None, "float32", "float64"), "keep": ("best", "last"), "memory": MODES}
         for key, options in choices.items():
             if getattr(self, key) not in options:

@@ -33,6 +33,7 @@ from nnip.training import distributed
 from nnip.training.build import build_model
 from nnip.training.config import RunConfig, apply_overrides, load_config, parse_config
 from nnip.training.evaluate import evaluate, to_json, write_parity_plots
+from nnip.training.least_squares import check_least_squares, fit_least_squares
 from nnip.training.reference import initialise_reference, refit_shift
 from nnip.training.splits import Splits, read_splits
 from nnip.training.trainer import Trainer, tensorboard_writer
@@ -96,7 +97,9 @@ def _check_before_writing(config: RunConfig, splits: Splits) -> None:
     if config.model.e0 == "least_squares" and not any(np.isfinite(labels_of(a)[ENERGY]) for a in splits.train):
         raise ConfigError(f"{config.data.train}: no structure has an energy, which model.e0: least_squares needs "
                           "(use e0: zero, isolated or a mapping symbol -> eV)")
-    build_model(config.model, splits.elements, config.seed)  # hyperparameter values are checked here
+    potential = build_model(config.model, splits.elements, config.seed)  # hyperparameter values are checked here
+    if config.training.optimizer == "least_squares":
+        check_least_squares(potential, config.training)
 
 
 def _finished(report_path: Path, config: RunConfig) -> bool:
@@ -104,7 +107,7 @@ def _finished(report_path: Path, config: RunConfig) -> bool:
     if not report_path.is_file():
         return False
     report = json.loads(report_path.read_text())
-    if report.get("stopped") == "early_stopping":
+    if report.get("stopped") in ("early_stopping", "least_squares"):
         return True
     return report.get("stopped") == "max_epochs" and report.get("epochs", 0) >= config.training.max_epochs
 
@@ -163,13 +166,17 @@ def train_model(config: RunConfig, splits: Splits, directory: Path, seed: int, r
     stats = initialise_reference(potential, config.model, train, splits.isolated, config.data.isolated_atoms or "")
     if config.model.init:
         start_from(potential, config.model.init, seed - config.seed)
-    trainer = Trainer(potential, train, val, config.training, seed, directory, context, label)
-    result = trainer.fit(resume=resume and (directory / "checkpoint.pt").is_file())
+    if config.training.optimizer == "least_squares":  # closed form (linear terms): no epochs, no checkpoint
+        result = fit_least_squares(potential, train, val, config.training, stats.e0_method == "least_squares", label)
+    else:
+        trainer = Trainer(potential, train, val, config.training, seed, directory, context, label)
+        result = trainer.fit(resume=resume and (directory / "checkpoint.pt").is_file())
+        potential = trainer.potential
     random_weights = any(term.dimensionless for term in potential.terms) and not config.model.init
     if result.epochs == 0 and random_weights:  # never save a network's untrained weights as a model
         raise ConfigError(f"training.max_time ({config.training.max_time:g} s) ran out before the first epoch "
                           "finished: nothing was trained, so no model.pt was written; raise max_time")
-    potential = trainer.potential.eval()
+    potential = potential.eval()
     shift_refit = refit_shift(potential, config.model, stats, train, config.training.device,
                               config.training.eval_batch_size) if context.main else 0.0  # only rank 0 saves
     summary = {"train_seconds": result.train_seconds, "epochs": result.epochs, "stopped": result.stopped,

@@ -16,6 +16,7 @@ from nnip.potentials.learned.behler_parrinello import BehlerParrinello, BehlerPa
 from nnip.potentials.learned.coordinate_mlp import CoordinateMLP, CoordinateMLPConfig
 from nnip.potentials.learned.electrostatics import Electrostatics, ElectrostaticsConfig
 from nnip.potentials.learned.equivariant import Equivariant, EquivariantConfig
+from nnip.potentials.learned.linear_ace import LinearACE, LinearACEConfig
 from nnip.potentials.learned.painn import PaiNN, PaiNNConfig
 from nnip.potentials.learned.schnet import SchNet, SchNetConfig
 from nnip.strict import closest, from_dict
@@ -36,6 +37,7 @@ REGISTRY: dict[str, tuple[type, type[Term]]] = {
     "behler_parrinello": (BehlerParrinelloConfig, BehlerParrinello),
     "electrostatics": (ElectrostaticsConfig, Electrostatics),
     "coordinate_mlp": (CoordinateMLPConfig, CoordinateMLP),
+    "linear_ace": (LinearACEConfig, LinearACE),
 }
 
 
