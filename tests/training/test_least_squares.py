@@ -86,7 +86,7 @@ def test_coefficients_equal_numpy_ridge_at_the_chosen_lambda_without_validation_
     dataset = AtomicDataset(frames, student.neighbor_request())
     config = TrainingConfig(optimizer="least_squares", batch_size=5,
                             loss=LossConfig(energy_weight=2.0, forces_weight=1.0, stress_weight=0.5))
-    result = fit_least_squares(student, dataset, None, config, refit_e0=False)
+    result, _ = fit_least_squares(student, dataset, None, config, refit_e0=False)
     row = result.history[0]
     assert "gcv_score" in row and 0 < row["effective_parameters"] < get_coefficients(student).numel()
     expected = _numpy_ridge(student, dataset, config.loss, row["lambda"])
@@ -105,3 +105,69 @@ def test_least_squares_refuses_models_it_cannot_fit():
     with pytest.raises(ConfigError, match="set it to mse"):
         fit_least_squares(ace, AtomicDataset(frames, ace.neighbor_request()), None,
                           TrainingConfig(optimizer="least_squares", loss=LossConfig(forces="huber")), refit_e0=False)
+
+
+def test_posterior_ensemble_variances_equal_the_closed_form_bayesian_posterior():
+    """Exact draws (K = P): the ensemble's energy and force variances equal x^T Sigma x with Sigma =
+    sigma^2 (X^T X + lambda I)^-1 from numpy, sigma^2 = residual / (rows - effective parameters); its mean
+    equals the fit."""
+    from nnip.uncertainty.posterior import posterior_ensemble
+
+    frames = labelled_cells(teacher(e0=0.0), 12, seed=4, noise=0.05)
+    student = Potential([LinearACE(LinearACEConfig(**ACE), ["Si"])], ["Si"]).double()
+    dataset = AtomicDataset(frames, student.neighbor_request())
+    config = TrainingConfig(optimizer="least_squares", loss=LossConfig(energy_weight=1.0, forces_weight=1.0))
+    _, fit = fit_least_squares(student, dataset, None, config, refit_e0=False)
+    size = get_coefficients(student).numel()
+    ensemble = posterior_ensemble(student, fit.posterior_factor(), samples=size)
+    assert len(ensemble) == 2 * size
+
+    rows, targets = [], []
+    for atoms in frames:
+        graph = nnip.data.AtomicGraph.from_atoms(atoms, student.neighbor_request())
+        d = design(student, graph, forces=True)
+        rows += [d.energy.numpy() / len(atoms) / np.sqrt(len(frames)),
+                 d.forces.numpy().reshape(-1, size) / np.sqrt(sum(len(a) for a in frames))]
+        targets += [np.array([atoms.get_potential_energy()]) / len(atoms) / np.sqrt(len(frames)),
+                    atoms.get_forces().reshape(-1) / np.sqrt(sum(len(a) for a in frames))]
+    x, y = np.concatenate(rows), np.concatenate(targets)
+    lam = fit.figures["lambda"]
+    inverse = np.linalg.inv(x.T @ x + lam * np.eye(size))
+    coefficients = inverse @ x.T @ y
+    dof = np.trace(inverse @ x.T @ x)
+    sigma2 = ((x @ coefficients - y) ** 2).sum() / (len(y) - dof)
+    covariance = sigma2 * inverse
+
+    test = periodic_cell([14], 2.3, seed=99)
+    graph = nnip.data.AtomicGraph.from_atoms(test, student.neighbor_request())
+    d = design(student, graph, forces=True)
+    energy_var = np.einsum("bp,pq,bq->b", d.energy.numpy(), covariance, d.energy.numpy())
+    forces_var = np.einsum("nap,pq,naq->na", d.forces.numpy(), covariance, d.forces.numpy())
+    out = ensemble(graph)
+    np.testing.assert_allclose(out["energy"].detach().numpy(), student(graph)["energy"].detach().numpy(), rtol=1e-10)
+    np.testing.assert_allclose(out["energy_var"].detach().numpy(), energy_var, rtol=1e-6)
+    np.testing.assert_allclose(out["forces_var"].detach().numpy(), forces_var, rtol=1e-6, atol=1e-14)
+
+
+def test_train_with_posterior_samples_saves_a_calibrated_ensemble_that_knows_what_it_has_not_seen(tmp_path):
+    source = teacher()
+    nnip.write(tmp_path / "train.extxyz", labelled_cells(source, 30, seed=5, noise=0.02))
+    report = nnip.train({"output": str(tmp_path / "run"), "data": {"train": str(tmp_path / "train.extxyz"),
+                                                                   "split": {"val": 8}},
+                         "model": {"name": "linear_ace", **ACE},
+                         "training": {"optimizer": "least_squares", "posterior_samples": 6, "progress": False,
+                                      "plots": False}})
+    model = nnip.load(tmp_path / "run" / "model.pt")
+    assert len(model) == 12 and 0 < float(model.variance_scale) and "forces_std_mean" in report["val"]
+    familiar, strange = periodic_cell([14], 2.3, seed=7), periodic_cell([14], 1.9, seed=7)  # strange: 17 % shorter
+    spreads = []
+    for atoms in (familiar, strange):
+        atoms.calc = nnip.Calculator(model)
+        atoms.get_forces()
+        spreads.append(atoms.calc.results["max_force_std"])
+    assert spreads[1] > 3 * spreads[0] > 0, spreads
+    graph = nnip.data.AtomicGraph.from_atoms(strange, model.neighbor_request())
+    graph.positions.requires_grad_(True)
+    out = model.double()(graph, create_graph=True)
+    (gradient,) = torch.autograd.grad(out["energy_var"].sum(), graph.positions)  # what the attack ascends
+    assert torch.isfinite(gradient).all() and float(gradient.abs().max()) > 0

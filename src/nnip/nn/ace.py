@@ -113,10 +113,10 @@ class ACEBasis(ExactConstants):
         radial = self.radial(lengths) * polynomial_cutoff(lengths, self.cutoff)[:, None]
         product = radial[:, :, None] * self.harmonics(vectors)[:, None, :]
         rows = center * self.n_species + species.index_select(0, neighbor)
-        n = species.shape[0]
-        a = torch.zeros(n * self.n_species, self.n_radial, product.shape[-1], dtype=product.dtype,
-                        device=product.device)
-        return a.index_add(0, rows, product).view(n, self.n_species * self.n_radial, -1)
+        n, components = species.shape[0], product.shape[-1]
+        a = torch.zeros(n, self.n_species, self.n_radial, components, dtype=product.dtype, device=product.device)
+        a = a.view(-1, self.n_radial, components).index_add(0, rows, product)
+        return a.view(n, self.n_species * self.n_radial, components)
 
     def invariants(self, a: torch.Tensor) -> torch.Tensor:
         """B (N, n_features) from A (N, channels, (l_max + 1)^2)."""
@@ -129,7 +129,7 @@ class ACEBasis(ExactConstants):
             k1, k2, k3 = getattr(self, f"triples_{t}")
             x1, x2, x3 = (a[:, k, l * l:(l + 1) ** 2] for k, l in ((k1, l1), (k2, l2), (k3, l3)))
             coupled = torch.einsum("nma,abc->nmbc", x1, getattr(self, f"coupling_{t}"))
-            blocks.append(torch.einsum("nmbc,nmb,nmc->nm", coupled, x2, x3))
+            blocks.append(((coupled * x3[:, :, None, :]).sum(-1) * x2).sum(-1))  # two-operand steps: exportable
         return torch.cat(blocks, dim=1)
 
     def forward(self, species: torch.Tensor, center: torch.Tensor, neighbor: torch.Tensor, vectors: torch.Tensor,

@@ -146,6 +146,10 @@ class TrainingConfig:
             ridge strength chosen on the validation set; nnip.training.least_squares: no epochs, and
             only the loss weights, batch_size and dtype of this section apply).
         lr, weight_decay: learning rate (lbfgs: 1) and weight decay of the gradient-based optimizers.
+        posterior_samples: with least_squares, K > 0 saves the Bayesian posterior of the fit as an ensemble of
+            2K draws around it (antithetic pairs: its mean is the fit), whose spread gives energy, force and
+            stress variances, calibrated on the validation set like an ensemble's; exact for K >= the number
+            of coefficients, otherwise an unbiased estimate (nnip.uncertainty.posterior). 0: one model.
         schedule: "constant", "plateau" (reduce on validation plateau) or "cosine" (with warm-up).
         warmup_epochs: linear warm-up (cosine). plateau_patience, plateau_factor: plateau rule.
         min_lr: floor of the learning rate.
@@ -182,6 +186,7 @@ class TrainingConfig:
     optimizer: str = "adam"
     lr: Annotated[float, POSITIVE] = 1e-3
     weight_decay: Annotated[float, NON_NEGATIVE] = 0.0
+    posterior_samples: Annotated[int, NON_NEGATIVE] = 0
     schedule: str = "plateau"
     warmup_epochs: Annotated[int, NON_NEGATIVE] = 0
     plateau_patience: Annotated[int, NON_NEGATIVE] = 10
@@ -211,6 +216,8 @@ class TrainingConfig:
                 raise ConfigError(f"{key}: expected one of {valid}, got {getattr(self, key)!r}")
         if self.max_epochs < 1 or self.batch_size < 1 or self.eval_batch_size < 1:
             raise ConfigError("max_epochs, batch_size and eval_batch_size must be >= 1")
+        if self.posterior_samples and self.optimizer != "least_squares":
+            raise ConfigError("posterior_samples: the posterior of a closed-form fit; it needs optimizer: least_squares")
         if self.lr <= 0:
             raise ConfigError(f"lr must be > 0, got {self.lr}")
         try:

@@ -33,7 +33,7 @@ from nnip.progress import stage_bar
 from nnip.training.config import TrainingConfig
 from nnip.training.trainer import TrainResult
 
-__all__ = ["fit_least_squares", "check_least_squares"]
+__all__ = ["fit_least_squares", "check_least_squares", "Solution"]
 
 #: regularisation strengths tried, relative to the mean eigenvalue of the normal equations
 RELATIVE_LAMBDAS = torch.logspace(-12, 0, 25, dtype=torch.float64)
@@ -158,8 +158,27 @@ def _normal_equations(rows) -> _Normal:
     return normal
 
 
-def _choose_lambda(normal: _Normal, val: list[_Rows] | None) -> tuple[float, torch.Tensor, dict[str, float]]:
-    """(lambda, coefficients, figures) minimising the validation loss, or the GCV score without validation rows."""
+@dataclass
+class Solution:
+    """The fit: coefficients (P,) (linear terms, then E0 per element with ``refit_e0``), lambda, the noise
+    variance of the weighted rows and the eigendecomposition (mu, vectors) of G, from which
+    :meth:`posterior_factor` follows; ``figures`` for the run's history."""
+
+    coefficients: torch.Tensor
+    lam: float
+    noise_variance: float
+    mu: torch.Tensor
+    vectors: torch.Tensor
+    figures: dict[str, float]
+
+    def posterior_factor(self) -> torch.Tensor:
+        """L (P, P) with L L^T = the Bayesian posterior covariance sigma^2 (G + lambda I)^-1 of the coefficients
+        (Gaussian likelihood of the weighted rows with noise variance sigma^2, prior N(0, sigma^2 / lambda))."""
+        return self.vectors * (self.noise_variance / (self.mu + self.lam)).sqrt()
+
+
+def _choose_lambda(normal: _Normal, val: list[_Rows] | None) -> Solution:
+    """The solution at the lambda minimising the validation loss, or the GCV score without validation rows."""
     mu, vectors = torch.linalg.eigh(normal.gram)
     mu = mu.clamp(min=0.0)
     projected = vectors.T @ normal.rhs
@@ -180,16 +199,19 @@ def _choose_lambda(normal: _Normal, val: list[_Rows] | None) -> tuple[float, tor
     score, lam, solution = best
     coefficients = vectors @ solution
     dof = float((mu / (mu + lam)).sum())
-    figures = {"train_loss": normal.loss(coefficients), "lambda": lam, "effective_parameters": dof,
+    residual = normal.loss(coefficients)
+    noise = residual / max(normal.rows - dof, 1.0)
+    figures = {"train_loss": residual, "lambda": lam, "effective_parameters": dof, "noise_variance": noise,
                ("val_loss" if val else "gcv_score"): score}
-    return lam, coefficients, figures
+    return Solution(coefficients, lam, noise, mu, vectors, figures)
 
 
 def fit_least_squares(potential: Potential, train: AtomicDataset, val: AtomicDataset | None,
-                      config: TrainingConfig, refit_e0: bool, label: str | None = None) -> TrainResult:
+                      config: TrainingConfig, refit_e0: bool, label: str | None = None
+                      ) -> tuple[TrainResult, Solution]:
     """Set the linear terms' coefficients (and, with ``refit_e0``, E0) by the regularised least-squares fit of
-    the module docstring; returns the fit as a one-epoch TrainResult whose history row holds the training and
-    validation loss, lambda and the effective number of parameters."""
+    the module docstring; returns the fit as a one-epoch TrainResult, whose history row holds the training and
+    validation loss, lambda, the effective number of parameters and the noise variance, and the Solution."""
     check_least_squares(potential, config)
     started = time.perf_counter()
     dtype = getattr(torch, config.dtype) if config.dtype else potential.dtype
@@ -198,7 +220,8 @@ def fit_least_squares(potential: Potential, train: AtomicDataset, val: AtomicDat
         set_coefficients(potential, torch.zeros(n_coefficients(potential), dtype=torch.float64))
         normal = _normal_equations(_rows_of(potential, train, config, refit_e0, label))
         val_rows = list(_rows_of(potential, val, config, refit_e0, None)) if val is not None and len(val) else None
-        lam, coefficients, figures = _choose_lambda(normal, val_rows)
+        fit = _choose_lambda(normal, val_rows)
+        coefficients = fit.coefficients
         if not bool(torch.isfinite(coefficients).all()):
             raise ConfigError("training.optimizer: least_squares gave non-finite coefficients; check the labels")
         p = n_coefficients(potential)
@@ -209,5 +232,5 @@ def fit_least_squares(potential: Potential, train: AtomicDataset, val: AtomicDat
     finally:
         potential.to(dtype)
     seconds = time.perf_counter() - started
-    history = [{"epoch": 1.0, **{k: float(v) for k, v in figures.items()}}]
-    return TrainResult(epochs=1, stopped="least_squares", train_seconds=seconds, best_epoch=0, history=history)
+    history = [{"epoch": 1.0, **{k: float(v) for k, v in fit.figures.items()}}]
+    return TrainResult(epochs=1, stopped="least_squares", train_seconds=seconds, best_epoch=0, history=history), fit

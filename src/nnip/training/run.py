@@ -39,6 +39,7 @@ from nnip.training.splits import Splits, read_splits
 from nnip.training.trainer import Trainer, tensorboard_writer
 from nnip.training.warm_start import start_from
 from nnip.uncertainty.calibration import fit_variance_scale
+from nnip.uncertainty.posterior import posterior_ensemble
 from nnip.version import __version__
 
 __all__ = ["train", "run_training", "train_model", "check_directory", "clear_directory", "RUN_FILES"]
@@ -100,6 +101,9 @@ def _check_before_writing(config: RunConfig, splits: Splits) -> None:
     potential = build_model(config.model, splits.elements, config.seed)  # hyperparameter values are checked here
     if config.training.optimizer == "least_squares":
         check_least_squares(potential, config.training)
+    if config.training.posterior_samples and (config.ensemble > 1 or config.kfold):
+        raise ConfigError("training.posterior_samples makes one model an ensemble of posterior draws; "
+                          "use it with ensemble: 1 and no kfold")
 
 
 def _finished(report_path: Path, config: RunConfig) -> bool:
@@ -166,8 +170,14 @@ def train_model(config: RunConfig, splits: Splits, directory: Path, seed: int, r
     stats = initialise_reference(potential, config.model, train, splits.isolated, config.data.isolated_atoms or "")
     if config.model.init:
         start_from(potential, config.model.init, seed - config.seed)
+    posterior = None
     if config.training.optimizer == "least_squares":  # closed form (linear terms): no epochs, no checkpoint
-        result = fit_least_squares(potential, train, val, config.training, stats.e0_method == "least_squares", label)
+        refit_e0 = stats.e0_method == "least_squares"
+        result, fit = fit_least_squares(potential, train, val, config.training, refit_e0, label)
+        if config.training.posterior_samples:
+            posterior = posterior_ensemble(potential, fit.posterior_factor(), config.training.posterior_samples,
+                                           seed, refit_e0)
+            _calibrate(posterior, splits.val, config)
     else:
         trainer = Trainer(potential, train, val, config.training, seed, directory, context, label)
         result = trainer.fit(resume=resume and (directory / "checkpoint.pt").is_file())
@@ -184,15 +194,27 @@ def train_model(config: RunConfig, splits: Splits, directory: Path, seed: int, r
                "seed": seed, "shift_refit_per_atom": shift_refit}
     if not context.main:
         return {}
-    save(potential, directory / "model.pt", metadata={"statistics": stats.as_dict(), "training": summary})
+    model = potential if posterior is None else posterior
+    save(model, directory / "model.pt", metadata={"statistics": stats.as_dict(), "training": summary})
     if result.history and config.training.plots:
         learning_curves(result.history, directory / "learning_curves.png")
-    report = {**_split_metrics(potential, {"train": train_frames, "val": splits.val, "test": splits.test},
+    report = {**_split_metrics(model, {"train": train_frames, "val": splits.val, "test": splits.test},
                                directory, config.training.eval_batch_size, config.training.device,
                                config.training.plots),
               **summary, "statistics": stats.as_dict(), "nnip_version": __version__}
     _write_json(report, directory / "report.json")
     return report
+
+
+def _calibrate(ensemble: Ensemble, frames: list, config: RunConfig) -> None:
+    """Scale the ensemble's spread to the validation forces' errors (uncertainty.calibration.fit_variance_scale);
+    nothing without validation data."""
+    if not frames:
+        return
+    _, predictions = evaluate(ensemble, frames, config.training.eval_batch_size, config.training.device)
+    errors, variances = predictions.forces - predictions.forces_ref, predictions.extra["forces_var"]
+    if np.isfinite(errors).any() and (variances > 0).any():
+        ensemble.variance_scale.fill_(fit_variance_scale(errors, variances))
 
 
 def _mean_std(reports: list[dict[str, Any]], split: str) -> tuple[dict[str, float], dict[str, float]]:
@@ -240,11 +262,7 @@ def _run_ensemble(config: RunConfig, splits: Splits, directory: Path, resume: bo
         return {}
     ensemble = Ensemble([load(directory / "members" / f"member_{m}" / "model.pt") for m in range(config.ensemble)])
     ensemble.to(config.training.device)
-    if splits.val:  # calibrate the spread on validation forces (uncertainty.calibration.fit_variance_scale)
-        _, predictions = evaluate(ensemble, splits.val, config.training.eval_batch_size, config.training.device)
-        errors, variances = predictions.forces - predictions.forces_ref, predictions.extra["forces_var"]
-        if np.isfinite(errors).any() and (variances > 0).any():
-            ensemble.variance_scale.fill_(fit_variance_scale(errors, variances))
+    _calibrate(ensemble, splits.val, config)
     save(ensemble, directory / "model.pt", metadata={"kind": "ensemble", "members": config.ensemble,
                                                      "bootstrap": config.bootstrap,
                                                      "variance_scale": float(ensemble.variance_scale)})

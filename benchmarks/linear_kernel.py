@@ -1,0 +1,108 @@
+"""The lecture's linear family against published numbers: linear ACE fitted in closed form, with the
+Bayesian posterior's uncertainty, on mlearn Si and rMD17 ethanol.
+
+    python benchmarks/linear_kernel.py --si-train ../shared/data/mlearn_si/training.json \
+        --si-test ../shared/data/mlearn_si/test.json \
+        --ethanol-train ../shared/data/rmd17_ethanol/train.xyz --ethanol-test ../shared/data/rmd17_ethanol/test_MD.xyz
+
+Per data set: the fit's wall time (basis, design rows, normal equations, ridge strength chosen on the
+validation set, posterior draws and their calibration), test energy MAE (meV/atom) and force MAE
+(meV/Å), and how honest the posterior's force uncertainty is on the test set: the Spearman rank
+correlation of predicted force std with the true force error per structure, and the miscalibration
+area. Splits: mlearn Si as in benchmarks/mlearn_si.py (214 training cells, 10 % of them for validation,
+the 25 test cells); ethanol: 950 training and 50 validation structures from train.xyz (seeded), the
+1000 structures of test_MD.xyz. Published: mlearn Si GAP 2.91 meV/atom and 70 meV/Å, MTP 2.21 and 60,
+NNP 5.60 and 110 (sources in benchmarks/mlearn_si.py); rMD17 ethanol at 1000 training structures
+linear ACE 1.2 meV (0.13 meV/atom) and 7.3 meV/Å, GAP 3.5 meV and 18.1 meV/Å (Kovacs et al., J. Chem.
+Theory Comput. 17, 7696 (2021), Table 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+
+import torch
+from _allocator import CHOICES, current_allocator, rerun_under_each_allocator
+
+from nnip.training.config import parse_config
+from nnip.training.run import run_training
+
+#: per data set: data split, loss weights, linear ACE basis, published rows (name -> energy meV/atom, forces meV/Å)
+SETS = {
+    "mlearn Si": {"data": {"split": {"val": 0.1}},
+                  "loss": {"energy_weight": 100.0, "forces_weight": 1.0, "stress_weight": 10.0},
+                  "ace": {"cutoff": 5.5, "radial": 8, "l_max": 4, "degrees": [7, 10, 9]},
+                  "published": {"GAP": (2.91, 70.0), "MTP": (2.21, 60.0), "NNP": (5.60, 110.0)}},
+    "rMD17 ethanol": {"data": {"split": {"val": 50}},
+                      "loss": {"energy_weight": 100.0, "forces_weight": 1.0},
+                      "ace": {"cutoff": 5.0, "radial": 8, "l_max": 4, "degrees": [7, 10, 7]},
+                      "published": {"linear ACE (Kovacs 2021)": (1.2 / 9, 7.3), "GAP": (3.5 / 9, 18.1)}},
+}
+
+
+def fit(name: str, train: str, test: str, ace: dict, samples: int, seed: int) -> dict:
+    """Fit linear ACE with the posterior on one data set; returns the report with the wall time."""
+    data, loss = SETS[name]["data"], SETS[name]["loss"]
+    with tempfile.TemporaryDirectory() as folder:
+        config = {"seed": seed, "output": folder,
+                  "data": {"train": train, "test": test, **data},
+                  "model": {"name": "linear_ace", **ace},
+                  "training": {"optimizer": "least_squares", "posterior_samples": samples, "batch_size": 16,
+                               "eval_batch_size": 50, "progress": False, "plots": False, "loss": loss}}
+        started = time.perf_counter()
+        report = run_training(parse_config(config), config, overwrite=True)
+        report["wall_seconds"] = time.perf_counter() - started
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--si-train"), parser.add_argument("--si-test")
+    parser.add_argument("--ethanol-train"), parser.add_argument("--ethanol-test")
+    parser.add_argument("--radial", type=int, help="override the basis of every data set (SETS)")
+    parser.add_argument("--l-max", type=int)
+    parser.add_argument("--degrees", type=int, nargs="+", help="per correlation order 1, 2, 3")
+    parser.add_argument("--cutoff", type=float)
+    parser.add_argument("--posterior-samples", type=int, default=8, help="K: 2K posterior draws")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--allocator", default="glibc-retain", choices=CHOICES)
+    parser.add_argument("--json", help="also write the rows here")
+    args = parser.parse_args()
+    if rerun_under_each_allocator(args.allocator):
+        return
+    torch.set_num_threads(args.threads)
+    override = {k: v for k, v in (("cutoff", args.cutoff), ("radial", args.radial), ("l_max", args.l_max),
+                                  ("degrees", args.degrees)) if v is not None}
+    paths = {"mlearn Si": (args.si_train, args.si_test), "rMD17 ethanol": (args.ethanol_train, args.ethanol_test)}
+    print(f"linear ACE, {2 * args.posterior_samples} posterior draws, {args.threads} threads, "
+          f"allocator: {current_allocator()}")
+    print(f"{'data set':16s} {'model':28s} {'fit s':>7s} {'E meV/atom':>11s} {'F meV/Å':>8s} "
+          f"{'Spearman':>9s} {'miscal.':>8s}")
+    rows = []
+    for name, (train, test) in paths.items():
+        if not (train and test):
+            continue
+        ace = {**SETS[name]["ace"], **override}
+        report = fit(name, train, test, ace, args.posterior_samples, args.seed)
+        t = report["test"]
+        row = {"data": name, "model": "nnip linear ACE + posterior", "basis": ace, "fit_seconds": report["wall_seconds"],
+               "energy_mae_mev_per_atom": 1000 * t["energy_mae_per_atom"], "forces_mae_mev": 1000 * t["forces_mae"],
+               "spearman": t.get("uncertainty_spearman"), "miscalibration": t.get("forces_miscalibration_area"),
+               "n_coefficients": report["n_parameters"]}
+        rows.append(row)
+        print(f"{name:16s} {row['model']:28s} {row['fit_seconds']:7.1f} {row['energy_mae_mev_per_atom']:11.2f} "
+              f"{row['forces_mae_mev']:8.1f} {row['spearman']:9.3f} {row['miscalibration']:8.3f}")
+        print(f"{'':16s} basis {ace}, {row['n_coefficients']} coefficients")
+        for published, (energy, forces) in SETS[name]["published"].items():
+            print(f"{'':16s} {published + ' (published)':28s} {'':>7s} {energy:11.2f} {forces:8.1f}")
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(rows, handle, indent=2)
+
+
+if __name__ == "__main__":
+    main()
