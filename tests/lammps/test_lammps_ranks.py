@@ -1,14 +1,16 @@
 """Message passing across MPI ranks is exact: 1, 2 and 4 ranks give the same NVE trajectory of a 2-layer model,
 and every sum over a half list (pair energies, messages), whose pairs with another rank's atom are computed on
-one of the two ranks only, equals nnip.Calculator on 2 and 4 ranks."""
+one of the two ranks only, equals nnip.Calculator on 2 and 4 ranks, as does linear ACE on a full list."""
 
 import pytest
 
 import numpy as np
+import torch
 from ase.build import bulk
 
 from nnip.lammps.deploy import deploy
 from nnip.potentials import build_potential
+from nnip.potentials.contract.linear import get_coefficients, set_coefficients
 from nnip.testing.lammps import evaluate, read_dump, run, setup, write_data
 
 from lammps_cases import CONFIGS, ELEMENTS, make_model, reference, relative
@@ -66,6 +68,29 @@ def test_half_list_sums_across_ranks_equal_the_calculator(ranks, summed, lammps_
     model, package = summed
     crystal = bulk("Cu", "fcc", a=3.61, cubic=True).repeat((6, 3, 3))  # slabs of 5.4 Å on 4 ranks
     crystal.rattle(0.05, seed=3)
+    crystal.wrap()
+    (lammps,) = evaluate(package, [crystal], ELEMENTS, tmp_path, ranks=ranks)
+    expected = reference(model, crystal)
+    for key in ("energy", "forces", "virial"):
+        assert relative(lammps[key], expected[key]) < 1e-8, key
+
+
+@pytest.fixture(scope="module")
+def linear_ace(tmp_path_factory):
+    """Linear ACE with random coefficients, and its package."""
+    model = make_model("linear_ace")
+    set_coefficients(model, 0.01 * torch.randn(get_coefficients(model).shape, dtype=torch.float64))
+    package = tmp_path_factory.mktemp("linear_ace") / "linear_ace.pt2"
+    deploy(model, package)
+    return model, package
+
+
+@pytest.mark.parametrize("ranks", [2, 4])
+def test_linear_ace_across_ranks_equals_the_calculator(ranks, linear_ace, lammps_plugin, tmp_path):
+    """A body-order-4 term on a full neighbour list: each rank sums over its own atoms' neighbourhoods."""
+    model, package = linear_ace
+    crystal = bulk("Cu", "fcc", a=3.61, cubic=True).repeat((6, 3, 3))
+    crystal.rattle(0.05, seed=4)
     crystal.wrap()
     (lammps,) = evaluate(package, [crystal], ELEMENTS, tmp_path, ranks=ranks)
     expected = reference(model, crystal)
