@@ -236,8 +236,9 @@ def load_active_config(path: str | Path, overrides: Sequence[str] = ()
         raise ConfigError(f"{path}: expected a mapping of keys at the top level")
     section = data.get("active") or {}
     config = parse_config({k: v for k, v in data.items() if k != "active"}, where=str(path))
-    if config.ensemble < 2:
-        raise ConfigError(f"{path}: ensemble: active learning needs an ensemble of at least 2 members")
+    if config.ensemble < 2 and not config.training.posterior_samples:
+        raise ConfigError(f"{path}: ensemble: active learning needs an uncertainty: an ensemble of at least 2 "
+                          "members, or a linear model with training.posterior_samples")
     settings = from_dict(ActiveSettings, section, "active")
     return config, settings, data
 
