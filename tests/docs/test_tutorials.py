@@ -25,6 +25,7 @@ OUTPUTS = {
     "active_learning_with_your_oracle.py": ["active.yaml", "runs/active/store.db", "runs/active/active.csv",
                                             "runs/active/gen_01/model/model.pt"],
     "periodic_solids_with_stress.py": ["cu_train.extxyz", "runs/cu_stress1000/model.pt"],
+    "linear_ace_with_uncertainty.py": ["runs/linear_ace_si/model.pt", "runs/linear_ace_si/metrics.csv"],
 }
 
 

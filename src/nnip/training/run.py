@@ -31,6 +31,7 @@ from nnip.potentials.files.serialization import load, save
 from nnip.runlock import run_lock
 from nnip.training import distributed
 from nnip.training.build import build_model
+from nnip.training.checkpoint import write_metrics_csv
 from nnip.training.config import RunConfig, apply_overrides, load_config, parse_config
 from nnip.training.evaluate import evaluate, to_json, write_parity_plots
 from nnip.training.least_squares import check_least_squares, fit_least_squares
@@ -174,6 +175,8 @@ def train_model(config: RunConfig, splits: Splits, directory: Path, seed: int, r
     if config.training.optimizer == "least_squares":  # closed form (linear terms): no epochs, no checkpoint
         refit_e0 = stats.e0_method == "least_squares"
         result, fit = fit_least_squares(potential, train, val, config.training, refit_e0, label)
+        if context.main:  # the run folder's metrics.csv: one row, the fit's figures
+            write_metrics_csv(result.history, directory / "metrics.csv")
         if config.training.posterior_samples:
             posterior = posterior_ensemble(potential, fit.posterior_factor(), config.training.posterior_samples,
                                            seed, refit_e0)
