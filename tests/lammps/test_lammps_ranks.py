@@ -96,3 +96,24 @@ def test_linear_ace_across_ranks_equals_the_calculator(ranks, linear_ace, lammps
     expected = reference(model, crystal)
     for key in ("energy", "forces", "virial"):
         assert relative(lammps[key], expected[key]) < 1e-8, key
+
+
+def test_half_and_full_list_terms_together_across_ranks_equal_the_calculator(lammps_plugin, tmp_path):
+    """Pair terms and SchNet take half lists, linear ACE a full one: the potential asks LAMMPS for a full list
+    and halves it for the half-list terms on every rank; 2 and 4 ranks equal the calculator."""
+    terms = CONFIGS["classical"][:2] + CONFIGS["schnet"] + CONFIGS["linear_ace"]
+    model = build_potential({"elements": ELEMENTS, "terms": terms}).double()
+    torch.manual_seed(0)
+    set_coefficients(model, 0.01 * torch.randn(get_coefficients(model).shape, dtype=torch.float64))
+    package = tmp_path / "mixed.pt2"
+    deploy(model, package)
+    crystal = bulk("Cu", "fcc", a=3.61, cubic=True).repeat((6, 3, 3))
+    crystal.rattle(0.05, seed=3)
+    crystal.wrap()
+    expected = reference(model, crystal)
+    for ranks in (2, 4):
+        folder = tmp_path / f"ranks{ranks}"
+        folder.mkdir()
+        (lammps,) = evaluate(package, [crystal], ELEMENTS, folder, ranks=ranks)
+        for key in ("energy", "forces", "virial"):
+            assert relative(lammps[key], expected[key]) < 1e-8, (ranks, key)
