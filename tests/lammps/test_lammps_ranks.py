@@ -1,6 +1,7 @@
 """Message passing across MPI ranks is exact: 1, 2 and 4 ranks give the same NVE trajectory of a 2-layer model,
 and every sum over a half list (pair energies, messages), whose pairs with another rank's atom are computed on
-one of the two ranks only, equals nnip.Calculator on 2 and 4 ranks, as does linear ACE on a full list."""
+one of the two ranks only, equals nnip.Calculator on 2 and 4 ranks, as do linear ACE on a full list and a potential
+with both kinds of terms."""
 
 import pytest
 
@@ -10,7 +11,7 @@ from ase.build import bulk
 
 from nnip.lammps.deploy import deploy
 from nnip.potentials import build_potential
-from nnip.potentials.contract.linear import get_coefficients, set_coefficients
+from nnip.potentials.contract.linear import get_coefficients, linear_terms, set_coefficients
 from nnip.testing.lammps import evaluate, read_dump, run, setup, write_data
 
 from lammps_cases import CONFIGS, ELEMENTS, make_model, reference, relative
@@ -54,18 +55,29 @@ def test_one_two_and_four_ranks_give_the_same_trajectory(lammps_plugin, tmp_path
             assert np.abs(end[c] - last[c]).max() < 1e-6
 
 
-@pytest.fixture(scope="module")
-def summed(tmp_path_factory):
-    """A sum of every classical pair term and the equivariant model (2 layers), and its package."""
-    model = build_potential({"elements": ELEMENTS, "terms": CONFIGS["classical"] + CONFIGS["equivariant"]}).double()
-    package = tmp_path_factory.mktemp("summed") / "sum.pt2"
+#: models whose sums must be exact across ranks: half-list sums (pair energies, 2-layer equivariant messages),
+#: a full-list body-order-4 term (linear ACE), and half- and full-list terms in one potential (the potential asks
+#: LAMMPS for a full list and halves it for the half-list terms on every rank)
+ACROSS_RANKS = {"half lists": CONFIGS["classical"] + CONFIGS["equivariant"],
+                "full list": CONFIGS["linear_ace"],
+                "half and full lists": CONFIGS["classical"][:2] + CONFIGS["schnet"] + CONFIGS["linear_ace"]}
+
+
+@pytest.fixture(scope="module", params=list(ACROSS_RANKS))
+def deployed_sum(request, tmp_path_factory):
+    """One model of ACROSS_RANKS (linear coefficients drawn at random), and its package."""
+    torch.manual_seed(0)
+    model = build_potential({"elements": ELEMENTS, "terms": ACROSS_RANKS[request.param]}).double()
+    if linear_terms(model):
+        set_coefficients(model, 0.01 * torch.randn(get_coefficients(model).shape, dtype=torch.float64))
+    package = tmp_path_factory.mktemp("across_ranks") / "model.pt2"
     deploy(model, package)
     return model, package
 
 
 @pytest.mark.parametrize("ranks", [2, 4])
-def test_half_list_sums_across_ranks_equal_the_calculator(ranks, summed, lammps_plugin, tmp_path):
-    model, package = summed
+def test_sums_across_ranks_equal_the_calculator(ranks, deployed_sum, lammps_plugin, tmp_path):
+    model, package = deployed_sum
     crystal = bulk("Cu", "fcc", a=3.61, cubic=True).repeat((6, 3, 3))  # slabs of 5.4 Å on 4 ranks
     crystal.rattle(0.05, seed=3)
     crystal.wrap()
@@ -73,47 +85,3 @@ def test_half_list_sums_across_ranks_equal_the_calculator(ranks, summed, lammps_
     expected = reference(model, crystal)
     for key in ("energy", "forces", "virial"):
         assert relative(lammps[key], expected[key]) < 1e-8, key
-
-
-@pytest.fixture(scope="module")
-def linear_ace(tmp_path_factory):
-    """Linear ACE with random coefficients, and its package."""
-    model = make_model("linear_ace")
-    set_coefficients(model, 0.01 * torch.randn(get_coefficients(model).shape, dtype=torch.float64))
-    package = tmp_path_factory.mktemp("linear_ace") / "linear_ace.pt2"
-    deploy(model, package)
-    return model, package
-
-
-@pytest.mark.parametrize("ranks", [2, 4])
-def test_linear_ace_across_ranks_equals_the_calculator(ranks, linear_ace, lammps_plugin, tmp_path):
-    """A body-order-4 term on a full neighbour list: each rank sums over its own atoms' neighbourhoods."""
-    model, package = linear_ace
-    crystal = bulk("Cu", "fcc", a=3.61, cubic=True).repeat((6, 3, 3))
-    crystal.rattle(0.05, seed=4)
-    crystal.wrap()
-    (lammps,) = evaluate(package, [crystal], ELEMENTS, tmp_path, ranks=ranks)
-    expected = reference(model, crystal)
-    for key in ("energy", "forces", "virial"):
-        assert relative(lammps[key], expected[key]) < 1e-8, key
-
-
-def test_half_and_full_list_terms_together_across_ranks_equal_the_calculator(lammps_plugin, tmp_path):
-    """Pair terms and SchNet take half lists, linear ACE a full one: the potential asks LAMMPS for a full list
-    and halves it for the half-list terms on every rank; 2 and 4 ranks equal the calculator."""
-    terms = CONFIGS["classical"][:2] + CONFIGS["schnet"] + CONFIGS["linear_ace"]
-    model = build_potential({"elements": ELEMENTS, "terms": terms}).double()
-    torch.manual_seed(0)
-    set_coefficients(model, 0.01 * torch.randn(get_coefficients(model).shape, dtype=torch.float64))
-    package = tmp_path / "mixed.pt2"
-    deploy(model, package)
-    crystal = bulk("Cu", "fcc", a=3.61, cubic=True).repeat((6, 3, 3))
-    crystal.rattle(0.05, seed=3)
-    crystal.wrap()
-    expected = reference(model, crystal)
-    for ranks in (2, 4):
-        folder = tmp_path / f"ranks{ranks}"
-        folder.mkdir()
-        (lammps,) = evaluate(package, [crystal], ELEMENTS, folder, ranks=ranks)
-        for key in ("energy", "forces", "virial"):
-            assert relative(lammps[key], expected[key]) < 1e-8, (ranks, key)
