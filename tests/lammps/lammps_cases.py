@@ -24,6 +24,8 @@ CONFIGS = {
     "schnet": [{"name": "schnet", "config": {"features": 16, "interactions": 2, "cutoff": 5.0}}],
     "equivariant": [{"name": "equivariant", "config": {"channels": 8, "l_max": 2, "layers": 2, "cutoff": 5.0}}],
     "linear_ace": [{"name": "linear_ace", "config": {"cutoff": 5.0, "radial": 4, "l_max": 2, "degrees": [3, 4, 3]}}],
+    "sparse_gp": [{"name": "sparse_gp", "config": {"cutoff": 5.0, "radial": 3, "l_max": 2, "degrees": [2, 3, 2],
+                                                   "sparse_points": 10}}],
     "painn+bp": [{"name": "painn", "config": {"features": 16, "interactions": 2, "cutoff": 5.0}},
                  {"name": "behler_parrinello", "config": {"cutoff": 4.5, "radial": 6, "hidden": [16, 16]}}],
 }

@@ -1,10 +1,11 @@
 """pair_style nnip equals nnip.Calculator: energy, forces and virial of SchNet, the equivariant model, linear
-ACE and a sum of PaiNN and Behler-Parrinello on a molecule, fcc Cu, a triclinic cell and a cell shorter than twice
+ACE, the sparse GP and a sum of PaiNN and Behler-Parrinello on a molecule, fcc Cu, a triclinic cell and a cell shorter than twice
 the cutoff (the classical sum: test_lammps_classical.py)."""
 
 import pytest
 import torch
 
+from nnip.data.graph import AtomicGraph
 from nnip.lammps.deploy import deploy
 from nnip.potentials.contract.linear import get_coefficients, set_coefficients
 from nnip.testing.lammps import evaluate
@@ -27,14 +28,18 @@ def test_lammps_equals_the_calculator_in_float64(name, lammps_plugin, tmp_path):
             assert relative(lammps[key], expected[key]) < 1e-8, (label, key)
 
 
-def test_linear_ace_in_lammps_equals_the_calculator(lammps_plugin, tmp_path):
-    """A one-layer term on a full neighbour list (no features exchanged), body order 4."""
-    model = make_model("linear_ace")
+@pytest.mark.parametrize("name", ["linear_ace", "sparse_gp"])
+def test_density_terms_in_lammps_equal_the_calculator(name, lammps_plugin, tmp_path):
+    """One-layer terms on a full neighbour list (no features exchanged), body order 4: linear ACE, and the sparse
+    GP with its sparse points chosen from the test structures."""
+    model = make_model(name)
+    found = structures()
+    model.fit_terms_to_data([AtomicGraph.from_atoms(a, model.neighbor_request(), dtype=torch.float64)
+                             for a in found.values()])
     set_coefficients(model, 0.01 * torch.randn(get_coefficients(model).shape, dtype=torch.float64))
-    package = tmp_path / "linear_ace.pt2"
+    package = tmp_path / f"{name}.pt2"
     _, difference = deploy(model, package)
     assert difference < 1e-9
-    found = structures()
     for (label, atoms), lammps in zip(found.items(), evaluate(package, list(found.values()), ELEMENTS, tmp_path)):
         expected = reference(model, atoms)
         for key in ("energy", "forces", "virial"):

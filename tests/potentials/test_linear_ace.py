@@ -154,3 +154,30 @@ def test_design_rows_are_finite_differences_of_the_feature_sums():
     numeric = (sums[0] - sums[1]) / (2 * step) / atoms.get_volume()
     torch.testing.assert_close(rows.stress[0, 0, 1], numeric, rtol=1e-6, atol=1e-8)
     torch.testing.assert_close(rows.stress[0, 1, 0], numeric, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("name", ["linear_ace", "sparse_gp"])
+def test_chain_rule_rows_equal_generic_forward_mode_rows(name, monkeypatch):
+    """The density terms' design rows by the chain rule through the atomic basis (contract/density.py) equal the
+    generic forward-mode rows, for a batch of periodic cells and a molecule of three elements."""
+    from ase.build import molecule
+
+    from nnip.data.batching import collate
+    from nnip.potentials.contract import linear
+    from nnip.potentials.learned.sparse_gp import SparseGP, SparseGPConfig
+
+    torch.manual_seed(0)
+    frames = [periodic_cell([1, 6, 8], 1.4, seed=k) for k in range(3)] + [molecule("CH3CH2OH")]
+    term = small_ace() if name == "linear_ace" else SparseGP(
+        SparseGPConfig(cutoff=CUTOFF, radial=3, l_max=2, degrees=[2, 3, 2], sparse_points=7), ELEMENTS)
+    potential = Potential([term], ELEMENTS).double()
+    graphs = [_graph(a, potential) for a in frames]
+    potential.fit_terms_to_data(graphs)
+    graph = collate(graphs)
+    fast = design(potential, graph, forces=True, stress=True)
+    monkeypatch.setattr(linear, "DensityTerm", ())  # no term is a density term: the generic rows
+    generic = design(potential, graph, forces=True, stress=True)
+    for key in ("energy", "forces", "stress"):
+        expected = getattr(generic, key)
+        torch.testing.assert_close(getattr(fast, key), expected, rtol=1e-10, atol=1e-12 * float(
+            expected.nan_to_num().abs().max()), equal_nan=True)

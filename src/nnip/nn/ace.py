@@ -107,16 +107,24 @@ class ACEBasis(ExactConstants):
         self.n_features = len(self.order1) + sum(len(pairs[l]) for l in self.pair_degrees) + \
             sum(len(triples[ls]) for ls in self.triple_degrees)
 
+    def edge_functions(self, vectors: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """The one-particle functions R_n(r) Y_lm(r / |r|) of every edge, (E, n_radial, (l_max + 1)^2)."""
+        radial = self.radial(lengths) * polynomial_cutoff(lengths, self.cutoff)[:, None]
+        return radial[:, :, None] * self.harmonics(vectors)[:, None, :]
+
+    def pool(self, species: torch.Tensor, center: torch.Tensor, neighbor: torch.Tensor,
+             functions: torch.Tensor) -> torch.Tensor:
+        """A (N, channels, (l_max + 1)^2) from the edges' one-particle functions: channel k = z * n_radial + n."""
+        rows = center * self.n_species + species.index_select(0, neighbor)
+        n, components = species.shape[0], functions.shape[-1]
+        a = torch.zeros(n, self.n_species, self.n_radial, components, dtype=functions.dtype, device=functions.device)
+        a = a.view(-1, self.n_radial, components).index_add(0, rows, functions)
+        return a.view(n, self.n_species * self.n_radial, components)
+
     def atomic_basis(self, species: torch.Tensor, center: torch.Tensor, neighbor: torch.Tensor,
                      vectors: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """A (N, channels, (l_max + 1)^2): channel k = z * n_radial + n."""
-        radial = self.radial(lengths) * polynomial_cutoff(lengths, self.cutoff)[:, None]
-        product = radial[:, :, None] * self.harmonics(vectors)[:, None, :]
-        rows = center * self.n_species + species.index_select(0, neighbor)
-        n, components = species.shape[0], product.shape[-1]
-        a = torch.zeros(n, self.n_species, self.n_radial, components, dtype=product.dtype, device=product.device)
-        a = a.view(-1, self.n_radial, components).index_add(0, rows, product)
-        return a.view(n, self.n_species * self.n_radial, components)
+        """A (N, channels, (l_max + 1)^2) of every atom (:meth:`pool` of :meth:`edge_functions`)."""
+        return self.pool(species, center, neighbor, self.edge_functions(vectors, lengths))
 
     def invariants(self, a: torch.Tensor) -> torch.Tensor:
         """B (N, n_features) from A (N, channels, (l_max + 1)^2)."""

@@ -44,6 +44,9 @@ class PotentialContract(abc.ABC):
     trainable: bool = True
     #: MD timestep for the NVE test, fs.
     nve_timestep: float = 1.0
+    #: Adam's learning rate in the trainer test (smaller for models whose many correlated features, such as a
+    #: GP's kernel values, move every energy together).
+    trainer_lr: float = 1e-3
     #: Finite-difference step, Å.
     fd_step: float = 1e-4
     #: Whether far-apart fragments must add up (False for long-range terms such as electrostatics).
@@ -322,7 +325,8 @@ class PotentialContract(abc.ABC):
             labelled.calc = SinglePointCalculator(labelled, energy=float(result["energy"]), forces=result["forces"])
             frames.append(labelled)
         dataset = AtomicDataset(frames, potential.neighbor_request())
-        config = TrainingConfig(max_epochs=5, batch_size=len(frames), lr=1e-3, schedule="constant", progress=False)
+        config = TrainingConfig(max_epochs=5, batch_size=len(frames), lr=self.trainer_lr, schedule="constant",
+                                progress=False)
         before = prediction_loss(predict(potential, dataset), config.loss)
         trained = Trainer(copy.deepcopy(potential), dataset, None, config).fit()
         assert trained.epochs == 5

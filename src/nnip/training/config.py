@@ -150,6 +150,9 @@ class TrainingConfig:
             2K draws around it (antithetic pairs: its mean is the fit), whose spread gives energy, force and
             stress variances, calibrated on the validation set like an ensemble's; exact for K >= the number
             of coefficients, otherwise an unbiased estimate (nnip.uncertainty.posterior). 0: one model.
+        ridge: how least_squares chooses its regularisation: "validation" (the lowest validation loss;
+            GCV without validation data), "gcv" (generalised cross-validation) or "evidence" (the
+            marginal likelihood, the Gaussian-process choice; nnip.training.least_squares).
         schedule: "constant", "plateau" (reduce on validation plateau) or "cosine" (with warm-up).
         warmup_epochs: linear warm-up (cosine). plateau_patience, plateau_factor: plateau rule.
         min_lr: floor of the learning rate.
@@ -187,6 +190,7 @@ class TrainingConfig:
     lr: Annotated[float, POSITIVE] = 1e-3
     weight_decay: Annotated[float, NON_NEGATIVE] = 0.0
     posterior_samples: Annotated[int, NON_NEGATIVE] = 0
+    ridge: str = "validation"
     schedule: str = "plateau"
     warmup_epochs: Annotated[int, NON_NEGATIVE] = 0
     plateau_patience: Annotated[int, NON_NEGATIVE] = 10
@@ -209,7 +213,8 @@ class TrainingConfig:
 
     def __post_init__(self) -> None:
         choices = {"optimizer": ("adam", "adamw", "lbfgs", "least_squares"), "schedule": ("constant", "plateau", "cosine"),
-                   "dtype": (None, "float32", "float64"), "keep": ("best", "last"), "memory": MODES}
+                   "dtype": (None, "float32", "float64"), "keep": ("best", "last"), "memory": MODES,
+                   "ridge": ("validation", "gcv", "evidence")}
         for key, options in choices.items():
             if getattr(self, key) not in options:
                 valid = ", ".join(str(o) for o in options if o is not None)

@@ -4,21 +4,28 @@
 errors, its weights w_E, w_F, w_S and the per-structure weights u_b, plus a ridge penalty:
 
     L(c) = w_E / n_E sum_b u_b ((X_b c - y_b) / N_b)^2 + w_F / n_F sum_i u_b |D_i c - f_i|^2
-           + w_S / n_S sum_b u_b mean_ab (S_b,ab c - s_b,ab)^2 + lambda |c|^2
+           + w_S / n_S sum_b u_b mean_ab (S_b,ab c - s_b,ab)^2 + lambda c^T P c
 
 X, D, S: the design rows of the linear terms (nnip.potentials.contract.linear.design); y, f, s: the
 labels minus what the rest of the potential predicts (E0, shift, other terms); n_E, n_F, n_S: the
 numbers of labelled structures, atoms and stresses. With least-squares E0 the per-element energies
-are refitted in the same solve (composition columns). The normal equations G c = h (float64,
-accumulated batch by batch) are solved for every lambda of a grid at once from one eigendecomposition
-G = V diag(mu) V^T: c(lambda) = V (V^T h) / (mu + lambda). lambda minimises the validation loss, or,
-without validation data, the generalised cross-validation score of the training rows (G. H. Golub,
-M. Heath, G. Wahba, Technometrics 21, 215 (1979)). Cost: O(rows x P^2) to accumulate and O(P^3)
-for the eigendecomposition, P coefficients; memory O(P^2). No gradient descent, no epochs.
+are refitted in the same solve (composition columns). P: the identity, or the terms' own prior
+precision (LinearTerm.prior_precision: a sparse GP's K_MM), handled by solving for b = L^T c with
+P = L L^T. The normal equations G c = h (float64, accumulated batch by batch) are solved for every
+lambda of a grid at once from one eigendecomposition G = V diag(mu) V^T: c(lambda) = V (V^T h) /
+(mu + lambda). ``training.ridge`` picks lambda: "validation" minimises the validation loss (without
+validation data: GCV), "gcv" the generalised cross-validation score of the training rows (G. H.
+Golub, M. Heath, G. Wahba, Technometrics 21, 215 (1979)), "evidence" maximises the marginal
+likelihood of the training rows, log p(y) = -R/2 log(q / R) - 1/2 sum_j log(1 + mu_j / lambda) +
+const, q = y.y - h^T (G + lambda)^-1 h, R rows, with the noise variance sigma^2 = q / R at its
+maximum (C. M. Bishop, Pattern Recognition and Machine Learning, Sec. 3.5). Cost: O(rows x P^2) to
+accumulate and O(P^3) for the eigendecomposition, P coefficients; memory O(P^2). No gradient
+descent, no epochs.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
@@ -28,7 +35,7 @@ from nnip import keys
 from nnip.data.dataset import AtomicDataset
 from nnip.errors import ConfigError
 from nnip.potentials.contract.base import Potential
-from nnip.potentials.contract.linear import design, linear_terms, n_coefficients, set_coefficients
+from nnip.potentials.contract.linear import design, linear_terms, n_coefficients, prior_precision, set_coefficients
 from nnip.progress import stage_bar
 from nnip.training.config import TrainingConfig
 from nnip.training.trainer import TrainResult
@@ -42,7 +49,7 @@ RELATIVE_LAMBDAS = torch.logspace(-12, 0, 25, dtype=torch.float64)
 def check_least_squares(potential: Potential, config: TrainingConfig) -> None:
     """ConfigError unless the potential has linear terms and nothing else to train, and the loss is squared."""
     if not linear_terms(potential):
-        raise ConfigError(f"training.optimizer: least_squares fits linear terms (linear_ace); the model has "
+        raise ConfigError(f"training.optimizer: least_squares fits linear terms (linear_ace, sparse_gp); the model has "
                           f"{', '.join(t.name for t in potential.terms)}: use adam")
     others = [t.name for t in potential.terms if t not in linear_terms(potential) and any(True for _ in t.parameters())]
     if others:
@@ -177,32 +184,55 @@ class Solution:
         return self.vectors * (self.noise_variance / (self.mu + self.lam)).sqrt()
 
 
-def _choose_lambda(normal: _Normal, val: list[_Rows] | None) -> Solution:
-    """The solution at the lambda minimising the validation loss, or the GCV score without validation rows."""
+def _whiten(normal: _Normal, val: list[_Rows] | None, precision: torch.Tensor | None):
+    """With a ridge matrix P = L L^T, the problem in b = L^T c, whose penalty is lambda |b|^2: G -> T^T G T,
+    h -> T^T h, validation rows X -> X T, with T = L^-T; returns them and T (None for P = I)."""
+    if precision is None:
+        return normal, val, None
+    lower = torch.linalg.cholesky(precision)
+    transform = torch.linalg.solve_triangular(lower.T, torch.eye(lower.shape[0], dtype=lower.dtype), upper=True)
+    whitened = _Normal(transform.T @ normal.gram @ transform, transform.T @ normal.rhs, normal.squares, normal.rows)
+    rows = [_Rows(r.matrix @ transform, r.target) for r in val] if val else val
+    return whitened, rows, transform
+
+
+def _score(criterion: str, normal: _Normal, mu, projected, lam: float, val) -> float:
+    """What lambda minimises: the validation loss, the GCV score or minus the log marginal likelihood."""
+    solution = projected / (mu + lam)
+    if criterion == "validation":
+        matrix, target = val
+        return float(((matrix @ solution - target) ** 2).sum())
+    if criterion == "gcv":
+        dof = float((mu / (mu + lam)).sum())
+        residual = normal.squares - 2 * float(projected @ solution) + float((mu * solution * solution).sum())
+        return normal.rows * residual / max(normal.rows - dof, 1e-12) ** 2
+    quadratic = max(normal.squares - float((projected * projected / (mu + lam)).sum()), 1e-300)
+    return 0.5 * normal.rows * math.log(quadratic / normal.rows) + 0.5 * float(torch.log1p(mu / lam).sum())
+
+
+def _choose_lambda(normal: _Normal, val: list[_Rows] | None, criterion: str) -> Solution:
+    """The solution at the lambda of the grid that minimises ``criterion`` (module docstring); "validation"
+    without validation rows falls back to GCV."""
     mu, vectors = torch.linalg.eigh(normal.gram)
     mu = mu.clamp(min=0.0)
     projected = vectors.T @ normal.rhs
-    if val:
-        val_matrix = torch.cat([r.matrix for r in val]) @ vectors
-        val_target = torch.cat([r.target for r in val])
-    best = None
-    for lam in (RELATIVE_LAMBDAS * mu.mean().clamp(min=1e-300)).tolist():
-        solution = projected / (mu + lam)
-        if val:
-            score = float(((val_matrix @ solution - val_target) ** 2).sum())
-        else:
-            dof = float((mu / (mu + lam)).sum())
-            residual = normal.loss(vectors @ solution)
-            score = normal.rows * residual / max(normal.rows - dof, 1e-12) ** 2
-        if best is None or score < best[0]:
-            best = (score, lam, solution)
-    score, lam, solution = best
-    coefficients = vectors @ solution
+    if criterion == "validation" and not val:
+        criterion = "gcv"
+    held_out = (torch.cat([r.matrix for r in val]) @ vectors, torch.cat([r.target for r in val])) if val else None
+    grid = (RELATIVE_LAMBDAS * mu.mean().clamp(min=1e-300)).tolist()
+    scores = [_score(criterion, normal, mu, projected, lam, held_out) for lam in grid]
+    best = min(range(len(grid)), key=scores.__getitem__)
+    lam, score = grid[best], scores[best]
+    coefficients = vectors @ (projected / (mu + lam))
     dof = float((mu / (mu + lam)).sum())
     residual = normal.loss(coefficients)
-    noise = residual / max(normal.rows - dof, 1.0)
+    if criterion == "evidence":  # the maximum-likelihood noise of the evidence
+        noise = (normal.squares - float((projected * projected / (mu + lam)).sum())) / normal.rows
+    else:
+        noise = residual / max(normal.rows - dof, 1.0)
+    names = {"validation": "val_loss", "gcv": "gcv_score", "evidence": "minus_log_evidence"}
     figures = {"train_loss": residual, "lambda": lam, "effective_parameters": dof, "noise_variance": noise,
-               ("val_loss" if val else "gcv_score"): score}
+               names[criterion]: score}
     return Solution(coefficients, lam, noise, mu, vectors, figures)
 
 
@@ -219,8 +249,12 @@ def fit_least_squares(potential: Potential, train: AtomicDataset, val: AtomicDat
     try:
         set_coefficients(potential, torch.zeros(n_coefficients(potential), dtype=torch.float64))
         normal = _normal_equations(_rows_of(potential, train, config, refit_e0, label))
-        val_rows = list(_rows_of(potential, val, config, refit_e0, None)) if val is not None and len(val) else None
-        fit = _choose_lambda(normal, val_rows)
+        wanted = config.ridge == "validation" and val is not None and len(val)
+        val_rows = list(_rows_of(potential, val, config, refit_e0, None)) if wanted else None
+        normal, val_rows, transform = _whiten(normal, val_rows, prior_precision(potential, normal.rhs.shape[0]))
+        fit = _choose_lambda(normal, val_rows, config.ridge)
+        if transform is not None:  # back from b = L^T c to the coefficients
+            fit.coefficients, fit.vectors = transform @ fit.coefficients, transform @ fit.vectors
         coefficients = fit.coefficients
         if not bool(torch.isfinite(coefficients).all()):
             raise ConfigError("training.optimizer: least_squares gave non-finite coefficients; check the labels")

@@ -9,7 +9,9 @@ X, -dX/dr and (1/V) dX/dstrain for a batch of structures, which is all a closed-
 The derivative rows are directional derivatives by forward-mode automatic differentiation: one
 pass per Cartesian component of atom a in every structure of the batch at once (structures do not
 interact), so 3 x (largest structure) passes for any number of coefficients, and one pass per
-strain component for the stress.
+strain component for the stress. Terms of the density kind (:class:`DensityTerm`: linear ACE, the
+sparse GP) get their rows by the chain rule through their atomic basis instead (density.py), with a
+cost independent of the size of the largest structure.
 """
 
 from __future__ import annotations
@@ -24,10 +26,11 @@ from torch import nn
 from nnip.data.graph import AtomicGraph
 from nnip.nn.scatter import scatter_sum
 from nnip.potentials.contract.base import Edges, Potential, Term
+from nnip.potentials.contract.density import density_rows
 from nnip.potentials.contract.edges import build_edges
 
-__all__ = ["LinearTerm", "Design", "linear_terms", "design", "n_coefficients", "get_coefficients",
-           "set_coefficients"]
+__all__ = ["LinearTerm", "DensityTerm", "Design", "linear_terms", "design", "n_coefficients", "get_coefficients",
+           "set_coefficients", "prior_precision"]
 
 
 class LinearTerm(Term):
@@ -41,6 +44,31 @@ class LinearTerm(Term):
 
     def forward(self, species: torch.Tensor, edges: Edges) -> torch.Tensor:
         return (self.features(species, edges) * self.coefficients.index_select(0, species)).sum(dim=1)
+
+    def prior_precision(self) -> torch.Tensor | None:
+        """The matrix P (S F, S F) of the ridge penalty lambda c^T P c on the flattened coefficients (the
+        precision of their Gaussian prior, up to lambda / sigma^2); None: the identity."""
+        return None
+
+
+class DensityTerm(LinearTerm):
+    """A linear term whose features are a function of the atomic cluster basis A_i (nnip.nn.ace.ACEBasis
+    ``basis``): features = from_invariants(species, basis(...)). Its design rows follow by the chain rule
+    edge by edge (nnip.potentials.contract.density), much faster than generic forward-mode rows."""
+
+    basis: nn.Module
+
+    @abc.abstractmethod
+    def from_invariants(self, species: torch.Tensor, invariants: torch.Tensor) -> torch.Tensor:
+        """Features (N, F) from the basis's invariants (N, n_invariants)."""
+
+    def features(self, species: torch.Tensor, edges: Edges) -> torch.Tensor:
+        invariants = self.basis(species, edges.center, edges.neighbor, edges.vectors, edges.lengths)
+        return self.from_invariants(species, invariants)
+
+    def n_features_per_atom(self) -> int:
+        """F, the features of one atom."""
+        return self.coefficients.shape[1]
 
 
 def linear_terms(potential: Potential) -> list[LinearTerm]:
@@ -56,6 +84,21 @@ def n_coefficients(potential: Potential) -> int:
 def get_coefficients(potential: Potential) -> torch.Tensor:
     """All linear coefficients as one vector (P,), in the order of the design's columns."""
     return torch.cat([term.coefficients.detach().reshape(-1) for term in linear_terms(potential)])
+
+
+def prior_precision(potential: Potential, width: int) -> torch.Tensor | None:
+    """Block-diagonal ridge matrix (width, width), float64, of all linear terms' coefficients, then the identity for
+    the remaining ``width`` - P columns (E0); None when every block is the identity."""
+    blocks, custom = [], False
+    for term in linear_terms(potential):
+        block = term.prior_precision()
+        custom |= block is not None
+        blocks.append(torch.eye(term.coefficients.numel(), dtype=torch.float64) if block is None
+                      else block.detach().to(torch.float64))
+    if not custom:
+        return None
+    rest = width - sum(b.shape[0] for b in blocks)
+    return torch.block_diag(*blocks, torch.eye(rest, dtype=torch.float64))
 
 
 @torch.no_grad()
@@ -120,9 +163,34 @@ def _directional(potential, graph, positions, cell, direction) -> torch.Tensor:
         return forward_ad.unpack_dual(_sums(potential, graph, dual_positions, dual_cell)).tangent
 
 
+def _density_design(potential: Potential, graph: AtomicGraph, forces: bool, stress: bool) -> Design:
+    """The design of a potential whose linear terms are all density terms, by the chain rule (density.py)."""
+    species = potential.species(graph.atomic_numbers)
+    edges = build_edges(graph, graph.positions, graph.cell, potential.neighbor_request())
+    blocks = []
+    for term in linear_terms(potential):
+        term_edges = edges if term.cutoff >= potential.cutoff else edges.within(term.cutoff)
+        blocks.append(density_rows(term, species, term_edges, graph.structure_index, graph.n_structures,
+                                   len(potential.elements), forces, stress))
+    energy = torch.cat([b[0] for b in blocks], dim=1)
+    force_rows = torch.cat([b[1] for b in blocks], dim=2) if forces else None
+    stress_rows = _stress(torch.cat([b[2] for b in blocks], dim=3), graph) if stress else None
+    return Design(energy, force_rows, stress_rows)
+
+
+def _stress(strain_rows: torch.Tensor, graph: AtomicGraph) -> torch.Tensor:
+    """Strain derivatives (B, 3, 3, P) divided by the volume; NaN where a structure has no volume."""
+    volume = torch.linalg.det(graph.cell).abs()
+    periodic = graph.pbc.all(dim=1) & (volume > 0)
+    scaled = strain_rows / volume.where(periodic, 1.0)[:, None, None, None]
+    return torch.where(periodic[:, None, None, None], scaled, float("nan"))
+
+
 @torch.no_grad()
 def design(potential: Potential, graph: AtomicGraph, forces: bool = True, stress: bool = False) -> Design:
     """The design rows of ``graph``'s structures for the potential's linear terms (module docstring)."""
+    if all(isinstance(term, DensityTerm) for term in linear_terms(potential)):
+        return _density_design(potential, graph, forces, stress)
     positions, cell = graph.positions, graph.cell
     energy = _sums(potential, graph, positions, cell)
     force_rows = stress_rows = None
@@ -135,13 +203,10 @@ def design(potential: Potential, graph: AtomicGraph, forces: bool = True, stress
                 derivative = _directional(potential, graph, positions, cell, ("atom", a, c))
                 force_rows[offsets[present] + a, c] = -derivative[present]
     if stress:
-        volume = torch.linalg.det(cell).abs()
-        periodic = graph.pbc.all(dim=1) & (volume > 0)
-        stress_rows = torch.full((energy.shape[0], 3, 3, energy.shape[1]), float("nan"), dtype=energy.dtype,
-                                 device=energy.device)
+        strain_rows = torch.zeros(energy.shape[0], 3, 3, energy.shape[1], dtype=energy.dtype, device=energy.device)
         for alpha in range(3):
             for beta in range(alpha, 3):
                 derivative = _directional(potential, graph, positions, cell, ("strain", alpha, beta))
-                value = torch.where(periodic[:, None], derivative / volume.where(periodic, 1.0)[:, None], float("nan"))
-                stress_rows[:, alpha, beta] = stress_rows[:, beta, alpha] = value
+                strain_rows[:, alpha, beta] = strain_rows[:, beta, alpha] = derivative
+        stress_rows = _stress(strain_rows, graph)
     return Design(energy, force_rows, stress_rows)

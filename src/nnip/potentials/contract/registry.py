@@ -19,6 +19,7 @@ from nnip.potentials.learned.equivariant import Equivariant, EquivariantConfig
 from nnip.potentials.learned.linear_ace import LinearACE, LinearACEConfig
 from nnip.potentials.learned.painn import PaiNN, PaiNNConfig
 from nnip.potentials.learned.schnet import SchNet, SchNetConfig
+from nnip.potentials.learned.sparse_gp import SparseGP, SparseGPConfig
 from nnip.strict import closest, from_dict
 
 __all__ = ["REGISTRY", "build_term", "build_potential"]
@@ -38,6 +39,7 @@ REGISTRY: dict[str, tuple[type, type[Term]]] = {
     "electrostatics": (ElectrostaticsConfig, Electrostatics),
     "coordinate_mlp": (CoordinateMLPConfig, CoordinateMLP),
     "linear_ace": (LinearACEConfig, LinearACE),
+    "sparse_gp": (SparseGPConfig, SparseGP),
 }
 
 

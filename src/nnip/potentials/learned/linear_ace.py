@@ -27,7 +27,7 @@ from torch import nn
 from nnip.errors import ConfigError
 from nnip.nn.ace import ACEBasis
 from nnip.potentials.contract.base import Edges
-from nnip.potentials.contract.linear import LinearTerm
+from nnip.potentials.contract.linear import DensityTerm
 from nnip.strict import AT_LEAST_ONE, CUTOFF, NON_NEGATIVE, Bounds, check
 
 __all__ = ["LinearACE", "LinearACEConfig"]
@@ -57,7 +57,7 @@ class LinearACEConfig:
             check("degrees", degree, NON_NEGATIVE)
 
 
-class LinearACE(LinearTerm):
+class LinearACE(DensityTerm):
     """Per-atom energies linear in the ACE basis (module docstring). Shapes: species (N,), edges -> (N,) eV."""
 
     name = "linear_ace"
@@ -74,10 +74,9 @@ class LinearACE(LinearTerm):
         """Basis functions per element."""
         return self.basis.n_features
 
-    def features(self, species: torch.Tensor, edges: Edges) -> torch.Tensor:
+    def from_invariants(self, species: torch.Tensor, invariants: torch.Tensor) -> torch.Tensor:
         """B_b(i) / s_b, (N, n_features)."""
-        raw = self.basis(species, edges.center, edges.neighbor, edges.vectors, edges.lengths)
-        return raw / self.feature_scale
+        return invariants / self.feature_scale
 
     def fit_to_data(self, batches: Sequence[tuple[torch.Tensor, Edges]]) -> None:
         """s_b = root mean square of feature b over the training atoms (1 where it is zero)."""
