@@ -238,7 +238,7 @@ def load_active_config(path: str | Path, overrides: Sequence[str] = ()
     config = parse_config({k: v for k, v in data.items() if k != "active"}, where=str(path))
     if config.ensemble < 2 and not config.training.posterior_samples:
         raise ConfigError(f"{path}: ensemble: active learning needs an uncertainty: an ensemble of at least 2 "
-                          "members, or a linear model with training.posterior_samples")
+                          "members, or training.posterior_samples (a linear model's posterior, a network's last layer)")
     settings = from_dict(ActiveSettings, section, "active")
     return config, settings, data
 

@@ -99,7 +99,7 @@ def _attack(args: argparse.Namespace) -> int:
 
     ensemble = load_model(args.ensemble)
     if not isinstance(ensemble, Ensemble) or len(ensemble) < 2:
-        raise ConfigError(f"{args.ensemble}: an attack needs an ensemble (train with ensemble: M or, for a linear model, "
+        raise ConfigError(f"{args.ensemble}: an attack needs an ensemble (train with ensemble: M or "
                           "training.posterior_samples: K; or give A.pt,B.pt)")
     set_dtype(ensemble, args.dtype)
     seeds = read(args.seeds)

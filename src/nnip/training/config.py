@@ -146,10 +146,12 @@ class TrainingConfig:
             ridge strength chosen on the validation set; nnip.training.least_squares: no epochs, and
             only the loss weights, batch_size and dtype of this section apply).
         lr, weight_decay: learning rate (lbfgs: 1) and weight decay of the gradient-based optimizers.
-        posterior_samples: with least_squares, K > 0 saves the Bayesian posterior of the fit as an ensemble of
-            2K draws around it (antithetic pairs: its mean is the fit), whose spread gives energy, force and
-            stress variances, calibrated on the validation set like an ensemble's; exact for K >= the number
-            of coefficients, otherwise an unbiased estimate (nnip.uncertainty.posterior). 0: one model.
+        posterior_samples: K > 0 saves the Bayesian posterior of the model as an ensemble of 2K draws around it
+            (antithetic pairs: its mean is the model), whose spread gives energy, force and stress variances,
+            calibrated on the validation set like an ensemble's: with least_squares the posterior of all
+            coefficients, for a network that of its last layer with the rest fixed (last-layer uncertainty,
+            nnip.uncertainty.last_layer; needs validation data). Exact for K >= the number of coefficients,
+            otherwise an unbiased estimate (nnip.uncertainty.posterior). 0: one model.
         ridge: how least_squares chooses its regularisation: "validation" (the lowest validation loss;
             GCV without validation data), "gcv" (generalised cross-validation) or "evidence" (the
             marginal likelihood, the Gaussian-process choice; nnip.training.least_squares).
@@ -221,8 +223,6 @@ class TrainingConfig:
                 raise ConfigError(f"{key}: expected one of {valid}, got {getattr(self, key)!r}")
         if self.max_epochs < 1 or self.batch_size < 1 or self.eval_batch_size < 1:
             raise ConfigError("max_epochs, batch_size and eval_batch_size must be >= 1")
-        if self.posterior_samples and self.optimizer != "least_squares":
-            raise ConfigError("posterior_samples: the posterior of a closed-form fit; it needs optimizer: least_squares")
         if self.lr <= 0:
             raise ConfigError(f"lr must be > 0, got {self.lr}")
         try:

@@ -40,6 +40,7 @@ from nnip.training.splits import Splits, read_splits
 from nnip.training.trainer import Trainer, tensorboard_writer
 from nnip.training.warm_start import start_from
 from nnip.uncertainty.calibration import fit_variance_scale
+from nnip.uncertainty.last_layer import last_layer_ensemble
 from nnip.uncertainty.posterior import posterior_ensemble
 from nnip.version import __version__
 
@@ -105,6 +106,14 @@ def _check_before_writing(config: RunConfig, splits: Splits) -> None:
     if config.training.posterior_samples and (config.ensemble > 1 or config.kfold):
         raise ConfigError("training.posterior_samples makes one model an ensemble of posterior draws; "
                           "use it with ensemble: 1 and no kfold")
+    if config.training.posterior_samples and config.training.optimizer != "least_squares":
+        if not any(term.last_layers() for term in potential.terms):
+            raise ConfigError("training.posterior_samples: the model has no readout layer to be Bayesian about "
+                              "(schnet, painn, equivariant, behler_parrinello have one); or fit a linear model "
+                              "with optimizer: least_squares")
+        if not splits.val:
+            raise ConfigError("training.posterior_samples for a network chooses its last layer's regularisation on "
+                              "validation data: set data.split.val")
 
 
 def _finished(report_path: Path, config: RunConfig) -> bool:
@@ -171,7 +180,7 @@ def train_model(config: RunConfig, splits: Splits, directory: Path, seed: int, r
     stats = initialise_reference(potential, config.model, train, splits.isolated, config.data.isolated_atoms or "")
     if config.model.init:
         start_from(potential, config.model.init, seed - config.seed)
-    posterior = None
+    posterior, posterior_figures = None, {}
     if config.training.optimizer == "least_squares":  # closed form (linear terms): no epochs, no checkpoint
         refit_e0 = stats.e0_method == "least_squares"
         result, fit = fit_least_squares(potential, train, val, config.training, refit_e0, label)
@@ -192,9 +201,14 @@ def train_model(config: RunConfig, splits: Splits, directory: Path, seed: int, r
     potential = potential.eval()
     shift_refit = refit_shift(potential, config.model, stats, train, config.training.device,
                               config.training.eval_batch_size) if context.main else 0.0  # only rank 0 saves
+    if posterior is None and config.training.posterior_samples and context.main:  # a network's last layer
+        posterior, figures = last_layer_ensemble(potential, train, val, config.training.posterior_samples,
+                                                 config.training.loss, seed, config.training.eval_batch_size)
+        posterior_figures = {f"last_layer_{k}": v for k, v in figures.items()}
+        _calibrate(posterior, splits.val, config)
     summary = {"train_seconds": result.train_seconds, "epochs": result.epochs, "stopped": result.stopped,
                "best_epoch": result.best_epoch + 1, "n_parameters": sum(p.numel() for p in potential.parameters()),
-               "seed": seed, "shift_refit_per_atom": shift_refit}
+               "seed": seed, "shift_refit_per_atom": shift_refit, **posterior_figures}
     if not context.main:
         return {}
     model = potential if posterior is None else posterior

@@ -24,14 +24,15 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 
 import torch
 
 from nnip.potentials.contract.base import Potential
 from nnip.potentials.contract.ensemble import Ensemble
-from nnip.potentials.contract.linear import get_coefficients, set_coefficients
+from nnip.potentials.contract.linear import linear_terms
 
-__all__ = ["posterior_ensemble", "posterior_directions"]
+__all__ = ["posterior_ensemble", "posterior_directions", "linear_coefficients"]
 
 
 def posterior_directions(factor: torch.Tensor, samples: int, seed: int) -> torch.Tensor:
@@ -44,28 +45,40 @@ def posterior_directions(factor: torch.Tensor, samples: int, seed: int) -> torch
     return factor @ draws
 
 
+def linear_coefficients(potential: Potential) -> list[torch.Tensor]:
+    """The coefficients of the potential's linear terms, in the design's column order."""
+    return [term.coefficients for term in linear_terms(potential)]
+
+
 @torch.no_grad()
 def posterior_ensemble(potential: Potential, factor: torch.Tensor, samples: int, seed: int = 0,
-                       e0_columns: bool = False) -> Ensemble:
+                       e0_columns: bool = False,
+                       parameters: Callable[[Potential], list[torch.Tensor]] = linear_coefficients) -> Ensemble:
     """The ensemble of posterior draws of the module docstring around ``potential``'s fitted coefficients.
 
     Args:
         potential: the fitted potential (its coefficients are the posterior mean).
-        factor: L (P', P') with L L^T the posterior covariance; P' = the linear coefficients, then, with
+        factor: L (P', P') with L L^T the posterior covariance; P' = the coefficients, then, with
             ``e0_columns``, one E0 per element.
         samples: K, the number of antithetic pairs (2K members); K >= P' gives the exact variance.
         seed: of the random directions when K < P'.
+        parameters: the tensors, of a potential, whose flattened concatenation is the coefficient vector:
+            the linear terms' coefficients, or a network's last layer (nnip.uncertainty.last_layer).
     """
     directions = posterior_directions(factor, samples, seed)
     scale = math.sqrt((2 * directions.shape[1] - 1) / 2)
-    mean = get_coefficients(potential).to(torch.float64)
+    mean = torch.cat([p.detach().reshape(-1) for p in parameters(potential)]).to(torch.float64)
     n = mean.numel()
     members = []
     for k in range(directions.shape[1]):
         for sign in (1.0, -1.0):
             step = sign * scale * directions[:, k]
             member = copy.deepcopy(potential)
-            set_coefficients(member, (mean + step[:n]).to(member.dtype))
+            start = 0
+            for tensor in parameters(member):
+                size = tensor.numel()
+                tensor.add_(step[start:start + size].reshape(tensor.shape).to(tensor.dtype))
+                start += size
             if e0_columns:
                 member.e0.add_(step[n:])
             members.append(member)

@@ -94,6 +94,11 @@ class Term(nn.Module, abc.ABC):
     def forward(self, species: torch.Tensor, edges: Edges) -> torch.Tensor:
         """Per-atom energies. Shapes: species (N,) int64, edges within ``cutoff`` -> (N,)."""
 
+    def last_layers(self) -> list[nn.Linear]:
+        """The final layers (Linear(H, 1)) of the term's readouts, in whose weights its energy is linear: what
+        last-layer uncertainty (nnip.uncertainty.last_layer) treats as Bayesian; default: none."""
+        return []
+
     def fit_to_data(self, batches: Sequence[tuple[torch.Tensor, Edges]]) -> None:
         """Set constants that depend on the training data (e.g. feature standardisation); default: none.
 

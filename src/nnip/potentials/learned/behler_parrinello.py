@@ -134,6 +134,10 @@ class BehlerParrinello(Term):
             self.feature_mean[element] = mine.mean(dim=0).to(self.feature_mean.dtype)
             self.feature_std[element] = torch.where(std > 1e-8, std, torch.ones_like(std)).to(self.feature_std.dtype)
 
+    def last_layers(self) -> list[nn.Linear]:
+        """The readout's final Linear(H, 1) (Term.last_layers)."""
+        return [network[-1] for network in self.networks]
+
     def forward(self, species: torch.Tensor, edges: Edges) -> torch.Tensor:
         """Atomic energies (N,), dimensionless, relative to lone atoms (nnip.nn.lone). Shapes: species (N,),
         edges within the cutoff."""

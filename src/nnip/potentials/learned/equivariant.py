@@ -201,6 +201,10 @@ class Equivariant(Term):
         features = self.layer_features(species, edges)
         return sum(readout(h[:, :, 0]) for readout, h in zip(self.readouts, features)).squeeze(-1)
 
+    def last_layers(self) -> list[nn.Linear]:
+        """The readout's final Linear(H, 1) (Term.last_layers)."""
+        return [readout[-1] for readout in self.readouts]
+
     def forward(self, species: torch.Tensor, edges: Edges) -> torch.Tensor:
         """Atomic energies (N,) relative to lone atoms (nnip.nn.lone); ``edges``: a half list."""
         return self.lone(self._outputs, species, edges, self.parameters())

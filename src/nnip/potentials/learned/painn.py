@@ -155,6 +155,10 @@ class PaiNN(Term):
         rows = slice(0, width) if self.config.shared_filters else slice(k * width, (k + 1) * width)
         return nn.functional.linear(basis, self.filters.weight[rows], self.filters.bias[rows]) * envelope
 
+    def last_layers(self) -> list[nn.Linear]:
+        """The readout's final Linear(H, 1) (Term.last_layers)."""
+        return [self.readout[-1]]
+
     def forward(self, species: torch.Tensor, edges: Edges) -> torch.Tensor:
         """Atomic energies (N,) relative to lone atoms (nnip.nn.lone); ``edges``: a full list."""
         return self.lone(self._outputs, species, edges, self.parameters())

@@ -95,6 +95,10 @@ class SchNet(Term):
         self.readout = mlp([config.features, config.features // 2 or 1, 1], config.activation)
         self.lone = LoneReference(len(self.elements))
 
+    def last_layers(self) -> list[nn.Linear]:
+        """The readout's final Linear(H, 1) (Term.last_layers)."""
+        return [self.readout[-1]]
+
     def forward(self, species: torch.Tensor, edges: Edges) -> torch.Tensor:
         """Atomic energies (N,) relative to lone atoms (nnip.nn.lone); ``edges``: a half list (the Potential, or
         the term that holds SchNet as its charge model, halves them); a full list gives the same, at twice the cost."""
