@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from ase.build import bulk
 
+from nnip.data.graph import AtomicGraph
 from nnip.lammps.deploy import deploy
 from nnip.potentials import build_potential
 from nnip.potentials.contract.linear import get_coefficients, linear_terms, set_coefficients
@@ -56,18 +57,23 @@ def test_one_two_and_four_ranks_give_the_same_trajectory(lammps_plugin, tmp_path
 
 
 #: models whose sums must be exact across ranks: half-list sums (pair energies, 2-layer equivariant messages),
-#: a full-list body-order-4 term (linear ACE), and half- and full-list terms in one potential (the potential asks
-#: LAMMPS for a full list and halves it for the half-list terms on every rank)
+#: full-list body-order-4 terms (linear ACE, the sparse GP), and half- and full-list terms in one potential (the
+#: potential asks LAMMPS for a full list and halves it for the half-list terms on every rank)
 ACROSS_RANKS = {"half lists": CONFIGS["classical"] + CONFIGS["equivariant"],
                 "full list": CONFIGS["linear_ace"],
+                "full list, sparse GP": CONFIGS["sparse_gp"],
                 "half and full lists": CONFIGS["classical"][:2] + CONFIGS["schnet"] + CONFIGS["linear_ace"]}
 
 
 @pytest.fixture(scope="module", params=list(ACROSS_RANKS))
 def deployed_sum(request, tmp_path_factory):
-    """One model of ACROSS_RANKS (linear coefficients drawn at random), and its package."""
+    """One model of ACROSS_RANKS (data-dependent constants, such as the GP's sparse points, from a rattled copper
+    crystal; linear coefficients drawn at random), and its package."""
     torch.manual_seed(0)
     model = build_potential({"elements": ELEMENTS, "terms": ACROSS_RANKS[request.param]}).double()
+    crystal = bulk("Cu", "fcc", a=3.61, cubic=True).repeat(2)
+    crystal.rattle(0.1, seed=1)
+    model.fit_terms_to_data([AtomicGraph.from_atoms(crystal, model.neighbor_request(), dtype=torch.float64)])
     if linear_terms(model):
         set_coefficients(model, 0.01 * torch.randn(get_coefficients(model).shape, dtype=torch.float64))
     package = tmp_path_factory.mktemp("across_ranks") / "model.pt2"

@@ -10,8 +10,10 @@ The derivative rows are directional derivatives by forward-mode automatic differ
 pass per Cartesian component of atom a in every structure of the batch at once (structures do not
 interact), so 3 x (largest structure) passes for any number of coefficients, and one pass per
 strain component for the stress. Terms of the density kind (:class:`DensityTerm`: linear ACE, the
-sparse GP) get their rows by the chain rule through their atomic basis instead (density.py), with a
-cost independent of the size of the largest structure.
+sparse GP) get their rows by the chain rule through their atomic basis instead (density.py), one
+direction per component of the atomic basis, independent of the size of the largest structure:
+chosen when that is fewer than ``CHAIN_RULE_ADVANTAGE`` times the generic passes (periodic cells of
+tens of atoms, not small molecules with many elements).
 """
 
 from __future__ import annotations
@@ -186,10 +188,24 @@ def _stress(strain_rows: torch.Tensor, graph: AtomicGraph) -> torch.Tensor:
     return torch.where(periodic[:, None, None, None], scaled, float("nan"))
 
 
+#: the chain rule's directions (components of A) may be this many times the generic passes (3 per atom of the
+#: largest structure) and still cost less: a generic pass re-evaluates the whole basis, not only the invariants
+CHAIN_RULE_ADVANTAGE = 4
+
+
+def _chain_rule_pays(potential: Potential, graph: AtomicGraph) -> bool:
+    """Whether all linear terms are density terms and their Jacobians cost less than the generic passes."""
+    terms = linear_terms(potential)
+    if not terms or not all(isinstance(term, DensityTerm) for term in terms):
+        return False
+    directions = max(term.basis.n_species * term.basis.n_radial * (term.basis.l_max + 1) ** 2 for term in terms)
+    return directions <= CHAIN_RULE_ADVANTAGE * 3 * int(graph.n_atoms.max())
+
+
 @torch.no_grad()
 def design(potential: Potential, graph: AtomicGraph, forces: bool = True, stress: bool = False) -> Design:
     """The design rows of ``graph``'s structures for the potential's linear terms (module docstring)."""
-    if all(isinstance(term, DensityTerm) for term in linear_terms(potential)):
+    if _chain_rule_pays(potential, graph):
         return _density_design(potential, graph, forces, stress)
     positions, cell = graph.positions, graph.cell
     energy = _sums(potential, graph, positions, cell)

@@ -3,7 +3,7 @@
 The energy of atom i is a Gaussian process over its environment's descriptor, one per element of i,
 with the sum of a linear kernel and a dot-product kernel to a power:
 
-    e_i = w_{Z_i} . d_i + sum_m alpha_{Z_i, m} k(x_i, x_m),    k(x, y) = (x . y)^power,
+    e_i = w_{Z_i} . d_i / sqrt(D) + sum_m alpha_{Z_i, m} k(x_i, x_m),    k(x, y) = (x . y)^power,
     x = d / sqrt(1 + |d|^2)
 
 d: the ACE invariants of nnip.nn.ace (body order up to 4), each divided by its root mean square over
@@ -11,10 +11,10 @@ the training atoms; x_m: the descriptors of M sparse points per element, chosen 
 environments (nnip.nn.sparse_points: greedy maximum variance or CUR). The normalisation makes k a
 dot product of nearly unit vectors, as GAP's normalised SOAP kernel, while staying smooth where
 neighbours enter the cutoff: an atom without neighbours has x = 0 and the energy E0. Normalising
-drops the descriptor's magnitude (how many neighbours, how close); the linear kernel d . d' keeps it,
-as GAP adds a two-body descriptor to SOAP (``linear: false`` leaves it out; on mlearn Si it lowers the
-force error from 117 to 63 meV/Å at M = 1000, benchmarks/linear_kernel.py). In weight space the
-linear part is w with prior N(0, sigma^2 / lambda I).
+drops the descriptor's magnitude (how many neighbours, how close); the linear kernel d . d' / D (D
+descriptor components, so that both kernels are of order one) keeps it, as GAP adds a two-body
+descriptor to SOAP (``linear: false`` leaves it out; docs/benchmarks.md has both on mlearn Si). In
+weight space the linear part is w with prior N(0, sigma^2 / lambda I).
 
 Regression. Energies are sums of e_i and forces and stress their derivatives, so all are linear in
 (w, alpha) (a :class:`~nnip.potentials.contract.linear.LinearTerm` whose features are d and the kernel
@@ -116,8 +116,8 @@ class SparseGP(DensityTerm):
         return own ** self.config.power
 
     def from_invariants(self, species: torch.Tensor, invariants: torch.Tensor) -> torch.Tensor:
-        """The regression's features: the scaled invariants d (N, D) with ``linear``, then the kernel values
-        (N, M) to the sparse points."""
+        """The regression's features: d / sqrt(D) (N, D) with ``linear``, then the kernel values (N, M) to the
+        sparse points."""
         values = self.kernel(self.descriptors(invariants), species)
         if not self.config.linear:
             return values
@@ -161,7 +161,6 @@ class SparseGP(DensityTerm):
         rms = (raw * raw).mean(dim=0).sqrt()
         scale = torch.where(rms > 0, rms, torch.ones_like(rms))
         self.feature_scale.copy_(scale)
-        d = raw / scale
         x = _normalised(raw / scale)
         power, m = self.config.power, self.config.sparse_points
         sparse = torch.zeros(self.sparse.shape, dtype=torch.float64)
