@@ -26,6 +26,8 @@ OUTPUTS = {
                                             "runs/active/gen_01/model/model.pt"],
     "periodic_solids_with_stress.py": ["cu_train.extxyz", "runs/cu_stress1000/model.pt"],
     "linear_ace_with_uncertainty.py": ["runs/linear_ace_si/model.pt", "runs/linear_ace_si/metrics.csv"],
+    "three_families.py": ["runs/three_families/linear_ACE/model.pt", "runs/three_families/sparse_GP/model.pt",
+                          "runs/three_families/SchNet/model.pt"],
 }
 
 
