@@ -51,9 +51,10 @@ def _outputs(potential: Potential, graph) -> dict[str, torch.Tensor]:
 
 
 @torch.no_grad()
-def design_rows(potential: Potential, graph) -> tuple[torch.Tensor, torch.Tensor]:
+def design_rows(potential: Potential, graph) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Energy rows dE_b/d theta (B, P) and force rows dF/d theta (N, 3, P), float64, as central differences
-    of unit steps in each readout weight: exact, since energy and forces are linear in theta."""
+    of unit steps in each readout weight: exact, since energy and forces are linear in theta; and the model's
+    forces (N, 3), the mean of the last pair of steps."""
     energy_rows, force_rows = [], []
     for tensor in readout_parameters(potential):
         flat = tensor.data.view(-1)
@@ -66,7 +67,8 @@ def design_rows(potential: Potential, graph) -> tuple[torch.Tensor, torch.Tensor
             flat[k] = original
             energy_rows.append(((plus[keys.ENERGY] - minus[keys.ENERGY]) / 2).to(torch.float64))
             force_rows.append(((plus[keys.FORCES] - minus[keys.FORCES]) / 2).to(torch.float64))
-    return torch.stack(energy_rows, dim=-1), torch.stack(force_rows, dim=-1)
+    forces = ((plus[keys.FORCES] + minus[keys.FORCES]) / 2).to(torch.float64)
+    return torch.stack(energy_rows, dim=-1), torch.stack(force_rows, dim=-1), forces
 
 
 def _weighted_rows(potential: Potential, dataset: AtomicDataset, batch_size: int, loss) -> tuple:
@@ -77,8 +79,7 @@ def _weighted_rows(potential: Potential, dataset: AtomicDataset, batch_size: int
     rows, force_rows, force_errors = [], [], []
     device = potential.e0.device
     for graph, targets in dataset.batches(batch_size, potential.dtype, device=device):
-        energy, forces = design_rows(potential, graph)
-        predicted = _outputs(potential, graph)[keys.FORCES].detach().to(torch.float64)
+        energy, forces, predicted = design_rows(potential, graph)
         label = targets[keys.ENERGY]
         keep = torch.isfinite(label)
         if loss.energy_weight > 0 and counts["energy"]:
