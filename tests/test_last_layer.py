@@ -96,3 +96,25 @@ def test_train_a_network_with_last_layer_uncertainty(tmp_path):
     out = model(graph, create_graph=True)
     (gradient,) = torch.autograd.grad(out["forces_var"].sum(), graph.positions)  # what the attack ascends
     assert torch.isfinite(gradient).all() and float(gradient.abs().max()) > 0
+
+
+def test_a_warm_start_from_a_saved_posterior_takes_its_mean(tmp_path):
+    """Active learning's warm start from a posterior ensemble (training.posterior_samples) starts from the fitted
+    network, the mean of the antithetic draws, not from one random draw."""
+    from nnip.training.warm_start import start_from
+
+    torch.manual_seed(0)
+    spec = {"elements": [1, 6, 8], "terms": [{"name": "schnet", "config": {"features": 8, "interactions": 1,
+                                                                             "cutoff": 4.0}}]}
+    potential = build_potential(spec).double()
+    frames = nnip.read(bundled("ethanol_gfn2_300K.extxyz"), index=":12")
+    request = potential.neighbor_request()
+    ensemble, _ = last_layer_ensemble(potential, AtomicDataset(frames[:8], request), AtomicDataset(frames[8:], request),
+                                      samples=3, loss=LossConfig())
+    nnip.save(ensemble, tmp_path / "posterior.pt")
+    fresh, drawn = build_potential(spec).double(), build_potential(spec).double()
+    start_from(fresh, str(tmp_path / "posterior.pt"), member=0, mean=True)
+    start_from(drawn, str(tmp_path / "posterior.pt"), member=0)
+    readout = readout_parameters(potential)[0]
+    torch.testing.assert_close(readout_parameters(fresh)[0], readout, rtol=1e-10, atol=1e-12)
+    assert float((readout_parameters(drawn)[0] - readout).abs().max()) > 1e-6  # one member is a draw
