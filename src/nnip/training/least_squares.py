@@ -196,6 +196,11 @@ def _whiten(normal: _Normal, val: list[_Rows] | None, precision: torch.Tensor | 
     return whitened, rows, transform
 
 
+def _evidence_residual(normal: _Normal, mu, projected, lam: float) -> float:
+    """q = y.y - h^T (G + lambda)^-1 h, the evidence's quadratic form (module docstring)."""
+    return normal.squares - float((projected * projected / (mu + lam)).sum())
+
+
 def _score(criterion: str, normal: _Normal, mu, projected, lam: float, val) -> float:
     """What lambda minimises: the validation loss, the GCV score or minus the log marginal likelihood."""
     solution = projected / (mu + lam)
@@ -206,7 +211,7 @@ def _score(criterion: str, normal: _Normal, mu, projected, lam: float, val) -> f
         dof = float((mu / (mu + lam)).sum())
         residual = normal.squares - 2 * float(projected @ solution) + float((mu * solution * solution).sum())
         return normal.rows * residual / max(normal.rows - dof, 1e-12) ** 2
-    quadratic = max(normal.squares - float((projected * projected / (mu + lam)).sum()), 1e-300)
+    quadratic = max(_evidence_residual(normal, mu, projected, lam), 1e-300)
     return 0.5 * normal.rows * math.log(quadratic / normal.rows) + 0.5 * float(torch.log1p(mu / lam).sum())
 
 
@@ -227,7 +232,7 @@ def _choose_lambda(normal: _Normal, val: list[_Rows] | None, criterion: str) -> 
     dof = float((mu / (mu + lam)).sum())
     residual = normal.loss(coefficients)
     if criterion == "evidence":  # the maximum-likelihood noise of the evidence
-        noise = (normal.squares - float((projected * projected / (mu + lam)).sum())) / normal.rows
+        noise = _evidence_residual(normal, mu, projected, lam) / normal.rows
     else:
         noise = residual / max(normal.rows - dof, 1.0)
     names = {"validation": "val_loss", "gcv": "gcv_score", "evidence": "minus_log_evidence"}
