@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from nnip.data.graph import AtomicGraph
-from nnip.lammps.deploy import deploy
+from nnip.lammps.deploy import deploy, packaged_metadata
 from nnip.potentials.contract.linear import get_coefficients, set_coefficients
 from nnip.testing.lammps import evaluate
 
@@ -46,10 +46,17 @@ def test_density_terms_in_lammps_equal_the_calculator(name, lammps_plugin, tmp_p
             assert relative(lammps[key], expected[key]) < 1e-8, (label, key)
 
 
-def test_float32_package_agrees_to_float32_precision(lammps_plugin, tmp_path):
+def test_float32_package_agrees_to_float32_precision(lammps_plugin, tmp_path, monkeypatch):
+    """Also: the package carries its metadata, compiled in a cache of its own (Inductor's shared cache is rewritten
+    outside its lock, so two processes deploying one model at once could package empty metadata)."""
+    shared = tmp_path / "shared-cache"
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(shared))
     model = make_model("schnet").float()
     package = tmp_path / "schnet32.pt2"
-    assert deploy(model, package)[0]["dtype"] == "float32"
+    metadata = deploy(model, package)[0]
+    assert metadata["dtype"] == "float32"
+    assert metadata.items() <= packaged_metadata(package).items()
+    assert not list(shared.rglob("*_metadata.json"))
     found = structures()
     crystals = [found["fcc"], found["molecule"]]
     for atoms, lammps in zip(crystals, evaluate(package, crystals, ELEMENTS, tmp_path)):

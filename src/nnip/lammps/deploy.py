@@ -27,14 +27,17 @@ from __future__ import annotations
 
 import copy
 import math
+import json
 import os
 import tempfile
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
+from torch._inductor.runtime.cache_dir_utils import temporary_cache_dir
 
 from nnip import keys
 from nnip.data.graph import AtomicGraph
@@ -46,7 +49,8 @@ from nnip.potentials.contract.edges import Edges
 from nnip.potentials.contract.ensemble import Ensemble
 from nnip.version import __version__
 
-__all__ = ["FORMAT_VERSION", "TOLERANCE", "DeployedEnergies", "members_of", "deploy", "check", "example_inputs"]
+__all__ = ["FORMAT_VERSION", "TOLERANCE", "DeployedEnergies", "members_of", "deploy", "check", "packaged_metadata",
+           "example_inputs"]
 
 #: the package layout this nnip writes and its pair style reads; raised when the inputs or outputs change
 FORMAT_VERSION = 2
@@ -179,6 +183,14 @@ def check(model: Potential | Ensemble, path: str | os.PathLike, device: str = "c
     return worst
 
 
+def packaged_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The metadata that the package at ``path`` carries, as its pair style reads them (with the keys that Inductor
+    adds); empty when it holds none."""
+    with zipfile.ZipFile(path) as archive:
+        names = [n for n in archive.namelist() if n.endswith("wrapper_metadata.json")]
+        return json.loads(archive.read(names[0]) or b"{}") if len(names) == 1 else {}
+
+
 def deploy(model: Potential | Ensemble, path: str | os.PathLike, device: str = "cpu") -> tuple[dict[str, str], float]:
     """Compile a copy of ``model`` (in its dtype, parameters frozen) for ``device`` into the package ``path``,
     check it against the model (:func:`check`) and only then put it in place. Returns the metadata and the
@@ -195,8 +207,14 @@ def deploy(model: Potential | Ensemble, path: str | os.PathLike, device: str = "
     path = Path(path)
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.name}.") as work:
         temporary = Path(work) / path.name  # the package's folders are named after its file
-        torch._inductor.aoti_compile_and_package(program, package_path=str(temporary),
-                                                 inductor_configs={"aot_inductor.metadata": metadata, **COMPILE})
+        # a cache of its own: Inductor rewrites a shared cache's files outside its lock, so two processes compiling
+        # the same model at once can package each other's half-written metadata
+        with temporary_cache_dir(str(Path(work) / "inductor")):
+            torch._inductor.aoti_compile_and_package(program, package_path=str(temporary),
+                                                     inductor_configs={"aot_inductor.metadata": metadata, **COMPILE})
+        stored = packaged_metadata(temporary)
+        if any(stored.get(key) != value for key, value in metadata.items()):
+            raise ConfigError(f"the compiled package does not hold the metadata it was given; {path} not written")
         worst = check(copy.deepcopy(model).to(device).eval(), temporary, device)
         if not worst <= TOLERANCE[metadata["dtype"]]:
             raise ConfigError(f"the compiled package differs from the model by {worst:.1e} (relative to the largest "
