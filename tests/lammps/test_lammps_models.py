@@ -1,6 +1,6 @@
 """pair_style nnip equals nnip.Calculator: energy, forces and virial of SchNet, the equivariant model, linear
-ACE, the sparse GP and a sum of PaiNN and Behler-Parrinello on a molecule, fcc Cu, a triclinic cell and a cell shorter than twice
-the cutoff (the classical sum: test_lammps_classical.py)."""
+ACE, the sparse GP and a sum of PaiNN and Behler-Parrinello on a molecule, fcc Cu, a triclinic cell and a cell
+shorter than twice the cutoff (the classical sum: test_lammps_classical.py)."""
 
 import pytest
 import torch
