@@ -10,12 +10,14 @@ Per data set and model: the fit's wall time (features, design rows, normal equat
 posterior draws and their calibration; for the network its training budget plus the last-layer posterior),
 test energy MAE (meV/atom) and force MAE (meV/Å), and how honest the force uncertainty is on the test set:
 the Spearman rank correlation of predicted force std with the true force error per structure, and the
-miscalibration area. ``--models`` picks the families. Splits: mlearn Si as in benchmarks/mlearn_si.py (214
-training cells, 10 % of them for validation, the 25 test cells); ethanol: 950 training and 50 validation
-structures from train.xyz (seeded), the 1000 structures of test_MD.xyz. Published: mlearn Si GAP 2.91
-meV/atom and 70 meV/Å, MTP 2.21 and 60, NNP 5.60 and 110 (sources in benchmarks/mlearn_si.py); rMD17
-ethanol at 1000 training structures linear ACE 1.2 meV (0.13 meV/atom) and 7.3 meV/Å, GAP 3.5 meV and
-18.1 meV/Å (Kovacs et al., J. Chem. Theory Comput. 17, 7696 (2021), Table 1).
+miscalibration area. ``--models`` picks the families. ``--curve 50 100 200 400 950`` fits them instead on nested
+ethanol training sets of those sizes (the lecture's claim that kernels need fewer data, tested): the closed
+forms as in the table, the network for ``--curve-seconds`` at every size. Splits: mlearn Si as in
+benchmarks/mlearn_si.py (214 training cells, 10 % of them for validation, the 25 test cells); ethanol: 950
+training and 50 validation structures from train.xyz (seeded), the 1000 structures of test_MD.xyz. Published:
+mlearn Si GAP 2.91 meV/atom and 70 meV/Å, MTP 2.21 and 60, NNP 5.60 and 110 (sources in
+benchmarks/mlearn_si.py); rMD17 ethanol at 1000 training structures linear ACE 1.2 meV (0.13 meV/atom) and 7.3
+meV/Å, GAP 3.5 meV and 18.1 meV/Å (Kovacs et al., J. Chem. Theory Comput. 17, 7696 (2021), Table 1).
 """
 
 from __future__ import annotations
@@ -24,10 +26,13 @@ import argparse
 import json
 import tempfile
 import time
+from pathlib import Path
 
+import numpy as np
 import torch
 from _allocator import CHOICES, current_allocator, rerun_under_each_allocator
 
+import nnip
 from nnip.training.config import parse_config
 from nnip.training.run import run_training
 
@@ -57,24 +62,62 @@ LABELS = {"linear_ace": "linear ACE + posterior", "sparse_gp": "sparse GP + post
           "equivariant": "equivariant + last layer"}
 
 
-def fit(name: str, model: str, train: str, test: str, hyperparameters: dict, samples: int, seed: int) -> dict:
-    """Fit one family with its single-model uncertainty on one data set; returns the report with the wall time."""
-    data, loss = SETS[name]["data"], SETS[name]["loss"]
+def fit(name: str, model: str, data: dict, hyperparameters: dict, samples: int, seed: int,
+        network_seconds: float) -> dict:
+    """Fit one family with its single-model uncertainty (``samples`` K: 2K posterior draws; 0: none) on one data
+    set (``data``: the data section of the config); returns the report with the wall time."""
+    loss = SETS[name]["loss"]
     if model == "equivariant":
-        training = {**NETWORK_TRAINING, "max_time": float(SETS[name]["network_seconds"]),
+        training = {**NETWORK_TRAINING, "max_time": float(network_seconds),
                     "loss": {**loss, "energy_weight": 1.0, "forces_weight": 10.0}}
     else:
         training = {"optimizer": "least_squares", "batch_size": 16, "loss": loss,
                     **({"ridge": "evidence"} if model == "sparse_gp" else {})}
     with tempfile.TemporaryDirectory() as folder:
-        config = {"seed": seed, "output": folder, "data": {"train": train, "test": test, **data},
-                  "model": {"name": model, **hyperparameters},
+        config = {"seed": seed, "output": folder, "data": data, "model": {"name": model, **hyperparameters},
                   "training": {**training, "posterior_samples": samples, "eval_batch_size": 50, "progress": False,
                                "plots": False}}
         started = time.perf_counter()
         report = run_training(parse_config(config), config, overwrite=True)
         report["wall_seconds"] = time.perf_counter() - started
     return report
+
+
+def row_of(name: str, model: str, hyperparameters: dict, report: dict) -> dict:
+    """One printed row: fit time, test errors, uncertainty ranking and calibration."""
+    t = report["test"]
+    return {"data": name, "model": LABELS[model], "hyperparameters": hyperparameters,
+            "fit_seconds": report["wall_seconds"], "energy_mae_mev_per_atom": 1000 * t["energy_mae_per_atom"],
+            "forces_mae_mev": 1000 * t["forces_mae"], "spearman": t.get("uncertainty_spearman"),
+            "miscalibration": t.get("forces_miscalibration_area"), "n_parameters": report["n_parameters"],
+            "epochs": report["epochs"]}
+
+
+def learning_curve(train: str, test: str, sizes: list[int], models: list[str], seconds: float, seed: int,
+                   folder: Path) -> list[dict]:
+    """rMD17 ethanol: nested training sets of ``sizes`` structures and one validation set of 50 from ``train``
+    (seeded); each family with the table's hyperparameters, the network trained for ``seconds`` at every size,
+    no posterior draws. Prints one line per size and family."""
+    frames = nnip.read(train)
+    order = np.random.default_rng(seed).permutation(len(frames))
+    if max(sizes) > len(frames) - 50:
+        raise SystemExit(f"{train}: {len(frames)} structures, too few for {max(sizes)} training and 50 validation")
+    nnip.write(folder / "val.extxyz", [frames[k] for k in order[:50]])
+    print(f"\nlearning curve, rMD17 ethanol (network: {seconds:.0f} s per size; closed forms: their fit time)")
+    print(f"{'structures':>10s} {'model':28s} {'fit s':>7s} {'E meV/atom':>11s} {'F meV/Å':>8s} {'epochs':>7s}")
+    rows = []
+    for size in sizes:
+        nnip.write(folder / f"train_{size}.extxyz", [frames[k] for k in order[50:50 + size]])
+        data = {"train": str(folder / f"train_{size}.extxyz"), "val": str(folder / "val.extxyz"), "test": test}
+        for model in models:
+            hyperparameters = dict(SETS["rMD17 ethanol"][model])
+            report = fit("rMD17 ethanol", model, data, hyperparameters, 0, seed, seconds)
+            row = {"structures": size, **row_of("rMD17 ethanol", model, hyperparameters, report),
+                   "model": model.replace("_", " ")}
+            rows.append(row)
+            print(f"{size:10d} {row['model']:28s} {row['fit_seconds']:7.1f} {row['energy_mae_mev_per_atom']:11.2f} "
+                  f"{row['forces_mae_mev']:8.1f} {row['epochs']:7d}", flush=True)
+    return rows
 
 
 def main() -> None:
@@ -84,6 +127,11 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=list(LABELS), choices=list(LABELS))
     parser.add_argument("--degrees", type=int, nargs="+", help="override linear ACE's degrees per correlation order")
     parser.add_argument("--posterior-samples", type=int, default=8, help="K: 2K posterior draws")
+    parser.add_argument("--curve", type=int, nargs="+", default=[],
+                        help="ethanol learning curve at these training-set sizes (e.g. 50 100 200 400 950)")
+    parser.add_argument("--curve-seconds", type=float, default=300.0,
+                        help="the network's training time at every size of the learning curve, s")
+    parser.add_argument("--tables", action="store_true", help="with --curve: also print the side-by-side tables")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--allocator", default="glibc-retain", choices=CHOICES)
@@ -93,31 +141,32 @@ def main() -> None:
         return
     torch.set_num_threads(args.threads)
     paths = {"mlearn Si": (args.si_train, args.si_test), "rMD17 ethanol": (args.ethanol_train, args.ethanol_test)}
-    print(f"{2 * args.posterior_samples} posterior draws per model, {args.threads} threads, "
-          f"allocator: {current_allocator()}")
-    print(f"{'data set':16s} {'model':28s} {'fit s':>7s} {'E meV/atom':>11s} {'F meV/Å':>8s} "
-          f"{'Spearman':>9s} {'miscal.':>8s} {'parameters':>10s}")
+    tables = {name: files for name, files in paths.items() if all(files) and (args.tables or not args.curve)}
+    print(f"{args.threads} threads, allocator: {current_allocator()}")
+    if tables:
+        print(f"{2 * args.posterior_samples} posterior draws per model")
+        print(f"{'data set':16s} {'model':28s} {'fit s':>7s} {'E meV/atom':>11s} {'F meV/Å':>8s} "
+              f"{'Spearman':>9s} {'miscal.':>8s} {'parameters':>10s}")
     rows = []
-    for name, (train, test) in paths.items():
-        if not (train and test):
-            continue
+    for name, (train, test) in tables.items():
         for model in args.models:
             hyperparameters = dict(SETS[name][model])
             if model == "linear_ace" and args.degrees:
                 hyperparameters["degrees"] = args.degrees
-            report = fit(name, model, train, test, hyperparameters, args.posterior_samples, args.seed)
-            t = report["test"]
-            row = {"data": name, "model": LABELS[model], "hyperparameters": hyperparameters,
-                   "fit_seconds": report["wall_seconds"], "energy_mae_mev_per_atom": 1000 * t["energy_mae_per_atom"],
-                   "forces_mae_mev": 1000 * t["forces_mae"], "spearman": t.get("uncertainty_spearman"),
-                   "miscalibration": t.get("forces_miscalibration_area"), "n_parameters": report["n_parameters"],
-                   "epochs": report["epochs"]}
+            data = {"train": train, "test": test, **SETS[name]["data"]}
+            report = fit(name, model, data, hyperparameters, args.posterior_samples, args.seed,
+                         SETS[name]["network_seconds"])
+            row = row_of(name, model, hyperparameters, report)
             rows.append(row)
             print(f"{name:16s} {row['model']:28s} {row['fit_seconds']:7.1f} {row['energy_mae_mev_per_atom']:11.2f} "
                   f"{row['forces_mae_mev']:8.1f} {row['spearman']:9.3f} {row['miscalibration']:8.3f} "
                   f"{row['n_parameters']:10d}", flush=True)
         for published, (energy, forces) in SETS[name]["published"].items():
             print(f"{'':16s} {published + ' (published)':28s} {'':>7s} {energy:11.2f} {forces:8.1f}")
+    if args.curve and args.ethanol_train and args.ethanol_test:
+        with tempfile.TemporaryDirectory() as folder:
+            rows += learning_curve(args.ethanol_train, args.ethanol_test, args.curve, args.models, args.curve_seconds,
+                                   args.seed, Path(folder))
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(rows, handle, indent=2)
