@@ -83,10 +83,10 @@ def fit(name: str, model: str, data: dict, hyperparameters: dict, samples: int, 
     return report
 
 
-def row_of(name: str, model: str, hyperparameters: dict, report: dict) -> dict:
+def row_of(name: str, label: str, hyperparameters: dict, report: dict) -> dict:
     """One printed row: fit time, test errors, uncertainty ranking and calibration."""
     t = report["test"]
-    return {"data": name, "model": LABELS[model], "hyperparameters": hyperparameters,
+    return {"data": name, "model": label, "hyperparameters": hyperparameters,
             "fit_seconds": report["wall_seconds"], "energy_mae_mev_per_atom": 1000 * t["energy_mae_per_atom"],
             "forces_mae_mev": 1000 * t["forces_mae"], "spearman": t.get("uncertainty_spearman"),
             "miscalibration": t.get("forces_miscalibration_area"), "n_parameters": report["n_parameters"],
@@ -112,8 +112,7 @@ def learning_curve(train: str, test: str, sizes: list[int], models: list[str], s
         for model in models:
             hyperparameters = dict(SETS["rMD17 ethanol"][model])
             report = fit("rMD17 ethanol", model, data, hyperparameters, 0, seed, seconds)
-            row = {"structures": size, **row_of("rMD17 ethanol", model, hyperparameters, report),
-                   "model": model.replace("_", " ")}
+            row = {"structures": size, **row_of("rMD17 ethanol", model.replace("_", " "), hyperparameters, report)}
             rows.append(row)
             print(f"{size:10d} {row['model']:28s} {row['fit_seconds']:7.1f} {row['energy_mae_mev_per_atom']:11.2f} "
                   f"{row['forces_mae_mev']:8.1f} {row['epochs']:7d}", flush=True)
@@ -156,7 +155,7 @@ def main() -> None:
             data = {"train": train, "test": test, **SETS[name]["data"]}
             report = fit(name, model, data, hyperparameters, args.posterior_samples, args.seed,
                          SETS[name]["network_seconds"])
-            row = row_of(name, model, hyperparameters, report)
+            row = row_of(name, LABELS[model], hyperparameters, report)
             rows.append(row)
             print(f"{name:16s} {row['model']:28s} {row['fit_seconds']:7.1f} {row['energy_mae_mev_per_atom']:11.2f} "
                   f"{row['forces_mae_mev']:8.1f} {row['spearman']:9.3f} {row['miscalibration']:8.3f} "

@@ -26,8 +26,8 @@ that one exchange sends), dtype, device.
 from __future__ import annotations
 
 import copy
-import math
 import json
+import math
 import os
 import tempfile
 import zipfile
