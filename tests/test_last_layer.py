@@ -11,6 +11,7 @@ from nnip.data import bundled
 from nnip.data.dataset import AtomicDataset
 from nnip.data.graph import AtomicGraph
 from nnip.potentials import build_potential
+from nnip.potentials.contract.ensemble import Ensemble
 from nnip.training.loss import LossConfig
 from nnip.uncertainty.last_layer import last_layer_ensemble, readout_parameters
 
@@ -113,8 +114,12 @@ def test_a_warm_start_from_a_saved_posterior_takes_its_mean(tmp_path):
                                       samples=3, loss=LossConfig())
     nnip.save(ensemble, tmp_path / "posterior.pt")
     fresh, drawn = build_potential(spec).double(), build_potential(spec).double()
-    start_from(fresh, str(tmp_path / "posterior.pt"), member=0, mean=True)
-    start_from(drawn, str(tmp_path / "posterior.pt"), member=0)
+    start_from(fresh, str(tmp_path / "posterior.pt"), member=0)  # recognised as a posterior: its mean
+    start_from(drawn, str(tmp_path / "posterior.pt"), member=0, mean=False)
     readout = readout_parameters(potential)[0]
     torch.testing.assert_close(readout_parameters(fresh)[0], readout, rtol=1e-10, atol=1e-12)
     assert float((readout_parameters(drawn)[0] - readout).abs().max()) > 1e-6  # one member is a draw
+    independent = [build_potential(spec).double() for _ in range(4)]
+    nnip.save(Ensemble(independent), tmp_path / "four.pt")
+    start_from(drawn, str(tmp_path / "four.pt"), member=1)  # independent members: no mean, the member asked for
+    torch.testing.assert_close(readout_parameters(drawn)[0], readout_parameters(independent[1])[0])

@@ -179,7 +179,7 @@ def train_model(config: RunConfig, splits: Splits, directory: Path, seed: int, r
     val = AtomicDataset(splits.val, neighbors, weights, source=splits.sources["val"]) if splits.val else None
     stats = initialise_reference(potential, config.model, train, splits.isolated, config.data.isolated_atoms or "")
     if config.model.init:
-        start_from(potential, config.model.init, seed - config.seed, mean=config.training.posterior_samples > 0)
+        start_from(potential, config.model.init, seed - config.seed)
     posterior, posterior_figures = None, {}
     if config.training.optimizer == "least_squares":  # closed form (linear terms): no epochs, no checkpoint
         refit_e0 = stats.e0_method == "least_squares"
