@@ -45,13 +45,13 @@ SAMPLER_OPTIONS = {
 
 #: the model and uncertainty of each choice of --uncertainties: model section, ensemble members (None: --members),
 #: training keys over the network recipe (closed forms replace it)
+SCHNET = {"name": "schnet", "cutoff": 5.0, "features": 64, "interactions": 3}
+DESCRIPTOR = {"cutoff": 5.0, "radial": 6, "l_max": 3, "degrees": [5, 7, 5]}
 UNCERTAINTIES = {
-    "ensemble": ({"name": "schnet", "cutoff": 5.0, "features": 64, "interactions": 3}, None, {}),
-    "last_layer": ({"name": "schnet", "cutoff": 5.0, "features": 64, "interactions": 3}, 1, {}),
-    "linear_ace": ({"name": "linear_ace", "cutoff": 5.0, "radial": 6, "l_max": 3, "degrees": [5, 7, 5]}, 1,
-                   {"optimizer": "least_squares"}),
-    "sparse_gp": ({"name": "sparse_gp", "cutoff": 5.0, "radial": 6, "l_max": 3, "degrees": [5, 7, 5],
-                   "sparse_points": 1000}, 1, {"optimizer": "least_squares"}),
+    "ensemble": (SCHNET, None, {}),
+    "last_layer": (SCHNET, 1, {}),
+    "linear_ace": ({"name": "linear_ace", **DESCRIPTOR}, 1, {"optimizer": "least_squares"}),
+    "sparse_gp": ({"name": "sparse_gp", **DESCRIPTOR, "sparse_points": 1000}, 1, {"optimizer": "least_squares"}),
 }
 
 
