@@ -85,7 +85,8 @@ def test_train_a_network_with_last_layer_uncertainty(tmp_path):
                                   "test": str(bundled("ethanol_gfn2_1000K.extxyz")), "split": {"val": 20}},
                          "model": {"name": "schnet", "features": 16, "interactions": 2, "cutoff": 4.0},
                          "training": {"max_epochs": 25, "batch_size": 8, "lr": 3e-3, "posterior_samples": 8,
-                                      "progress": False, "plots": False}})
+                                      "schedule": "plateau", "ema_decay": None, "clip_grad_norm": None,
+                                      "progress": False, "plots": False}})  # the settings this test was measured with
     model = nnip.load(tmp_path / "run" / "model.pt")
     assert len(model) == 16 and float(model.variance_scale) > 0
     assert report["last_layer_lambda"] > 0 and report["last_layer_alpha2"] > 0

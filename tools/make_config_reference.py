@@ -22,6 +22,7 @@ from nnip.potentials.contract.registry import REGISTRY
 from nnip.strict import bounds_of
 from nnip.training.config import DataConfig, ModelConfig, RunConfig, SplitConfig, TrainingConfig
 from nnip.training.loss import LossConfig
+from nnip.training.recipes import RECIPES
 
 TARGET = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
 HEADER = """# Configuration reference
@@ -104,6 +105,16 @@ def section(title: str, cls: type, skip: tuple[str, ...] = ()) -> str:
                       *rows, ""])
 
 
+def recipes() -> str:
+    """The table of the models' training recipes (nnip.training.recipes)."""
+    rows = [f"| `{name}` | " + ", ".join(f"`{key}: {value}`" for key, value in recipe.items()).replace("'", "") + " |"
+            for name, recipe in RECIPES.items()]
+    return "\n".join(["### Training recipes", "", "What `training` becomes for each model when the config leaves a key "
+                      "out (`nnip.training.recipes`; `loss` is filled key by key; not applied when the config asks "
+                      "for another `optimizer` kind). Other models get the defaults above.", "",
+                      "| model | recipe |", "|---|---|", *rows, ""])
+
+
 def reference() -> str:
     parts = [HEADER, "## Training (`nnip train`, and the training part of `nnip active`)", "",
              section("top level", RunConfig, skip=("data", "model", "training")),
@@ -111,7 +122,7 @@ def reference() -> str:
              "The `model` section: `name` plus the hyperparameters of that potential (below), or "
              "`terms: [{name: ..., ...}, ...]` for a sum of terms, with these keys beside them:\n",
              section("`model`", ModelConfig), section("`training`", TrainingConfig, skip=("loss",)),
-             section("`training.loss`", LossConfig), "## Potentials (`model.name` or an entry of `model.terms`)", ""]
+             section("`training.loss`", LossConfig), recipes(), "## Potentials (`model.name` or an entry of `model.terms`)", ""]
     for name, (config_class, _) in REGISTRY.items():
         parts.append(section(f"`{name}`", config_class))
     parts += ["## Active learning (`active` section of `nnip active`)", "",

@@ -29,6 +29,7 @@ from nnip.potentials.contract.registry import REGISTRY
 from nnip.strict import (AT_LEAST_ONE, FRACTION, NON_NEGATIVE, POSITIVE, SEED, Bounds, closest, from_dict,
                           load_yaml)
 from nnip.training.loss import LossConfig
+from nnip.training.recipes import with_recipe
 
 __all__ = [
     "DataConfig", "SplitConfig", "ModelConfig", "TrainingConfig", "RunConfig",
@@ -137,6 +138,10 @@ _POTENTIAL_KEYS = tuple(f.name for f in dataclasses.fields(ModelConfig))
 @dataclass
 class TrainingConfig:
     """Optimisation. Times in seconds, learning rates in 1/(loss units).
+
+    The defaults below are those of a model without a training recipe (classical terms). A learned model's
+    recipe (nnip.training.recipes; the table below) fills in every key the config leaves out, and the run's
+    config.yaml shows the values used.
 
     Args:
         max_epochs: epochs to train at most. max_time: wall-time limit, s (stops cleanly).
@@ -316,6 +321,7 @@ def parse_config(data: Mapping[str, Any], where: str = "config") -> RunConfig:
     for required in ("data", "model"):
         if not isinstance(data.get(required), Mapping):
             raise ConfigError(f"{where}: a {required!r} section is required")
+    data["training"] = with_recipe(data.get("training"), data["model"])
     try:
         terms, potential = _term_list(data["model"])
         _check_terms(terms, shorthand="name" in data["model"])
