@@ -1,0 +1,168 @@
+"""Torsional extrapolation: a model trained on 300 K GFN2-xTB MD of 3BPA, tested on relaxed scans of its three
+backbone dihedrals, which reach energies far above what 300 K samples (the "dihedral slices" of the 3BPA
+benchmark of Kovacs et al. 2021 and the MACE paper, here with GFN2-xTB labels).
+
+    python benchmarks/torsion.py --workdir runs/torsion --minutes 30
+
+Steps, each cached in ``--workdir`` and resumed where it stopped (rerun the same command after an interruption):
+
+1. md.extxyz: Langevin MD with GFN2-xTB (tblite) at 300 K from the first structure of nnip's bundled 3BPA set,
+   0.5 fs steps, 500 fs of equilibration dropped, then one frame every 10 fs (``--frames`` frames).
+2. scans.extxyz: for each backbone dihedral (alpha C4-C1-O5-C13, beta C1-O5-C13-C14, gamma O5-C13-C14-C18), a
+   relaxed scan in ``--step``-degree steps all the way round from the starting structure: the dihedral is set
+   (the atoms on its far side rotated), fixed (ase FixInternals) and everything else relaxed with GFN2-xTB (BFGS
+   to 0.05 eV/Å); each point starts from the previous one. Every point is written as soon as it is relaxed.
+3. nnip trained on md.extxyz with its defaults (only ``model.name`` and the time budget; 10 % for validation;
+   run folder ``<workdir>/<model>_<minutes>min_seed<seed>``, resumed by ``nnip train --resume`` rules),
+   then per scan: the relative energies E(phi) - E(phi_0), phi_0 the reference's minimum, their MAE against
+   GFN2-xTB's and both barriers (largest relative energy).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+from ase.calculators.singlepoint import SinglePointCalculator
+from ase.constraints import FixInternals
+from ase.optimize import BFGS
+
+import nnip
+from nnip.md.run import MDSettings, run_md
+from nnip.oracles import get_oracle
+
+#: backbone dihedrals of 3BPA by atom index in nnip's bundled 3BPA files (they reproduce the files' "dihedrals")
+DIHEDRALS = {"alpha": (4, 1, 5, 13), "beta": (1, 5, 13, 14), "gamma": (5, 13, 14, 18)}
+EQUILIBRATION = 1000  # steps of 0.5 fs dropped
+INTERVAL = 20  # steps between kept frames
+
+
+def make_md(path: Path, frames: int, seed: int) -> list:
+    """GFN2-xTB MD of 3BPA at 300 K (module docstring, step 1), cached in ``path``."""
+    if path.is_file():
+        return nnip.read(path)
+    start = nnip.read(nnip.data.bundled("3bpa_train_300K.extxyz"), index=0)[0]
+    start.info = {}
+    settings = MDSettings(steps=EQUILIBRATION + frames * INTERVAL, timestep=0.5, temperature=300, thermostat="langevin",
+                          interval=INTERVAL, seed=seed)
+    trajectory = path.with_suffix(".trajectory.extxyz")
+    trajectory.unlink(missing_ok=True)  # an interrupted MD starts again: it is the cheap step
+    run_md(start, get_oracle("gfn2").factory(), settings, trajectory)
+    kept = [a for a in nnip.read(trajectory) if a.info["step"] > EQUILIBRATION]
+    for atoms in kept:
+        atoms.info = {"temperature_K": 300, "step": atoms.info["step"], "method": "GFN2-xTB (tblite)"}
+    nnip.write(path, kept)
+    trajectory.unlink()
+    return kept
+
+
+def _far_side(atoms, j: int, k: int) -> list[bool]:
+    """Mask of the atoms bonded to k's side of the j-k bond (natural covalent radii)."""
+    from ase.neighborlist import NeighborList, natural_cutoffs
+    neighbours = NeighborList(natural_cutoffs(atoms), self_interaction=False, bothways=True)
+    neighbours.update(atoms)
+    side, todo = {k}, [k]
+    while todo:
+        for n in neighbours.get_neighbors(todo.pop())[0]:
+            if n != j and n not in side:
+                side.add(int(n))
+                todo.append(int(n))
+    return [i in side for i in range(len(atoms))]
+
+
+def _relaxed(atoms, quadruple, angle: float, calculator):
+    """``atoms`` with the dihedral set to ``angle`` (degrees), relaxed with it fixed; energy and forces attached."""
+    atoms = atoms.copy()
+    atoms.set_constraint()
+    i, j, k, l = quadruple
+    atoms.set_dihedral(i, j, k, l, angle, mask=_far_side(atoms, j, k))
+    atoms.set_constraint(FixInternals(dihedrals_deg=[[angle, list(quadruple)]]))
+    atoms.calc = calculator
+    BFGS(atoms, logfile=None).run(fmax=0.05, steps=300)
+    energy, forces = atoms.get_potential_energy(), atoms.get_forces(apply_constraint=False)
+    atoms.set_constraint()
+    labelled = atoms.copy()
+    labelled.info = {"method": "GFN2-xTB (tblite)"}
+    labelled.calc = SinglePointCalculator(labelled, energy=energy, forces=forces)
+    return labelled
+
+
+def make_scans(path: Path, start, step: float) -> list:
+    """Relaxed scans of the three dihedrals (module docstring, step 2), appended point by point to ``path``."""
+    done = nnip.read(path) if path.is_file() else []
+    calculator = get_oracle("gfn2").factory()
+    for name, quadruple in DIHEDRALS.items():
+        mine = [a for a in done if a.info["dihedral"] == name]
+        origin = start.get_dihedral(*quadruple)
+        angles = [(origin + step * n) % 360 for n in range(int(round(360 / step)))]
+        current = mine[-1] if mine else start
+        for n, angle in enumerate(angles[len(mine):], start=len(mine)):
+            point = _relaxed(current, quadruple, angle, calculator)
+            point.info.update(dihedral=name, angle=angle, point=n)
+            done.append(point)
+            nnip.write(path, done)  # atomically, with every point so far
+            current = point
+            print(f"{name} {n + 1}/{len(angles)}: {angle:6.1f} deg, E = {point.get_potential_energy():.4f} eV",
+                  flush=True)
+    return done
+
+
+def scan_errors(model, scans) -> list[dict]:
+    """Per dihedral: relative-energy MAE (meV) and both barriers (meV), relative to the reference's minimum."""
+    calculator = nnip.Calculator(model)
+    rows = []
+    for name in DIHEDRALS:
+        points = sorted((a for a in scans if a.info["dihedral"] == name), key=lambda a: a.info["point"])
+        if not points:
+            continue
+        reference = np.array([a.get_potential_energy() for a in points])
+        predicted = []
+        for atoms in points:
+            atoms = atoms.copy()
+            atoms.calc = calculator
+            predicted.append(atoms.get_potential_energy())
+        origin = int(np.argmin(reference))
+        ref, pred = reference - reference[origin], np.array(predicted) - predicted[origin]
+        rows.append({"dihedral": name, "points": len(points), "mae_mev": 1000 * float(np.abs(pred - ref).mean()),
+                     "barrier_ref_mev": 1000 * float(ref.max()), "barrier_pred_mev": 1000 * float(pred.max())})
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workdir", required=True, help="cache of the MD and the scans")
+    parser.add_argument("--model", default="equivariant")
+    parser.add_argument("--minutes", type=float, default=30.0, help="nnip's training budget")
+    parser.add_argument("--frames", type=int, default=500, help="MD frames for training")
+    parser.add_argument("--step", type=float, default=15.0, help="scan step, degrees")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    work = Path(args.workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    md = make_md(work / "md.extxyz", args.frames, args.seed)
+    scans = make_scans(work / "scans.extxyz", md[0], args.step)
+    md_energies = np.array([a.get_potential_energy() for a in md])
+    spans = {name: np.ptp([a.get_potential_energy() for a in scans if a.info["dihedral"] == name])
+             for name in DIHEDRALS}
+    print(f"{len(md)} MD frames (energy std {1000 * md_energies.std():.0f} meV); {len(scans)} scan points (relaxed "
+          f"energy span per dihedral: {', '.join(f'{n} {1000 * v:.0f} meV' for n, v in spans.items())})")
+    folder = work / f"{args.model}_{args.minutes:g}min_seed{args.seed}"  # resumed when it exists
+    config = {"seed": args.seed, "output": str(folder), "model": {"name": args.model},
+              "data": {"train": str(work / "md.extxyz"), "split": {"val": 0.1}},
+              "training": {"max_epochs": 100000, "max_time": 60 * args.minutes, "progress": False, "plots": False}}
+    report = nnip.train(config, resume=(folder / "config.yaml").is_file())
+    model = nnip.load(folder / "model.pt")
+    print(f"nnip {args.model}, defaults, {args.minutes:g} min ({report['epochs']} epochs): validation force MAE "
+          f"{1000 * report['val']['forces_mae']:.1f} meV/Å")
+    print(f"{'dihedral':9s} {'points':>6s} {'rel. E MAE meV':>14s} {'barrier GFN2':>12s} {'barrier nnip':>12s}")
+    for row in scan_errors(model, scans):
+        print(f"{row['dihedral']:9s} {row['points']:6d} {row['mae_mev']:14.1f} {row['barrier_ref_mev']:12.0f} "
+              f"{row['barrier_pred_mev']:12.0f}")
+
+
+if __name__ == "__main__":
+    main()
