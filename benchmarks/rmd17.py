@@ -34,32 +34,26 @@ SCHEDULES = {
     "plateau": {"schedule": "plateau", "plateau_patience": 15, "plateau_factor": 0.6, "min_lr": 1e-5},
     "cosine": {"schedule": "cosine", "min_lr": 1e-5},  # over max_time: anneals within the budget
 }
-#: initial learning rate per model; test force MAE after 10 min on 1 thread (meV/Å): equivariant lr 1e-3 32.8,
-#: 5e-3 16.9, 1e-2 14.7, 2e-2 13.4; PaiNN 1e-3 20.9, 5e-3 13.4. The equivariant model at 1e-2 without
-#: clipping diverged after 12 minutes of a 120-minute run (loss 0.16 -> 4e9 at epoch 41): 5e-3 and clipping.
-DEFAULT_LR = {"equivariant": 5e-3, "painn": 5e-3}
-#: gradient-norm clipping per model (None: off)
-DEFAULT_CLIP = {"equivariant": 10.0}
-DEFAULT_SCHEDULE = {"schnet": "plateau", "bp": "cosine", "painn": "cosine", "equivariant": "cosine"}
+#: training comes from nnip's recipe per model (nnip.training.recipes); the flags below override it. Evidence for
+#: the learning rate, test force MAE after 10 min on 1 thread (meV/Å): equivariant lr 1e-3 32.8, 5e-3 16.9, 1e-2
+#: 14.7, 2e-2 13.4; PaiNN 1e-3 20.9, 5e-3 13.4. The equivariant model at 1e-2 without clipping diverged after 12
+#: minutes of a 120-minute run (loss 0.16 -> 4e9 at epoch 41): 5e-3 and clipping.
 PUBLISHED = {"schnet": "SchNet ~17 meV/Å", "bp": "ANI 13.4, GAP 18.1 meV/Å", "painn": "PaiNN ~10 meV/Å",
              "equivariant": "NequIP 2.8, MACE 2.1 meV/Å"}
 
 
 def config(model: str, train: str, test: str, minutes: float, output: str, seed: int,
-           schedule: str | None = None, forces_weight: float = 10.0, lr: float = 1e-3,
+           schedule: str | None = None, forces_weight: float | None = None, lr: float | None = None,
            clip_grad_norm: float | None = None) -> dict:
-    """The run config: 50 validation structures, batch 8, Adam from ``lr`` (default 1e-3), EMA 0.99,
-    gradient norm clipped at ``clip_grad_norm`` (None: not clipped)."""
-    return {
-        "seed": seed,
-        "output": output,
-        "data": {"train": train, "test": test, "split": {"val": 50}},
-        "model": MODELS[model],
-        "training": {"max_epochs": 100000, "max_time": 60.0 * minutes, "batch_size": 8, "lr": lr,
-                     **SCHEDULES[schedule or DEFAULT_SCHEDULE[model]],
-                     "ema_decay": 0.99, "clip_grad_norm": clip_grad_norm, "eval_batch_size": 100, "progress": False,
-                     "loss": {"energy_weight": 1.0, "forces_weight": forces_weight}},
-    }
+    """The run config: 50 validation structures and the model's training recipe, with the schedule, force
+    weight, learning rate and gradient-norm clipping replaced where given (None: the recipe's)."""
+    overrides = {"lr": lr, "clip_grad_norm": clip_grad_norm}
+    training = {"max_epochs": 100000, "max_time": 60.0 * minutes, "eval_batch_size": 100, "progress": False,
+                **(SCHEDULES[schedule] if schedule else {}), **{k: v for k, v in overrides.items() if v is not None}}
+    if forces_weight is not None:
+        training["loss"] = {"forces_weight": forces_weight}
+    return {"seed": seed, "output": output, "data": {"train": train, "test": test, "split": {"val": 50}},
+            "model": MODELS[model], "training": training}
 
 
 def main() -> None:
@@ -70,23 +64,23 @@ def main() -> None:
     parser.add_argument("--test", default=str(bundled("ethanol_test.extxyz")))
     parser.add_argument("--output", default=None, help="run folder (default runs/rmd17_<model>)")
     parser.add_argument("--schedule", choices=sorted(SCHEDULES), default=None,
-                        help="learning-rate schedule (default: plateau for schnet, cosine otherwise)")
-    parser.add_argument("--lr", type=float, default=None, help="initial learning rate (default 5e-3 for "
-                        "equivariant and painn, 1e-3 otherwise)")
+                        help="learning-rate schedule (default: the model's recipe)")
+    parser.add_argument("--lr", type=float, default=None, help="initial learning rate (default: the recipe's)")
     parser.add_argument("--clip-grad-norm", type=float, default=None,
-                        help="clip the gradient norm (default 10 for equivariant, off otherwise)")
+                        help="clip the gradient norm (default: the recipe's)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     output = args.output or f"runs/rmd17_{args.model}"
     data = config(args.model, args.train, args.test, args.minutes, output, args.seed, args.schedule,
-                  lr=args.lr or DEFAULT_LR.get(args.model, 1e-3),
-                  clip_grad_norm=args.clip_grad_norm if args.clip_grad_norm is not None else DEFAULT_CLIP.get(args.model))
+                  lr=args.lr, clip_grad_norm=args.clip_grad_norm)
+    parsed = parse_config(data)
     started = time.perf_counter()
-    report = run_training(parse_config(data), data, overwrite=True)
+    report = run_training(parsed, parsed.as_dict(), overwrite=True)
     test = report["test"]
-    print(json.dumps({"model": args.model, "minutes": args.minutes, "schedule": data["training"]["schedule"], "epochs": report["epochs"],
+    print(json.dumps({"model": args.model, "minutes": args.minutes, "schedule": parsed.training.schedule,
+                      "lr": parsed.training.lr, "epochs": report["epochs"],
                       "n_train": report["train"]["n_structures"], "n_val": report["val"]["n_structures"],
                       "wall_seconds": round(time.perf_counter() - started, 1),
                       "test_energy_mae_meV": 1000 * test["energy_mae"],
