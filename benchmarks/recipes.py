@@ -30,6 +30,7 @@ from pathlib import Path
 import torch
 
 from nnip.data import bundled
+from nnip.training.checkpoint import read_metrics_csv
 from nnip.training.config import parse_config
 from nnip.training.run import run_training
 
@@ -84,13 +85,8 @@ def run(data: dict, model: str, candidate: str, seconds: float, threads: int, se
 
 def _last_train_loss(path: Path) -> float:
     """The last epoch's training loss from the run's metrics.csv (NaN when there is none)."""
-    if not path.is_file():
-        return float("nan")
-    lines = path.read_text().splitlines()
-    header = lines[0].split(",")
-    if len(lines) < 2 or "train_loss" not in header:
-        return float("nan")
-    return float(lines[-1].split(",")[header.index("train_loss")])
+    rows = read_metrics_csv(path) if path.is_file() else []
+    return rows[-1].get("train_loss", math.nan) if rows else math.nan
 
 
 def main() -> None:

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.constraints import FixInternals
+from ase.neighborlist import NeighborList, natural_cutoffs
 from ase.optimize import BFGS
 
 import nnip
@@ -60,7 +61,6 @@ def make_md(path: Path, frames: int, seed: int) -> list:
 
 def _far_side(atoms, j: int, k: int) -> list[bool]:
     """Mask of the atoms bonded to k's side of the j-k bond (natural covalent radii)."""
-    from ase.neighborlist import NeighborList, natural_cutoffs
     neighbours = NeighborList(natural_cutoffs(atoms), self_interaction=False, bothways=True)
     neighbours.update(atoms)
     side, todo = {k}, [k]
