@@ -22,7 +22,7 @@ from nnip.potentials.contract.registry import REGISTRY
 from nnip.strict import bounds_of
 from nnip.training.config import DataConfig, ModelConfig, RunConfig, SplitConfig, TrainingConfig
 from nnip.training.loss import LossConfig
-from nnip.training.recipes import RECIPES
+from nnip.training.recipes import BUDGET_EPOCHS, RECIPES
 
 TARGET = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
 HEADER = """# Configuration reference
@@ -111,7 +111,9 @@ def recipes() -> str:
             for name, recipe in RECIPES.items()]
     return "\n".join(["### Training recipes", "", "What `training` becomes for each model when the config leaves a key "
                       "out (`nnip.training.recipes`; `loss` is filled key by key; not applied when the config asks "
-                      "for another `optimizer` kind). Other models get the defaults above.", "",
+                      "for another `optimizer` kind). A network's run with `max_time` and no `max_epochs` gets "
+                      f"`max_epochs: {BUDGET_EPOCHS}`: the time budget ends it and the cosine anneals over it. "
+                      "Other models get the defaults above.", "",
                       "| model | recipe |", "|---|---|", *rows, ""])
 
 

@@ -8,7 +8,7 @@ import yaml
 import nnip
 from nnip.data import bundled
 from nnip.training.config import TrainingConfig, parse_config
-from nnip.training.recipes import RECIPES
+from nnip.training.recipes import BUDGET_EPOCHS, RECIPES
 from nnip.training.run import train
 
 DATA = {"train": "x.extxyz"}
@@ -36,6 +36,13 @@ def test_given_keys_win_and_the_loss_is_filled_key_by_key():
     assert training.lr == 1e-4 and training.schedule == "cosine" and training.ema_decay == 0.99
     assert training.loss.energy_weight == 5.0 and training.loss.forces_weight == RECIPES["equivariant"]["loss"][
         "forces_weight"]
+
+
+def test_a_time_budget_alone_ends_a_network_run():
+    assert _training({"name": "painn"}, {"max_time": 600}).max_epochs == BUDGET_EPOCHS
+    assert _training({"name": "painn"}, {"max_time": 600, "max_epochs": 7}).max_epochs == 7
+    assert _training({"name": "painn"}).max_epochs == TrainingConfig().max_epochs
+    assert _training({"name": "linear_ace"}, {"max_time": 600}).max_epochs == TrainingConfig().max_epochs
 
 
 def test_closed_form_models_are_fitted_in_closed_form_unless_told_otherwise():

@@ -6,7 +6,7 @@ is checked, so the resolved ``config.yaml`` of a run shows every value used. Key
 ``loss`` is filled key by key. Models without a recipe (classical terms) get TrainingConfig's own defaults.
 
 The networks' recipes anneal the learning rate by a cosine over ``max_time`` when it is set (otherwise over
-``max_epochs``), clip the gradient norm and average the weights (EMA); they were chosen by
+``max_epochs``; with ``max_time`` and no ``max_epochs`` the time budget alone ends the run), clip the gradient norm and average the weights (EMA); they were chosen by
 benchmarks/recipes.py (docs/benchmarks.md, "Default training recipes"). Linear ACE and the sparse GP are fitted
 in closed form.
 """
@@ -17,7 +17,11 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["RECIPES", "recipe_for", "with_recipe"]
+__all__ = ["BUDGET_EPOCHS", "RECIPES", "recipe_for", "with_recipe"]
+
+#: ``max_epochs`` of a network's recipe when the config gives ``max_time`` but no ``max_epochs``: so many that
+#: the time budget ends the run (and the cosine anneals over it), not TrainingConfig's default of 100 epochs
+BUDGET_EPOCHS = 1_000_000
 
 #: the networks' shared recipe: Adam from 5e-3 with a cosine to 1e-5 over the budget, gradient norm clipped
 #: at 10, EMA 0.99, 8 structures per step, forces weighted 10 to the per-atom energy's 1
@@ -48,7 +52,8 @@ _FAMILIES = {"adam": ("adam", "adamw"), "least_squares": ("least_squares",)}
 
 
 def with_recipe(training: Any, model: Mapping[str, Any]) -> Any:
-    """The ``training`` section (plain data) completed by the model's recipe: given keys win, ``loss`` key by key.
+    """The ``training`` section (plain data) completed by the model's recipe: given keys win, ``loss`` key by key;
+    a network's run with ``max_time`` and no ``max_epochs`` gets BUDGET_EPOCHS.
     The recipe is not applied when the config asks for another kind of fit (``optimizer`` lbfgs, or adam for a
     closed-form model), nor to a section that is not a mapping (the config check reports it)."""
     if training is not None and not isinstance(training, Mapping):
@@ -58,6 +63,8 @@ def with_recipe(training: Any, model: Mapping[str, Any]) -> Any:
     if given.get("optimizer", recipe.get("optimizer", "adam")) not in _FAMILIES[recipe.get("optimizer", "adam")]:
         return given
     loss = recipe.pop("loss", {})
+    if recipe.get("optimizer", "adam") == "adam" and given.get("max_time") is not None:
+        recipe["max_epochs"] = BUDGET_EPOCHS
     merged = {**recipe, **given}
     if loss and isinstance(given.get("loss", {}), Mapping):
         merged["loss"] = {**loss, **given.get("loss", {})}
