@@ -7,7 +7,7 @@
 The settings are the issue's reference run, matched to ``benchmarks/rmd17.py``'s budget:
 mace_run_train 0.3.16, 64 channels, max_L 1 (64x0e+64x1o), correlation 3, 2 interactions,
 r_max 5 Å, float32, batch 5, EMA 0.99, E0s averaged over the training set, 5 % of the
-training file held out for validation (50 of rMD17's 1000), plateau schedule and loss weights
+training file held out for validation (50 of rMD17's 1000; ``--valid-fraction``), plateau schedule and loss weights
 left at MACE's defaults, ``--threads`` torch threads (2).
 
 mace_run_train has no wall-clock limit, so this script starts it with ``--keep_checkpoints``
@@ -42,11 +42,12 @@ MACE_BIN = HERE / ".venv-mace" / "bin"
 NAME = "mace_ethanol"
 
 
-def mace_arguments(train: Path, test: Path, workdir: Path, seed: int, checkpoints: Path) -> list[str]:
+def mace_arguments(train: Path, test: Path, workdir: Path, seed: int, checkpoints: Path,
+                   valid_fraction: float = 0.05) -> list[str]:
     """The mace_run_train command line of the reference run (see the module docstring)."""
     return [
         str(MACE_BIN / "mace_run_train"), f"--name={NAME}", f"--seed={seed}",
-        f"--train_file={train}", "--valid_fraction=0.05", f"--test_file={test}",
+        f"--train_file={train}", f"--valid_fraction={valid_fraction}", f"--test_file={test}",
         "--energy_key=energy", "--forces_key=forces", "--E0s=average",
         "--model=MACE", "--num_channels=64", "--max_L=1", "--correlation=3", "--num_interactions=2",
         "--r_max=5.0", "--default_dtype=float32", "--batch_size=5", "--valid_batch_size=10",
@@ -76,15 +77,29 @@ def newest_checkpoint(directory: Path) -> Path | None:
     return None
 
 
+def epochs_trained(workdir: Path) -> int:
+    """Epochs MACE completed in ``workdir``: the epoch index of its last optimisation step (counted from 0)."""
+    last = 0
+    for path in (workdir / "results").glob(f"{NAME}_run-*_train.txt"):
+        for line in path.read_text().splitlines():
+            if '"mode": "opt"' in line:
+                last = max(last, int(line.rsplit('"epoch":', 1)[1].strip(" }")))
+    return last
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of a process and its reaped children, from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
-def train(args: argparse.Namespace, workdir: Path, env: dict[str, str]) -> list[tuple[float, Path]]:
-    """Run mace_run_train, copy the newest checkpoint at each mark, stop at the last one."""
-    command = mace_arguments(args.train, args.test, workdir, args.seed, workdir / "checkpoints")
+def train(args: argparse.Namespace, workdir: Path, env: dict[str, str]) -> list[tuple[float, Path, float]]:
+    """Run mace_run_train, copy the newest checkpoint at each mark, stop at the last one.
+
+    Returns (minutes, snapshot folder, CPU share) per mark; the CPU share is the run's CPU seconds over
+    wall seconds times ``args.threads``.
+    """
+    command = mace_arguments(args.train, args.test, workdir, args.seed, workdir / "checkpoints", args.valid_fraction)
     command.append("--max_num_epochs=100000")
     log = open(workdir / "train.log", "w")
     start = time.monotonic()
@@ -108,9 +123,10 @@ def train(args: argparse.Namespace, workdir: Path, env: dict[str, str]) -> list[
                 shutil.copy2(newest, target / newest.name)
             finally:
                 process.send_signal(signal.SIGCONT)
+            share = cpu / (wall * args.threads)
             print(f"{minutes:g} min: {newest.name} (CPU {cpu:.0f} s of {wall:.0f} s wall x {args.threads} threads "
-                  f"= {cpu / (wall * args.threads):.0%})", flush=True)
-            snapshots.append((minutes, target))
+                  f"= {share:.0%})", flush=True)
+            snapshots.append((minutes, target, share))
     finally:
         process.terminate()
         process.wait()
@@ -118,11 +134,12 @@ def train(args: argparse.Namespace, workdir: Path, env: dict[str, str]) -> list[
     return snapshots
 
 
-def evaluate(args: argparse.Namespace, workdir: Path, snapshot: Path, env: dict[str, str]) -> tuple[float, float]:
-    """Test energy MAE (meV per structure) and force MAE (meV/Å) of the checkpoint in ``snapshot``."""
+def evaluate(args: argparse.Namespace, snapshot: Path, env: dict[str, str]) -> dict[str, float]:
+    """Test errors of the checkpoint in ``snapshot``: energy MAE per structure (meV) and per atom (meV/atom),
+    force MAE per component (meV/Å), and the checkpoint's epoch."""
     epoch = epoch_of(newest_checkpoint(snapshot))
     model_dir = snapshot / "model"
-    command = mace_arguments(args.train, args.test, snapshot, args.seed, snapshot)
+    command = mace_arguments(args.train, args.test, snapshot, args.seed, snapshot, args.valid_fraction)
     command = [c for c in command if not c.startswith(("--test_file", "--model_dir"))]
     command += [f"--model_dir={model_dir}", "--restart_latest", f"--max_num_epochs={epoch}"]
     with open(snapshot / "rebuild.log", "w") as log:
@@ -133,10 +150,12 @@ def evaluate(args: argparse.Namespace, workdir: Path, snapshot: Path, env: dict[
                     "--default_dtype=float32", "--device=cpu"],
                    stdout=subprocess.DEVNULL, check=True, env=env)
     reference, prediction = read(args.test, ":"), read(predicted, ":")
-    energy = np.array([[r.get_potential_energy(), p.info["MACE_energy"]] for r, p in zip(reference, prediction)])
+    energy = np.array([r.get_potential_energy() - p.info["MACE_energy"] for r, p in zip(reference, prediction)])
+    atoms = np.array([len(r) for r in reference])
     forces = [(r.get_forces() - p.arrays["MACE_forces"]).ravel() for r, p in zip(reference, prediction)]
-    return (1000 * float(np.mean(np.abs(energy[:, 0] - energy[:, 1]))),
-            1000 * float(np.mean(np.abs(np.concatenate(forces)))))
+    return {"energy_mae_mev": 1000 * float(np.mean(np.abs(energy))),
+            "energy_mae_mev_per_atom": 1000 * float(np.mean(np.abs(energy / atoms))),
+            "forces_mae_mev": 1000 * float(np.mean(np.abs(np.concatenate(forces)))), "epoch": epoch}
 
 
 def main() -> None:
@@ -147,6 +166,7 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("runs/mace_accuracy"))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--valid-fraction", type=float, default=0.05, help="share of --train held out by MACE")
     args = parser.parse_args()
     if not (MACE_BIN / "mace_run_train").exists():
         sys.exit(f"{MACE_BIN / 'mace_run_train'} not found: run `bash benchmarks/peers/setup.sh` first")
@@ -159,14 +179,15 @@ def main() -> None:
         sys.exit(f"{workdir} exists: choose another --workdir or remove it")
     workdir.mkdir(parents=True)
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
-    for minutes, snapshot in train(args, workdir, env):
+    for minutes, snapshot, _ in train(args, workdir, env):
         try:
-            energy, force = evaluate(args, workdir, snapshot, env)
+            errors = evaluate(args, snapshot, env)
         except subprocess.CalledProcessError as error:
             print(f"MACE after {minutes:g} min: evaluation failed ({error}); see {snapshot}/rebuild.log")
             continue
         print(f"MACE after {minutes:g} min ({newest_checkpoint(snapshot).name}): "
-              f"test force MAE {force:.2f} meV/Å, energy MAE {energy:.2f} meV", flush=True)
+              f"test force MAE {errors['forces_mae_mev']:.2f} meV/Å, energy MAE {errors['energy_mae_mev']:.2f} meV",
+              flush=True)
 
 
 if __name__ == "__main__":
