@@ -68,7 +68,7 @@ def main() -> None:
     print(f"{args.model} with nnip's defaults, {args.minutes:g} min, {args.threads} threads, {uncertainty}; "
           f"{len(test)} of the mixed set's structures are not in the training file")
     with tempfile.TemporaryDirectory() as folder:
-        training = {"max_epochs": 100000, "max_time": 60 * args.minutes, "progress": False, "plots": False}
+        training = {"max_time": 60 * args.minutes, "progress": False, "plots": False}
         if args.ensemble == 1:
             training["posterior_samples"] = args.posterior_samples
         config = {"seed": args.seed, "output": folder, "ensemble": args.ensemble, "model": {"name": args.model},

@@ -2,7 +2,7 @@
 backbone dihedrals, which reach energies far above what 300 K samples (the "dihedral slices" of the 3BPA
 benchmark of Kovacs et al. 2021 and the MACE paper, here with GFN2-xTB labels).
 
-    python benchmarks/torsion.py --workdir runs/torsion --minutes 30
+    python benchmarks/torsion.py --workdir runs/torsion --minutes 30 --mace
 
 Steps, each cached in ``--workdir`` and resumed where it stopped (rerun the same command after an interruption):
 
@@ -13,14 +13,21 @@ Steps, each cached in ``--workdir`` and resumed where it stopped (rerun the same
    (the atoms on its far side rotated), fixed (ase FixInternals) and everything else relaxed with GFN2-xTB (BFGS
    to 0.05 eV/Å); each point starts from the previous one. Every point is written as soon as it is relaxed.
 3. nnip trained on md.extxyz with its defaults (only ``model.name`` and the time budget; 10 % for validation;
-   run folder ``<workdir>/<model>_<minutes>min_seed<seed>``, resumed by ``nnip train --resume`` rules),
+   or with ``--set`` changes for a diagnosis; run folder ``<workdir>/<model>_<minutes>min_seed<seed>[_<changes>]``,
+   resumed by ``nnip train --resume`` rules),
    then per scan: the relative energies E(phi) - E(phi_0), phi_0 the reference's minimum, their MAE against
    GFN2-xTB's and both barriers (largest relative energy).
+4. With ``--mace``: mace_run_train at its reference settings (benchmarks/peers/mace_accuracy.py; 10 % for
+   validation, the same budget and threads) on md.extxyz, run after nnip, its scan energies cached in
+   ``<workdir>/mace_<minutes>min_seed<seed>``; the same figures.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +40,7 @@ from ase.optimize import BFGS
 import nnip
 from nnip.md.run import MDSettings, run_md
 from nnip.oracles import get_oracle
+from peers import mace_accuracy
 
 #: backbone dihedrals of 3BPA by atom index in nnip's bundled 3BPA files (they reproduce the files' "dihedrals")
 DIHEDRALS = {"alpha": (4, 1, 5, 13), "beta": (1, 5, 13, 14), "gamma": (5, 13, 14, 18)}
@@ -109,22 +117,53 @@ def make_scans(path: Path, start, step: float) -> list:
     return done
 
 
-def scan_errors(model, scans) -> list[dict]:
-    """Per dihedral: relative-energy MAE (meV) and both barriers (meV), relative to the reference's minimum."""
+def nnip_energies(model, scans) -> list[float]:
+    """nnip's energy (eV) of every scan point."""
     calculator = nnip.Calculator(model)
+    energies = []
+    for atoms in scans:
+        atoms = atoms.copy()
+        atoms.calc = calculator
+        energies.append(atoms.get_potential_energy())
+    return energies
+
+
+def mace_energies(work: Path, minutes: float, seed: int, threads: int) -> list[float]:
+    """MACE's energy (eV) of every scan point after mace_run_train at its reference settings
+    (benchmarks/peers/mace_accuracy.py) on md.extxyz for ``minutes``; cached in <work>/mace_<minutes>min_seed<seed>."""
+    folder = work / f"mace_{minutes:g}min_seed{seed}"
+    cache = folder / "scan_energies.json"
+    if cache.is_file():
+        return json.loads(cache.read_text())
+    if not (mace_accuracy.MACE_BIN / "mace_run_train").exists():
+        raise SystemExit("MACE is not installed: run `bash benchmarks/peers/setup.sh` first, or leave out --mace")
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    options = argparse.Namespace(train=(work / "md.extxyz").resolve(), test=(work / "scans.extxyz").resolve(),
+                                 minutes=[minutes], seed=seed, threads=threads, valid_fraction=0.1)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    [(_, snapshot, share)] = mace_accuracy.train(options, folder, env)
+    predicted = mace_accuracy.predict(mace_accuracy.rebuild(options, snapshot, env), options.test,
+                                      folder / "scans_predicted.xyz", env)
+    energies = [float(a.info["MACE_energy"]) for a in predicted]
+    cache.write_text(json.dumps(energies))
+    print(f"MACE, {minutes:g} min ({mace_accuracy.epochs_trained(folder)} epochs, CPU share {share:.2f})")
+    return energies
+
+
+def scan_errors(scans, predicted: list[float]) -> list[dict]:
+    """Per dihedral: relative-energy MAE (meV) and both barriers (meV) of the ``predicted`` energies (eV, one per
+    scan point), relative to the reference's minimum."""
     rows = []
     for name in DIHEDRALS:
-        points = sorted((a for a in scans if a.info["dihedral"] == name), key=lambda a: a.info["point"])
+        points = sorted((n for n, a in enumerate(scans) if a.info["dihedral"] == name),
+                        key=lambda n: scans[n].info["point"])
         if not points:
             continue
-        reference = np.array([a.get_potential_energy() for a in points])
-        predicted = []
-        for atoms in points:
-            atoms = atoms.copy()
-            atoms.calc = calculator
-            predicted.append(atoms.get_potential_energy())
+        reference = np.array([scans[n].get_potential_energy() for n in points])
+        energies = np.array([predicted[n] for n in points])
         origin = int(np.argmin(reference))
-        ref, pred = reference - reference[origin], np.array(predicted) - predicted[origin]
+        ref, pred = reference - reference[origin], energies - energies[origin]
         rows.append({"dihedral": name, "points": len(points), "mae_mev": 1000 * float(np.abs(pred - ref).mean()),
                      "barrier_ref_mev": 1000 * float(ref.max()), "barrier_pred_mev": 1000 * float(pred.max())})
     return rows
@@ -139,6 +178,9 @@ def main() -> None:
     parser.add_argument("--step", type=float, default=15.0, help="scan step, degrees")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="change one of nnip's defaults (as `nnip train --set`), e.g. model.cutoff=4; repeatable")
+    parser.add_argument("--mace", action="store_true", help="also MACE, trained the same way (mace_accuracy.py)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     work = Path(args.workdir)
@@ -150,18 +192,24 @@ def main() -> None:
              for name in DIHEDRALS}
     print(f"{len(md)} MD frames (energy std {1000 * md_energies.std():.0f} meV); {len(scans)} scan points (relaxed "
           f"energy span per dihedral: {', '.join(f'{n} {1000 * v:.0f} meV' for n, v in spans.items())})")
-    folder = work / f"{args.model}_{args.minutes:g}min_seed{args.seed}"  # resumed when it exists
+    variant = "".join(f"_{item.replace('=', '-')}" for item in args.set)
+    folder = work / f"{args.model}_{args.minutes:g}min_seed{args.seed}{variant}"  # resumed when it exists
     config = {"seed": args.seed, "output": str(folder), "model": {"name": args.model},
               "data": {"train": str(work / "md.extxyz"), "split": {"val": 0.1}},
-              "training": {"max_epochs": 100000, "max_time": 60 * args.minutes, "progress": False, "plots": False}}
-    report = nnip.train(config, resume=(folder / "config.yaml").is_file())
+              "training": {"max_time": 60 * args.minutes, "progress": False, "plots": False}}
+    report = nnip.train(config, args.set, resume=(folder / "config.yaml").is_file())
     model = nnip.load(folder / "model.pt")
-    print(f"nnip {args.model}, defaults, {args.minutes:g} min ({report['epochs']} epochs): validation force MAE "
+    print(f"nnip {args.model}, defaults{''.join(', ' + item for item in args.set)}, {args.minutes:g} min ({report['epochs']} epochs): validation force MAE "
           f"{1000 * report['val']['forces_mae']:.1f} meV/Å")
-    print(f"{'dihedral':9s} {'points':>6s} {'rel. E MAE meV':>14s} {'barrier GFN2':>12s} {'barrier nnip':>12s}")
-    for row in scan_errors(model, scans):
-        print(f"{row['dihedral']:9s} {row['points']:6d} {row['mae_mev']:14.1f} {row['barrier_ref_mev']:12.0f} "
-              f"{row['barrier_pred_mev']:12.0f}")
+    predictions = {"nnip": nnip_energies(model, scans)}
+    if args.mace:
+        predictions["MACE"] = mace_energies(work, args.minutes, args.seed, args.threads)
+    print(f"{'dihedral':9s} {'points':>6s} {'package':>7s} {'rel. E MAE meV':>14s} {'barrier GFN2':>12s} "
+          f"{'barrier':>8s}")
+    for package, energies in predictions.items():
+        for row in scan_errors(scans, energies):
+            print(f"{row['dihedral']:9s} {row['points']:6d} {package:>7s} {row['mae_mev']:14.1f} "
+                  f"{row['barrier_ref_mev']:12.0f} {row['barrier_pred_mev']:8.0f}")
 
 
 if __name__ == "__main__":

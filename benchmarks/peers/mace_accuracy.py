@@ -134,9 +134,8 @@ def train(args: argparse.Namespace, workdir: Path, env: dict[str, str]) -> list[
     return snapshots
 
 
-def evaluate(args: argparse.Namespace, snapshot: Path, env: dict[str, str]) -> dict[str, float]:
-    """Test errors of the checkpoint in ``snapshot``: energy MAE per structure (meV) and per atom (meV/atom),
-    force MAE per component (meV/Å), and the checkpoint's epoch."""
+def rebuild(args: argparse.Namespace, snapshot: Path, env: dict[str, str]) -> Path:
+    """MACE's own model file, built by mace_run_train from the checkpoint in ``snapshot`` (module docstring)."""
     epoch = epoch_of(newest_checkpoint(snapshot))
     model_dir = snapshot / "model"
     command = mace_arguments(args.train, args.test, snapshot, args.seed, snapshot, args.valid_fraction)
@@ -144,18 +143,29 @@ def evaluate(args: argparse.Namespace, snapshot: Path, env: dict[str, str]) -> d
     command += [f"--model_dir={model_dir}", "--restart_latest", f"--max_num_epochs={epoch}"]
     with open(snapshot / "rebuild.log", "w") as log:
         subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env, check=True)
-    predicted = snapshot / "test_predicted.xyz"
-    subprocess.run([str(MACE_BIN / "mace_eval_configs"), f"--configs={args.test}",
-                    f"--model={model_dir / (NAME + '.model')}", f"--output={predicted}",
-                    "--default_dtype=float32", "--device=cpu"],
+    return model_dir / (NAME + ".model")
+
+
+def predict(model: Path, configs: Path, output: Path, env: dict[str, str]) -> list:
+    """mace_eval_configs on ``configs``: the structures with info ``MACE_energy`` (eV), arrays ``MACE_forces``."""
+    subprocess.run([str(MACE_BIN / "mace_eval_configs"), f"--configs={configs}", f"--model={model}",
+                    f"--output={output}", "--default_dtype=float32", "--device=cpu"],
                    stdout=subprocess.DEVNULL, check=True, env=env)
-    reference, prediction = read(args.test, ":"), read(predicted, ":")
+    return read(output, ":")
+
+
+def evaluate(args: argparse.Namespace, snapshot: Path, env: dict[str, str]) -> dict[str, float]:
+    """Test errors of the checkpoint in ``snapshot``: energy MAE per structure (meV) and per atom (meV/atom),
+    force MAE per component (meV/Å), and the checkpoint's epoch."""
+    prediction = predict(rebuild(args, snapshot, env), args.test, snapshot / "test_predicted.xyz", env)
+    reference = read(args.test, ":")
     energy = np.array([r.get_potential_energy() - p.info["MACE_energy"] for r, p in zip(reference, prediction)])
     atoms = np.array([len(r) for r in reference])
     forces = [(r.get_forces() - p.arrays["MACE_forces"]).ravel() for r, p in zip(reference, prediction)]
     return {"energy_mae_mev": 1000 * float(np.mean(np.abs(energy))),
             "energy_mae_mev_per_atom": 1000 * float(np.mean(np.abs(energy / atoms))),
-            "forces_mae_mev": 1000 * float(np.mean(np.abs(np.concatenate(forces)))), "epoch": epoch}
+            "forces_mae_mev": 1000 * float(np.mean(np.abs(np.concatenate(forces)))),
+            "epoch": epoch_of(newest_checkpoint(snapshot))}
 
 
 def main() -> None:
