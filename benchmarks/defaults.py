@@ -36,7 +36,6 @@ import time
 from pathlib import Path
 
 import torch
-from ase.io import write
 
 import nnip
 from extrapolation import unseen
@@ -71,9 +70,7 @@ def test_file(entry: dict, folder: Path) -> Path:
         return entry["test"]
     path = folder / "test.extxyz"
     if not path.is_file():
-        frames = unseen(nnip.read(entry["mixed"]), nnip.read(entry["train"]))
-        write(path.with_suffix(".tmp.extxyz"), frames, format="extxyz")
-        path.with_suffix(".tmp.extxyz").replace(path)
+        nnip.write(path, unseen(nnip.read(entry["mixed"]), nnip.read(entry["train"])))
     return path
 
 
@@ -110,22 +107,32 @@ def run_mace(entry: dict, test: Path, folder: Path, args) -> dict:
             "epochs": mace_accuracy.epochs_trained(workdir), "kept_epoch": errors["epoch"], "cpu_share": share}
 
 
+def run_key(package: str, args) -> dict:
+    """What a recorded run must share with this call to be reused."""
+    return {"minutes": args.minutes, "seed": args.seed, "threads": args.threads,
+            "model": args.model if package == "nnip" else "MACE"}
+
+
+def recorded(name: str, package: str, args) -> dict | None:
+    """The figures of a recorded run of this budget, seed, threads and model; None when there is none."""
+    path = args.workdir / name / f"{package}.json"
+    if not path.is_file():
+        return None
+    figures, key = json.loads(path.read_text()), run_key(package, args)
+    return figures if {k: figures.get(k) for k in key} == key else None
+
+
 def result(name: str, package: str, entry: dict, args) -> dict:
-    """The figures of one run: from its JSON when a run with this budget and seed is recorded, else run now."""
+    """The figures of one run: recorded ones unless ``--redo``, else run now (and recorded)."""
+    if not args.redo and (figures := recorded(name, package, args)) is not None:
+        return figures
     folder = args.workdir / name
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{package}.json"
-    key = {"minutes": args.minutes, "seed": args.seed, "threads": args.threads,
-           "model": args.model if package == "nnip" else "MACE"}
-    if path.is_file() and not args.redo:
-        recorded = json.loads(path.read_text())
-        if {k: recorded.get(k) for k in key} == key:
-            return recorded
     test = test_file(entry, folder)
     print(f"{entry['label']}: training {package} for {args.minutes:g} min ...", flush=True)
     figures = (run_nnip if package == "nnip" else run_mace)(entry, test, folder, args)
-    figures = {**key, **figures}
-    path.write_text(json.dumps(figures, indent=2))
+    figures = {**run_key(package, args), **figures}
+    (folder / f"{package}.json").write_text(json.dumps(figures, indent=2))
     return figures
 
 
@@ -169,11 +176,8 @@ def main() -> None:
             for name, entry in sets.items()}
     for name in rows:  # the other package's figures, where recorded earlier
         for package in set(PACKAGES) - set(args.packages):
-            recorded = args.workdir / name / f"{package}.json"
-            if recorded.is_file():
-                figures = json.loads(recorded.read_text())
-                if figures.get("minutes") == args.minutes and figures.get("seed") == args.seed:
-                    rows[name][package] = figures
+            if (figures := recorded(name, package, args)) is not None:
+                rows[name][package] = figures
     table(rows, sets)
     print("F: test force MAE (meV/Å); E: test energy MAE (meV/atom); ratio: nnip F / MACE F; epochs and CPU share: "
           "nnip/MACE; finite: nnip's last training loss", flush=True)

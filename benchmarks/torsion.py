@@ -199,8 +199,9 @@ def main() -> None:
               "training": {"max_time": 60 * args.minutes, "progress": False, "plots": False}}
     report = nnip.train(config, args.set, resume=(folder / "config.yaml").is_file())
     model = nnip.load(folder / "model.pt")
-    print(f"nnip {args.model}, defaults{''.join(', ' + item for item in args.set)}, {args.minutes:g} min ({report['epochs']} epochs): validation force MAE "
-          f"{1000 * report['val']['forces_mae']:.1f} meV/Å")
+    changes = "".join(", " + item for item in args.set)
+    print(f"nnip {args.model}, defaults{changes}, {args.minutes:g} min ({report['epochs']} epochs): "
+          f"validation force MAE {1000 * report['val']['forces_mae']:.1f} meV/Å")
     predictions = {"nnip": nnip_energies(model, scans)}
     if args.mace:
         predictions["MACE"] = mace_energies(work, args.minutes, args.seed, args.threads)

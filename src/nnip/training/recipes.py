@@ -6,9 +6,9 @@ is checked, so the resolved ``config.yaml`` of a run shows every value used. Key
 ``loss`` is filled key by key. Models without a recipe (classical terms) get TrainingConfig's own defaults.
 
 The networks' recipes anneal the learning rate by a cosine over ``max_time`` when it is set (otherwise over
-``max_epochs``; with ``max_time`` and no ``max_epochs`` the time budget alone ends the run), clip the gradient norm and average the weights (EMA); they were chosen by
-benchmarks/recipes.py (docs/benchmarks.md, "Default training recipes"). Linear ACE and the sparse GP are fitted
-in closed form.
+``max_epochs``; with ``max_time`` and no ``max_epochs`` the time budget alone ends the run), clip the gradient
+norm and average the weights (EMA); they were chosen by benchmarks/recipes.py (docs/benchmarks.md, "Default
+training recipes"). Linear ACE and the sparse GP are fitted in closed form.
 """
 
 from __future__ import annotations
