@@ -28,9 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import resource
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -93,16 +91,10 @@ def run_nnip(entry: dict, test: Path, folder: Path, args) -> dict:
 
 def run_mace(entry: dict, test: Path, folder: Path, args) -> dict:
     """mace_run_train at its reference settings for ``args.minutes``; its test figures."""
-    if not (mace_accuracy.MACE_BIN / "mace_run_train").exists():
-        sys.exit(f"{mace_accuracy.MACE_BIN / 'mace_run_train'} not found: run `bash benchmarks/peers/setup.sh` first")
     workdir = folder / "mace_run"
-    shutil.rmtree(workdir, ignore_errors=True)
-    workdir.mkdir(parents=True)
-    options = argparse.Namespace(train=entry["train"], test=test, minutes=[args.minutes], seed=args.seed,
-                                 threads=args.threads, valid_fraction=entry["val"])
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
-    [(_, snapshot, share)] = mace_accuracy.train(options, workdir, env)
-    errors = mace_accuracy.evaluate(options, snapshot, env)
+    options, snapshot, share = mace_accuracy.train_for(entry["train"], test, workdir, args.minutes, args.seed,
+                                                       args.threads, entry["val"])
+    errors = mace_accuracy.evaluate(options, snapshot, mace_accuracy.threads_env(args.threads))
     return {"forces_mae_mev": errors["forces_mae_mev"], "energy_mae_mev_per_atom": errors["energy_mae_mev_per_atom"],
             "epochs": mace_accuracy.epochs_trained(workdir), "kept_epoch": errors["epoch"], "cpu_share": share}
 

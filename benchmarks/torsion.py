@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -135,14 +133,10 @@ def mace_energies(work: Path, minutes: float, seed: int, threads: int) -> list[f
     cache = folder / "scan_energies.json"
     if cache.is_file():
         return json.loads(cache.read_text())
-    if not (mace_accuracy.MACE_BIN / "mace_run_train").exists():
-        raise SystemExit("MACE is not installed: run `bash benchmarks/peers/setup.sh` first, or leave out --mace")
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    options = argparse.Namespace(train=(work / "md.extxyz").resolve(), test=(work / "scans.extxyz").resolve(),
-                                 minutes=[minutes], seed=seed, threads=threads, valid_fraction=0.1)
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    [(_, snapshot, share)] = mace_accuracy.train(options, folder, env)
+    options, snapshot, share = mace_accuracy.train_for((work / "md.extxyz").resolve(),
+                                                       (work / "scans.extxyz").resolve(), folder, minutes, seed,
+                                                       threads, valid_fraction=0.1)
+    env = mace_accuracy.threads_env(threads)
     predicted = mace_accuracy.predict(mace_accuracy.rebuild(options, snapshot, env), options.test,
                                       folder / "scans_predicted.xyz", env)
     energies = [float(a.info["MACE_energy"]) for a in predicted]

@@ -134,6 +134,29 @@ def train(args: argparse.Namespace, workdir: Path, env: dict[str, str]) -> list[
     return snapshots
 
 
+def require_mace() -> None:
+    """Exit with a one-line message when .venv-mace is missing."""
+    if not (MACE_BIN / "mace_run_train").exists():
+        sys.exit(f"{MACE_BIN / 'mace_run_train'} not found: run `bash benchmarks/peers/setup.sh` first")
+
+
+def threads_env(threads: int) -> dict[str, str]:
+    """The environment of a MACE subprocess limited to ``threads`` threads."""
+    return {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+
+
+def train_for(train_file: Path, test: Path, folder: Path, minutes: float, seed: int, threads: int,
+              valid_fraction: float) -> tuple[argparse.Namespace, Path, float]:
+    """mace_run_train in a fresh ``folder`` for ``minutes``: (its options, the snapshot folder, CPU share)."""
+    require_mace()
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    options = argparse.Namespace(train=train_file, test=test, minutes=[minutes], seed=seed, threads=threads,
+                                 valid_fraction=valid_fraction)
+    [(_, snapshot, share)] = train(options, folder, threads_env(threads))
+    return options, snapshot, share
+
+
 def rebuild(args: argparse.Namespace, snapshot: Path, env: dict[str, str]) -> Path:
     """MACE's own model file, built by mace_run_train from the checkpoint in ``snapshot`` (module docstring)."""
     epoch = epoch_of(newest_checkpoint(snapshot))
@@ -178,8 +201,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--valid-fraction", type=float, default=0.05, help="share of --train held out by MACE")
     args = parser.parse_args()
-    if not (MACE_BIN / "mace_run_train").exists():
-        sys.exit(f"{MACE_BIN / 'mace_run_train'} not found: run `bash benchmarks/peers/setup.sh` first")
+    require_mace()
     for path in (args.train, args.test):
         if not path.is_file():
             sys.exit(f"{path}: no such file")
@@ -188,7 +210,7 @@ def main() -> None:
     if workdir.exists():
         sys.exit(f"{workdir} exists: choose another --workdir or remove it")
     workdir.mkdir(parents=True)
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
+    env = threads_env(args.threads)
     for minutes, snapshot, _ in train(args, workdir, env):
         try:
             errors = evaluate(args, snapshot, env)
