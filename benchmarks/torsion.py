@@ -16,7 +16,9 @@ Steps, each cached in ``--workdir`` and resumed where it stopped (rerun the same
    or with ``--set`` changes for a diagnosis; run folder ``<workdir>/<model>_<minutes>min_seed<seed>[_<changes>]``,
    resumed by ``nnip train --resume`` rules),
    then per scan: the relative energies E(phi) - E(phi_0), phi_0 the reference's minimum, their MAE against
-   GFN2-xTB's and both barriers (largest relative energy).
+   GFN2-xTB's and both barriers (largest relative energy). The MAE is also split between the points where two
+   atoms at least 4 bonds apart come more than 0.5 Å closer than in any MD frame (a contact never trained on)
+   and the others.
 4. With ``--mace``: mace_run_train at its reference settings (benchmarks/peers/mace_accuracy.py; 10 % for
    validation, the same budget and threads) on md.extxyz, run after nnip, its scan energies cached in
    ``<workdir>/mace_<minutes>min_seed<seed>``; the same figures.
@@ -44,6 +46,7 @@ from peers import mace_accuracy
 DIHEDRALS = {"alpha": (4, 1, 5, 13), "beta": (1, 5, 13, 14), "gamma": (5, 13, 14, 18)}
 EQUILIBRATION = 1000  # steps of 0.5 fs dropped
 INTERVAL = 20  # steps between kept frames
+NEW_CONTACT = 0.5  # Å closer than in any MD frame: a scan point with a contact the training data never showed
 
 
 def make_md(path: Path, frames: int, seed: int) -> list:
@@ -65,17 +68,44 @@ def make_md(path: Path, frames: int, seed: int) -> list:
     return kept
 
 
-def _far_side(atoms, j: int, k: int) -> list[bool]:
-    """Mask of the atoms bonded to k's side of the j-k bond (natural covalent radii)."""
+def _bond_graph(atoms) -> list[set[int]]:
+    """The covalent neighbours of every atom (natural covalent radii)."""
     neighbours = NeighborList(natural_cutoffs(atoms), self_interaction=False, bothways=True)
     neighbours.update(atoms)
-    side, todo = {k}, [k]
+    return [{int(n) for n in neighbours.get_neighbors(i)[0]} for i in range(len(atoms))]
+
+
+def _far_side(atoms, j: int, k: int) -> list[bool]:
+    """Mask of the atoms bonded to k's side of the j-k bond."""
+    graph, side, todo = _bond_graph(atoms), {k}, [k]
     while todo:
-        for n in neighbours.get_neighbors(todo.pop())[0]:
+        for n in graph[todo.pop()]:
             if n != j and n not in side:
-                side.add(int(n))
-                todo.append(int(n))
+                side.add(n)
+                todo.append(n)
     return [i in side for i in range(len(atoms))]
+
+
+def _bonds_apart(atoms) -> np.ndarray:
+    """Bonds on the shortest path between every two atoms, (N, N); N where they are not connected."""
+    graph, n = _bond_graph(atoms), len(atoms)
+    hops = np.full((n, n), n)
+    for source in range(n):
+        hops[source, source], frontier = 0, [source]
+        while frontier:
+            reached = [b for a in frontier for b in graph[a] if hops[source, b] == n]
+            for b in reached:
+                hops[source, b] = hops[source, frontier[0]] + 1
+            frontier = list(dict.fromkeys(reached))
+    return hops
+
+
+def new_contacts(md, scans, bonds: int = 4) -> np.ndarray:
+    """Per scan point (Å): how much closer than in any MD frame two atoms at least ``bonds`` bonds apart come;
+    0 where no pair does. A contact the training data never showed."""
+    i, j = np.nonzero(np.triu(_bonds_apart(md[0]) >= bonds))
+    closest = np.min([a.get_all_distances()[i, j] for a in md], axis=0)
+    return np.array([max(0.0, float((closest - a.get_all_distances()[i, j]).max())) for a in scans])
 
 
 def _relaxed(atoms, quadruple, angle: float, calculator):
@@ -145,9 +175,10 @@ def mace_energies(work: Path, minutes: float, seed: int, threads: int) -> list[f
     return energies
 
 
-def scan_errors(scans, predicted: list[float]) -> list[dict]:
+def scan_errors(scans, predicted: list[float], contacts: np.ndarray) -> list[dict]:
     """Per dihedral: relative-energy MAE (meV) and both barriers (meV) of the ``predicted`` energies (eV, one per
-    scan point), relative to the reference's minimum."""
+    scan point), relative to the reference's minimum; the MAE also over the points with a new contact
+    (``contacts`` > NEW_CONTACT Å, from new_contacts) and over the others (nan where there are none)."""
     rows = []
     for name in DIHEDRALS:
         points = sorted((n for n, a in enumerate(scans) if a.info["dihedral"] == name),
@@ -157,9 +188,13 @@ def scan_errors(scans, predicted: list[float]) -> list[dict]:
         reference = np.array([scans[n].get_potential_energy() for n in points])
         energies = np.array([predicted[n] for n in points])
         origin = int(np.argmin(reference))
-        ref, pred = reference - reference[origin], energies - energies[origin]
-        rows.append({"dihedral": name, "points": len(points), "mae_mev": 1000 * float(np.abs(pred - ref).mean()),
-                     "barrier_ref_mev": 1000 * float(ref.max()), "barrier_pred_mev": 1000 * float(pred.max())})
+        errors = np.abs((energies - energies[origin]) - (reference - reference[origin]))
+        new = contacts[points] > NEW_CONTACT
+        part = lambda mask: 1000 * float(errors[mask].mean()) if mask.any() else float("nan")  # noqa: E731
+        rows.append({"dihedral": name, "points": len(points), "mae_mev": 1000 * float(errors.mean()),
+                     "new_contact_points": int(new.sum()), "mae_new_mev": part(new), "mae_seen_mev": part(~new),
+                     "barrier_ref_mev": 1000 * float(np.ptp(reference)),
+                     "barrier_pred_mev": 1000 * float((energies - energies[origin]).max())})
     return rows
 
 
@@ -199,12 +234,16 @@ def main() -> None:
     predictions = {"nnip": nnip_energies(model, scans)}
     if args.mace:
         predictions["MACE"] = mace_energies(work, args.minutes, args.seed, args.threads)
-    print(f"{'dihedral':9s} {'points':>6s} {'package':>7s} {'rel. E MAE meV':>14s} {'barrier GFN2':>12s} "
-          f"{'barrier':>8s}")
+    contacts = new_contacts(md, scans)
+    print(f"{'dihedral':9s} {'points':>6s} {'package':>7s} {'rel. E MAE meV':>14s} {'new contact':>16s} "
+          f"{'other points':>12s} {'barrier GFN2':>12s} {'barrier':>8s}")
     for package, energies in predictions.items():
-        for row in scan_errors(scans, energies):
+        for row in scan_errors(scans, energies, contacts):
             print(f"{row['dihedral']:9s} {row['points']:6d} {package:>7s} {row['mae_mev']:14.1f} "
+                  f"{row['mae_new_mev']:10.1f} ({row['new_contact_points']:2d}) {row['mae_seen_mev']:12.1f} "
                   f"{row['barrier_ref_mev']:12.0f} {row['barrier_pred_mev']:8.0f}")
+    print(f"new contact: MAE over the points where two atoms at least 4 bonds apart come more than {NEW_CONTACT} Å "
+          "closer than in any MD frame (their number); other points: the rest")
 
 
 if __name__ == "__main__":
