@@ -36,6 +36,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from ase.constraints import FixInternals
 from ase.neighborlist import NeighborList, natural_cutoffs
 from ase.optimize import BFGS
+from scipy.sparse.csgraph import shortest_path
 
 import nnip
 from nnip.md.run import MDSettings, run_md
@@ -87,17 +88,11 @@ def _far_side(atoms, j: int, k: int) -> list[bool]:
 
 
 def _bonds_apart(atoms) -> np.ndarray:
-    """Bonds on the shortest path between every two atoms, (N, N); N where they are not connected."""
-    graph, n = _bond_graph(atoms), len(atoms)
-    hops = np.full((n, n), n)
-    for source in range(n):
-        hops[source, source], frontier = 0, [source]
-        while frontier:
-            reached = [b for a in frontier for b in graph[a] if hops[source, b] == n]
-            for b in reached:
-                hops[source, b] = hops[source, frontier[0]] + 1
-            frontier = list(dict.fromkeys(reached))
-    return hops
+    """Bonds on the shortest path between every two atoms, (N, N); inf where they are not connected."""
+    adjacency = np.zeros((len(atoms), len(atoms)))
+    for i, neighbours in enumerate(_bond_graph(atoms)):
+        adjacency[i, list(neighbours)] = 1
+    return shortest_path(adjacency, unweighted=True)
 
 
 def new_contacts(md, scans, bonds: int = 4) -> np.ndarray:
