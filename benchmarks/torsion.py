@@ -13,15 +13,17 @@ Steps, each cached in ``--workdir`` and resumed where it stopped (rerun the same
    (the atoms on its far side rotated), fixed (ase FixInternals) and everything else relaxed with GFN2-xTB (BFGS
    to 0.05 eV/Å); each point starts from the previous one. Every point is written as soon as it is relaxed.
 3. nnip trained on md.extxyz with its defaults (only ``model.name`` and the time budget; 10 % for validation;
-   or with ``--set`` changes for a diagnosis; run folder ``<workdir>/<model>_<minutes>min_seed<seed>[_<changes>]``,
-   resumed by ``nnip train --resume`` rules),
+   or, for a diagnosis, with ``--set`` changes and ``--epochs`` in place of the time budget; run folder
+   ``<workdir>/<model>_<minutes>min_seed<seed>[_<changes>]`` (``<epochs>epochs`` for ``<minutes>min``), resumed by
+   ``nnip train --resume`` rules),
    then per scan: the relative energies E(phi) - E(phi_0), phi_0 the reference's minimum, their MAE against
    GFN2-xTB's and both barriers (largest relative energy). The MAE is also split between the points where two
    atoms at least 4 bonds apart come more than 0.5 Å closer than in any MD frame (a contact never trained on)
    and the others.
 4. With ``--mace``: mace_run_train at its reference settings (benchmarks/peers/mace_accuracy.py; 10 % for
-   validation, the same budget and threads) on md.extxyz, run after nnip, its scan energies cached in
-   ``<workdir>/mace_<minutes>min_seed<seed>``; the same figures.
+   validation, the same budget and threads, or ``--mace-epochs`` epochs) on md.extxyz, run after nnip, its scan
+   energies cached in ``<workdir>/mace_<minutes>min_seed<seed>`` (``<epochs>epochs`` for ``<minutes>min``);
+   the same figures.
 """
 
 from __future__ import annotations
@@ -151,22 +153,28 @@ def nnip_energies(model, scans) -> list[float]:
     return energies
 
 
-def mace_energies(work: Path, minutes: float, seed: int, threads: int) -> list[float]:
+def mace_energies(work: Path, minutes: float, seed: int, threads: int, epochs: int | None = None) -> list[float]:
     """MACE's energy (eV) of every scan point after mace_run_train at its reference settings
-    (benchmarks/peers/mace_accuracy.py) on md.extxyz for ``minutes``; cached in <work>/mace_<minutes>min_seed<seed>."""
-    folder = work / f"mace_{minutes:g}min_seed{seed}"
+    (benchmarks/peers/mace_accuracy.py) on md.extxyz for ``minutes`` (or ``epochs`` epochs); cached in
+    <work>/mace_<minutes>min_seed<seed> (mace_<epochs>epochs_seed<seed>)."""
+    folder = work / (f"mace_{epochs}epochs_seed{seed}" if epochs else f"mace_{minutes:g}min_seed{seed}")
     cache = folder / "scan_energies.json"
     if cache.is_file():
         return json.loads(cache.read_text())
-    options, snapshot, share = mace_accuracy.train_for((work / "md.extxyz").resolve(),
-                                                       (work / "scans.extxyz").resolve(), folder, minutes, seed,
-                                                       threads, valid_fraction=0.1)
+    train, scans = (work / "md.extxyz").resolve(), (work / "scans.extxyz").resolve()
     env = mace_accuracy.threads_env(threads)
-    predicted = mace_accuracy.predict(mace_accuracy.rebuild(options, snapshot, env), options.test,
-                                      folder / "scans_predicted.xyz", env)
+    if epochs:
+        model = mace_accuracy.train_epochs(train, scans, folder, epochs, seed, threads, valid_fraction=0.1)
+        done = f"{epochs} epochs"
+    else:
+        options, snapshot, share = mace_accuracy.train_for(train, scans, folder, minutes, seed, threads,
+                                                           valid_fraction=0.1)
+        model = mace_accuracy.rebuild(options, snapshot, env)
+        done = f"{minutes:g} min ({mace_accuracy.epochs_trained(folder)} epochs, CPU share {share:.2f})"
+    predicted = mace_accuracy.predict(model, scans, folder / "scans_predicted.xyz", env)
     energies = [float(a.info["MACE_energy"]) for a in predicted]
     cache.write_text(json.dumps(energies))
-    print(f"MACE, {minutes:g} min ({mace_accuracy.epochs_trained(folder)} epochs, CPU share {share:.2f})")
+    print(f"MACE, {done}")
     return energies
 
 
@@ -198,6 +206,8 @@ def main() -> None:
     parser.add_argument("--workdir", required=True, help="cache of the MD and the scans")
     parser.add_argument("--model", default="equivariant")
     parser.add_argument("--minutes", type=float, default=30.0, help="nnip's training budget")
+    parser.add_argument("--epochs", type=int, help="train nnip for this many epochs instead of --minutes (for a "
+                        "diagnosis whose runs share the cores: the result does not depend on the speed)")
     parser.add_argument("--frames", type=int, default=500, help="MD frames for training")
     parser.add_argument("--step", type=float, default=15.0, help="scan step, degrees")
     parser.add_argument("--threads", type=int, default=2)
@@ -205,6 +215,7 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="change one of nnip's defaults (as `nnip train --set`), e.g. model.cutoff=4; repeatable")
     parser.add_argument("--mace", action="store_true", help="also MACE, trained the same way (mace_accuracy.py)")
+    parser.add_argument("--mace-epochs", type=int, help="train MACE for this many epochs instead of --minutes")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     work = Path(args.workdir)
@@ -217,18 +228,20 @@ def main() -> None:
     print(f"{len(md)} MD frames (energy std {1000 * md_energies.std():.0f} meV); {len(scans)} scan points (relaxed "
           f"energy span per dihedral: {', '.join(f'{n} {1000 * v:.0f} meV' for n, v in spans.items())})")
     variant = "".join(f"_{item.replace('=', '-')}" for item in args.set)
-    folder = work / f"{args.model}_{args.minutes:g}min_seed{args.seed}{variant}"  # resumed when it exists
+    budget = f"{args.epochs}epochs" if args.epochs else f"{args.minutes:g}min"
+    folder = work / f"{args.model}_{budget}_seed{args.seed}{variant}"  # resumed when it exists
+    limit = {"max_epochs": args.epochs} if args.epochs else {"max_time": 60 * args.minutes}
     config = {"seed": args.seed, "output": str(folder), "model": {"name": args.model},
               "data": {"train": str(work / "md.extxyz"), "split": {"val": 0.1}},
-              "training": {"max_time": 60 * args.minutes, "progress": False, "plots": False}}
+              "training": {**limit, "progress": False, "plots": False}}
     report = nnip.train(config, args.set, resume=(folder / "config.yaml").is_file())
     model = nnip.load(folder / "model.pt")
     changes = "".join(", " + item for item in args.set)
-    print(f"nnip {args.model}, defaults{changes}, {args.minutes:g} min ({report['epochs']} epochs): "
+    print(f"nnip {args.model}, defaults{changes}, {budget} ({report['epochs']} epochs): "
           f"validation force MAE {1000 * report['val']['forces_mae']:.1f} meV/Å")
     predictions = {"nnip": nnip_energies(model, scans)}
     if args.mace:
-        predictions["MACE"] = mace_energies(work, args.minutes, args.seed, args.threads)
+        predictions["MACE"] = mace_energies(work, args.minutes, args.seed, args.threads, args.mace_epochs)
     contacts = new_contacts(md, scans)
     print(f"{'dihedral':9s} {'points':>6s} {'package':>7s} {'rel. E MAE meV':>14s} {'new contact':>16s} "
           f"{'other points':>12s} {'barrier GFN2':>12s} {'barrier':>8s}")

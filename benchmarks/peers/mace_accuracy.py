@@ -157,6 +157,20 @@ def train_for(train_file: Path, test: Path, folder: Path, minutes: float, seed: 
     return options, snapshot, share
 
 
+def train_epochs(train_file: Path, test: Path, folder: Path, epochs: int, seed: int, threads: int,
+                 valid_fraction: float) -> Path:
+    """mace_run_train in a fresh ``folder`` for ``epochs`` epochs (its speed does not matter: for runs that share
+    the cores); returns MACE's model file."""
+    require_mace()
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    command = mace_arguments(train_file, test, folder, seed, folder / "checkpoints", valid_fraction)
+    with open(folder / "train.log", "w") as log:
+        subprocess.run(command + [f"--max_num_epochs={epochs}"], stdout=log, stderr=subprocess.STDOUT,
+                       env=threads_env(threads), check=True)
+    return folder / (NAME + ".model")
+
+
 def rebuild(args: argparse.Namespace, snapshot: Path, env: dict[str, str]) -> Path:
     """MACE's own model file, built by mace_run_train from the checkpoint in ``snapshot`` (module docstring)."""
     epoch = epoch_of(newest_checkpoint(snapshot))

@@ -9,6 +9,7 @@ import torch
 
 from nnip.data.graph import AtomicGraph
 from nnip.data.neighbors import NeighborRequest
+from nnip.errors import ConfigError
 from nnip.nn.irreps import rotation_matrix_of
 from nnip.nn.lone import with_lone_atoms
 from nnip.potentials import Potential
@@ -130,3 +131,13 @@ def test_pairs_give_the_sum_over_directed_edges():
     got = doubled(species, dataclasses.replace(edges, is_half=True))
     assert want.abs().max() > 1e-3
     torch.testing.assert_close(got, want, rtol=1e-11, atol=1e-12)
+
+
+def test_product_weights_start_at_product_init():
+    """The initial weights of the products B^2, B^3 have standard deviation product_init, which must be > 0."""
+    torch.manual_seed(0)
+    model = small_model(channels=16, product_init=0.2)
+    weights = torch.cat([w.detach().flatten() for i in model.interactions for w in i.product_weights])
+    assert weights.numel() > 500 and float(weights.std()) == pytest.approx(0.2, rel=0.1)
+    with pytest.raises(ConfigError, match="product_init"):
+        small_model(product_init=0.0)

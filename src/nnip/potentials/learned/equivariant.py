@@ -48,7 +48,7 @@ from nnip.nn.mlp import mlp
 from nnip.nn.radial import BesselBasis, polynomial_cutoff
 from nnip.potentials.contract.base import Edges, Term
 from nnip.potentials.learned.hyperparameters import check_network_config
-from nnip.strict import CUTOFF
+from nnip.strict import CUTOFF, POSITIVE, check
 
 __all__ = ["Equivariant", "EquivariantConfig"]
 
@@ -65,7 +65,11 @@ class EquivariantConfig:
         functions. radial_hidden: width of the two hidden layers of the radial MLP.
         readout_hidden: width of the last layer's readout MLP. activation: of the MLPs.
         avg_neighbors: the sum over neighbours is divided by this; None fits it to the
-        training data (mean neighbours per atom within the cutoff).
+        training data (mean neighbours per atom within the cutoff). product_init: standard deviation of
+        the initial weights of the products B^nu (nu >= 2), against order one for A and the linear maps:
+        small, the fit grows the many-body terms only as far as the data asks, which lowers the error on
+        conformers far from the training data (docs/benchmarks.md, "Torsional extrapolation on 3BPA"; MACE
+        also starts its product weights small).
     """
 
     cutoff: Annotated[float, CUTOFF] = 5.0
@@ -79,9 +83,11 @@ class EquivariantConfig:
     readout_hidden: int = 16
     activation: str = "silu"
     avg_neighbors: float | None = None
+    product_init: Annotated[float, POSITIVE] = 0.2
 
     def __post_init__(self) -> None:
         check_network_config(self, ("channels", "layers", "basis", "radial_hidden", "readout_hidden", "correlation"))
+        check("product_init", self.product_init, POSITIVE)
         if not 0 <= self.l_max <= 3 or not 0 <= self.hidden_l <= self.l_max:
             raise ConfigError(f"need 0 <= hidden_l <= l_max <= 3, got hidden_l={self.hidden_l}, l_max={self.l_max}")
         if self.correlation > 3:
@@ -106,7 +112,8 @@ class Interaction(nn.Module):
         self.product_weights = nn.ParameterList()
         for nu in range(2, config.correlation + 1):
             self.products.append(Coupling(l_max, l_max, hidden_l if nu == config.correlation else l_max))
-            self.product_weights.append(nn.Parameter(torch.randn(n_elements, len(self.products[-1].paths), k)))
+            self.product_weights.append(nn.Parameter(config.product_init * torch.randn(
+                n_elements, len(self.products[-1].paths), k)))
         self.message = IrrepsLinear(k * config.correlation, k, hidden_l, hidden_l)
         self.skip = ElementIrrepsLinear(k, k, l_in, hidden_l, n_elements)
         # numbers per edge of the largest per-edge tensor (for nnip.nn.execution): the messages,
