@@ -217,6 +217,8 @@ def main() -> None:
     parser.add_argument("--mace", action="store_true", help="also MACE, trained the same way (mace_accuracy.py)")
     parser.add_argument("--mace-epochs", type=int, help="train MACE for this many epochs instead of --minutes")
     args = parser.parse_args()
+    if args.mace_epochs and not args.mace:
+        parser.error("--mace-epochs needs --mace")
     torch.set_num_threads(args.threads)
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)

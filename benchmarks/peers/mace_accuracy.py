@@ -145,12 +145,17 @@ def threads_env(threads: int) -> dict[str, str]:
     return {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
 
 
-def train_for(train_file: Path, test: Path, folder: Path, minutes: float, seed: int, threads: int,
-              valid_fraction: float) -> tuple[argparse.Namespace, Path, float]:
-    """mace_run_train in a fresh ``folder`` for ``minutes``: (its options, the snapshot folder, CPU share)."""
+def fresh_folder(folder: Path) -> None:
+    """An empty ``folder`` for a new MACE run (its old contents removed), once MACE is known to be installed."""
     require_mace()
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
+
+
+def train_for(train_file: Path, test: Path, folder: Path, minutes: float, seed: int, threads: int,
+              valid_fraction: float) -> tuple[argparse.Namespace, Path, float]:
+    """mace_run_train in a fresh ``folder`` for ``minutes``: (its options, the snapshot folder, CPU share)."""
+    fresh_folder(folder)
     options = argparse.Namespace(train=train_file, test=test, minutes=[minutes], seed=seed, threads=threads,
                                  valid_fraction=valid_fraction)
     [(_, snapshot, share)] = train(options, folder, threads_env(threads))
@@ -161,9 +166,7 @@ def train_epochs(train_file: Path, test: Path, folder: Path, epochs: int, seed: 
                  valid_fraction: float) -> Path:
     """mace_run_train in a fresh ``folder`` for ``epochs`` epochs (its speed does not matter: for runs that share
     the cores); returns MACE's model file."""
-    require_mace()
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
+    fresh_folder(folder)
     command = mace_arguments(train_file, test, folder, seed, folder / "checkpoints", valid_fraction)
     with open(folder / "train.log", "w") as log:
         subprocess.run(command + [f"--max_num_epochs={epochs}"], stdout=log, stderr=subprocess.STDOUT,
