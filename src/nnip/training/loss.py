@@ -36,7 +36,9 @@ class LossConfig:
 
     Args:
         energy_weight, forces_weight, stress_weight, dipole_weight: w_E, w_F, w_S, w_D (0 switches
-            a term off; the dipole term needs a model with predicted charges, e.g. electrostatics).
+            a term off; the dipole term needs a model with predicted charges, e.g. electrostatics). w_E
+            weighs the per-atom energy error, w_F the error of each atom's force vector summed over its three
+            components (three times a per-component mean: MACE's forces_weight 100 is w_F 33).
         energy, forces, stress, dipole: penalty rho of each term: "mse", "mae" or "huber".
         huber_delta: where Huber turns from quadratic to linear, in the term's unit.
     """
