@@ -153,11 +153,16 @@ def nnip_energies(model, scans) -> list[float]:
     return energies
 
 
+def budget_name(minutes: float, epochs: int | None) -> str:
+    """The budget's part of a run folder's name: ``<epochs>epochs`` when an epoch count is set, else ``<minutes>min``."""
+    return f"{epochs}epochs" if epochs else f"{minutes:g}min"
+
+
 def mace_energies(work: Path, minutes: float, seed: int, threads: int, epochs: int | None = None) -> list[float]:
     """MACE's energy (eV) of every scan point after mace_run_train at its reference settings
     (benchmarks/peers/mace_accuracy.py) on md.extxyz for ``minutes`` (or ``epochs`` epochs); cached in
     <work>/mace_<minutes>min_seed<seed> (mace_<epochs>epochs_seed<seed>)."""
-    folder = work / (f"mace_{epochs}epochs_seed{seed}" if epochs else f"mace_{minutes:g}min_seed{seed}")
+    folder = work / f"mace_{budget_name(minutes, epochs)}_seed{seed}"
     cache = folder / "scan_energies.json"
     if cache.is_file():
         return json.loads(cache.read_text())
@@ -230,7 +235,7 @@ def main() -> None:
     print(f"{len(md)} MD frames (energy std {1000 * md_energies.std():.0f} meV); {len(scans)} scan points (relaxed "
           f"energy span per dihedral: {', '.join(f'{n} {1000 * v:.0f} meV' for n, v in spans.items())})")
     variant = "".join(f"_{item.replace('=', '-')}" for item in args.set)
-    budget = f"{args.epochs}epochs" if args.epochs else f"{args.minutes:g}min"
+    budget = budget_name(args.minutes, args.epochs)
     folder = work / f"{args.model}_{budget}_seed{args.seed}{variant}"  # resumed when it exists
     limit = {"max_epochs": args.epochs} if args.epochs else {"max_time": 60 * args.minutes}
     config = {"seed": args.seed, "output": str(folder), "model": {"name": args.model},
