@@ -20,7 +20,9 @@ reuses them, so the six runs can be spread over several calls (``--packages``, o
 ``--redo`` repeats them. The table: test force MAE (meV/Å) and energy MAE (meV/atom) per package, the ratio of
 the force errors (nnip / MACE), the epochs trained (MACE keeps the checkpoint of its best validation loss,
 an earlier epoch), the CPU share of each run (CPU seconds / wall seconds / threads:
-below about 0.9 the machine was shared) and whether nnip's last training loss was finite.
+below about 0.9 the machine was shared) and whether nnip's last training loss was finite. For a sweep of the
+defaults, ``--set KEY=VALUE`` changes one of nnip's (recorded with its figures); give each variant its own
+``--workdir``, with MACE's ``mace.json`` copied in to see the ratio.
 """
 
 from __future__ import annotations
@@ -78,7 +80,7 @@ def run_nnip(entry: dict, test: Path, folder: Path, args) -> dict:
               "data": {"train": str(entry["train"]), "test": str(test), "split": {"val": entry["val"]}},
               "training": {"max_time": 60 * args.minutes, "progress": False}}
     before, started = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
-    report = nnip_train(config, overwrite=True)
+    report = nnip_train(config, args.set, overwrite=True)
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_SELF)
     rows = read_metrics_csv(folder / "nnip_run" / "metrics.csv")
@@ -101,17 +103,19 @@ def run_mace(entry: dict, test: Path, folder: Path, args) -> dict:
 
 def run_key(package: str, args) -> dict:
     """What a recorded run must share with this call to be reused."""
-    return {"minutes": args.minutes, "seed": args.seed, "threads": args.threads,
-            "model": args.model if package == "nnip" else "MACE"}
+    key = {"minutes": args.minutes, "seed": args.seed, "threads": args.threads,
+           "model": args.model if package == "nnip" else "MACE"}
+    return {**key, "set": list(args.set)} if package == "nnip" else key
 
 
 def recorded(name: str, package: str, args) -> dict | None:
-    """The figures of a recorded run of this budget, seed, threads and model; None when there is none."""
+    """The figures of a recorded run of this budget, seed, threads, model and ``--set`` changes; None when there
+    is none."""
     path = args.workdir / name / f"{package}.json"
     if not path.is_file():
         return None
     figures, key = json.loads(path.read_text()), run_key(package, args)
-    return figures if {k: figures.get(k) for k in key} == key else None
+    return figures if {k: figures.get(k, [] if k == "set" else None) for k in key} == key else None
 
 
 def result(name: str, package: str, entry: dict, args) -> dict:
@@ -156,13 +160,17 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", type=Path, default=Path("runs/defaults"))
     parser.add_argument("--redo", action="store_true", help="run again even where figures are recorded")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="for a sweep: change one of nnip's defaults (as `nnip train --set`), e.g. "
+                             "training.loss.energy_weight=1; repeatable; give each variant its own --workdir")
     args = parser.parse_args()
     args.workdir = args.workdir.resolve()
     sets = data_sets(args)
     if not sets:
         parser.error("give at least one of --rmd17, --3bpa, --si")
     torch.set_num_threads(args.threads)
-    print(f"nnip {args.model} (defaults) against MACE (reference settings), {args.minutes:g} min each, "
+    changes = "".join(", " + item for item in args.set)
+    print(f"nnip {args.model} (defaults{changes}) against MACE (reference settings), {args.minutes:g} min each, "
           f"{args.threads} threads, seed {args.seed}, allocator: glibc", flush=True)
     rows = {name: {package: result(name, package, entry, args) for package in args.packages}
             for name, entry in sets.items()}
