@@ -13,8 +13,9 @@ ethanol (``--gfn2``: 300 K structures for training with 20 for validation, 1000 
 Candidates (``--recipes``): "defaults" (what ``nnip train`` does with only ``model.name``), "generic" (the
 settings every model got before recipes existed: Adam from 1e-3, plateau schedule, batch 16, no EMA or clipping)
 and variants of the defaults named below (``energy1``: per-atom energy weight 1 with the defaults' force
-weight 10; the networks other than the equivariant model have that by default). Each run prints the test force and energy MAE, the epochs, the CPU
-share (process CPU time / wall time / threads) and whether the last training loss was finite.
+weight 10, what the networks other than the equivariant model have by default; the equivariant model's
+is 10). Each run prints the test force and energy MAE, the epochs, the CPU share (process CPU time / wall time /
+threads) and whether the last training loss was finite.
 """
 
 from __future__ import annotations
